@@ -1,0 +1,210 @@
+//! The values that cross the plugin boundary (as JSON) and the safe trait.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use capmedia_content::{MediaPlan, Volume};
+use capmedia_manifest::VerifyOutcome;
+use serde::{Deserialize, Serialize};
+
+/// What a sink says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkInfo {
+    /// The name given to `--sink`.
+    pub name: String,
+    pub version: String,
+    /// What it writes, one line.
+    pub description: String,
+    /// The options it reads from [`MediaPlan::options`].
+    #[serde(default)]
+    pub options: Vec<SinkOption>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkOption {
+    pub name: String,
+    /// Accepted values, e.g. `fixed|dynamic`, or `true` for a flag.
+    pub values: String,
+    pub default: Option<String>,
+    pub help: String,
+}
+
+/// What `check` found: the layout it would write, and anything the user
+/// should see before writing (the target device, free room).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckReport {
+    pub volumes: Vec<Volume>,
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+/// One file or device a sink wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputFile {
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// 1-based volume number within the set.
+    pub volume: u32,
+}
+
+/// What `write` produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteReport {
+    pub sink: String,
+    pub set_id: String,
+    pub outputs: Vec<OutputFile>,
+    /// Whether the sink already read every output back against its manifest
+    /// before putting it in place.
+    #[serde(default)]
+    pub verified: bool,
+}
+
+/// Which outputs to read back.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyRequest {
+    pub outputs: Vec<PathBuf>,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+impl From<&WriteReport> for VerifyRequest {
+    fn from(r: &WriteReport) -> Self {
+        VerifyRequest {
+            outputs: r.outputs.iter().map(|o| o.path.clone()).collect(),
+            options: BTreeMap::new(),
+        }
+    }
+}
+
+/// The read-back of one output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeVerify {
+    pub output: PathBuf,
+    pub outcome: VerifyOutcome,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    pub volumes: Vec<VolumeVerify>,
+}
+
+impl VerifyReport {
+    pub fn is_ok(&self) -> bool {
+        self.volumes.iter().all(|v| v.outcome.is_ok())
+    }
+}
+
+/// The kind of a [`SinkError`], so the driver can choose an exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// The plan or target breaks a constraint; nothing was written.
+    Refused,
+    /// Reading or writing failed.
+    Io,
+    /// The user cancelled.
+    Cancelled,
+    /// A read-back found bytes that differ from the manifest.
+    Corrupt,
+    /// The sink does not handle this input (e.g. not its format).
+    Unsupported,
+    /// A bug: the sink panicked or broke the protocol.
+    Internal,
+}
+
+/// An error a sink returns; crosses the boundary as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub struct SinkError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl fmt::Display for SinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl SinkError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        SinkError {
+            kind,
+            message: message.into(),
+        }
+    }
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Refused, message)
+    }
+    pub fn io(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Io, message)
+    }
+    pub fn cancelled() -> Self {
+        Self::new(ErrorKind::Cancelled, "cancelled")
+    }
+    pub fn corrupt(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Corrupt, message)
+    }
+    pub fn unsupported(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unsupported, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+}
+
+/// Where a sink reports progress. `phase` is `write` or `verify`.
+pub trait Progress {
+    fn update(&self, phase: &str, done: u64, total: u64);
+    /// A line for the user (e.g. the device about to be written).
+    fn message(&self, text: &str);
+}
+
+/// Asked between chunks; a sink that sees `true` stops, removes its
+/// temporary files and returns [`SinkError::cancelled`].
+pub trait Cancel {
+    fn is_cancelled(&self) -> bool;
+}
+
+/// A [`Progress`] that discards everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+impl Progress for NoProgress {
+    fn update(&self, _: &str, _: u64, _: u64) {}
+    fn message(&self, _: &str) {}
+}
+
+/// A [`Cancel`] that never cancels.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NeverCancel;
+impl Cancel for NeverCancel {
+    fn is_cancelled(&self) -> bool {
+        false
+    }
+}
+
+/// A media sink: turns a [`MediaPlan`] into media of one kind.
+///
+/// Invariants every sink keeps:
+/// - `check` writes nothing and touches no target; everything that can refuse
+///   is refused there (sizes, capacity, file-size limits, target).
+/// - `write` never truncates or deletes an existing output before its
+///   replacement is complete and verified (temporary name, then rename), and
+///   leaves no temporary file behind on failure or cancel.
+/// - A sink never talks to the DP: every source in the plan is local.
+/// - Same plan (including `source_date_epoch`) → byte-identical output.
+pub trait MediaSink: Send + Sync {
+    fn describe(&self) -> SinkInfo;
+    fn check(&self, plan: &MediaPlan) -> Result<CheckReport, SinkError>;
+    fn write(
+        &self,
+        plan: &MediaPlan,
+        progress: &dyn Progress,
+        cancel: &dyn Cancel,
+    ) -> Result<WriteReport, SinkError>;
+    fn verify(
+        &self,
+        request: &VerifyRequest,
+        progress: &dyn Progress,
+    ) -> Result<VerifyReport, SinkError>;
+}
