@@ -167,11 +167,16 @@ mod tests {
 
     #[test]
     fn package_ids() {
-        assert_eq!("ps100005".parse::<PackageId>().map(|p| p.0), Ok("PS100005".into()));
+        assert_eq!(
+            "ps100005".parse::<PackageId>().map(|p| p.0),
+            Ok("PS100005".into())
+        );
         assert!("PS1000G5".parse::<PackageId>().is_err());
         assert!("PS10005".parse::<PackageId>().is_err());
         assert!("P-100005".parse::<PackageId>().is_err());
-        let c: PackageId = "Content_3C2B5D4E-1A2B-4C3D-8E9F-0123456789AB".parse().unwrap();
+        let c: PackageId = "Content_3C2B5D4E-1A2B-4C3D-8E9F-0123456789AB"
+            .parse()
+            .unwrap();
         assert_eq!(c.as_str(), "Content_3c2b5d4e-1a2b-4c3d-8e9f-0123456789ab");
         assert!("Content_xyz".parse::<PackageId>().is_err());
         assert_eq!(

@@ -194,7 +194,10 @@ mod tests {
 
     #[test]
     fn rejects_empty_components() {
-        assert!(matches!(err("boot//bcd"), MediaPathError::EmptyComponent(_)));
+        assert!(matches!(
+            err("boot//bcd"),
+            MediaPathError::EmptyComponent(_)
+        ));
         assert!(matches!(err("boot/"), MediaPathError::EmptyComponent(_)));
     }
 
@@ -208,25 +211,40 @@ mod tests {
     #[test]
     fn rejects_reserved_names() {
         for bad in ["CON", "nul", "boot/aux.txt", "COM1", "lpt9.log", "PRN/x"] {
-            assert!(matches!(err(bad), MediaPathError::ReservedName { .. }), "{bad}");
+            assert!(
+                matches!(err(bad), MediaPathError::ReservedName { .. }),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn rejects_control_characters() {
         for bad in ["a\0b", "a\nb", "tab\there", "del\u{7f}"] {
-            assert!(matches!(err(bad), MediaPathError::ControlChar { .. }), "{bad:?}");
+            assert!(
+                matches!(err(bad), MediaPathError::ControlChar { .. }),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn rejects_forbidden_characters_and_trailing_dots() {
         for bad in ["a<b", "a>b", "what?", "star*", "pipe|", "quo\"te", "a/b:c"] {
-            assert!(matches!(err(bad), MediaPathError::ForbiddenChar { .. }), "{bad}");
+            assert!(
+                matches!(err(bad), MediaPathError::ForbiddenChar { .. }),
+                "{bad}"
+            );
         }
-        assert!(matches!(err("dir./x"), MediaPathError::TrailingDotOrSpace(_)));
+        assert!(matches!(
+            err("dir./x"),
+            MediaPathError::TrailingDotOrSpace(_)
+        ));
         assert!(matches!(err("x "), MediaPathError::TrailingDotOrSpace(_)));
-        assert!(matches!(err(&"n".repeat(256)), MediaPathError::ComponentTooLong(_)));
+        assert!(matches!(
+            err(&"n".repeat(256)),
+            MediaPathError::ComponentTooLong(_)
+        ));
     }
 
     #[test]

@@ -172,7 +172,15 @@ impl MediaPlan {
                 return Err(PlanError::Duplicate(prev.clone(), e.path.clone()));
             }
             let mut prefix = String::new();
-            for comp in e.path.case_key().split('/').collect::<Vec<_>>().split_last().map(|x| x.1).unwrap_or(&[]) {
+            for comp in e
+                .path
+                .case_key()
+                .split('/')
+                .collect::<Vec<_>>()
+                .split_last()
+                .map(|x| x.1)
+                .unwrap_or(&[])
+            {
                 if !prefix.is_empty() {
                     prefix.push('/');
                 }
@@ -199,7 +207,9 @@ impl MediaPlan {
 pub enum PlanError {
     #[error(transparent)]
     Path(#[from] MediaPathError),
-    #[error("{0} and {1} name the same file on FAT and Joliet media (names compare case-insensitively)")]
+    #[error(
+        "{0} and {1} name the same file on FAT and Joliet media (names compare case-insensitively)"
+    )]
     Duplicate(MediaPath, MediaPath),
     #[error("{0} is a file, but {1} needs it to be a folder")]
     FileIsDirectory(MediaPath, MediaPath),
@@ -401,13 +411,25 @@ mod tests {
         std::fs::write(dir.path().join("SMS/data/TsmBootstrap.ini"), b"[x]\n").unwrap();
         std::fs::write(dir.path().join("a.txt"), b"abc").unwrap();
         let mut b = PlanBuilder::new("Configuration Manager", "iso-set", "/tmp/x.iso");
-        b.add_tree("", dir.path(), EntryRole::Template, "template").unwrap();
-        b.add_bytes("MediaLabel.txt", b"label=x".to_vec(), EntryRole::Generated, "boot")
+        b.add_tree("", dir.path(), EntryRole::Template, "template")
             .unwrap();
+        b.add_bytes(
+            "MediaLabel.txt",
+            b"label=x".to_vec(),
+            EntryRole::Generated,
+            "boot",
+        )
+        .unwrap();
         let plan = b.source_date_epoch(1).build().unwrap();
         let paths: Vec<_> = plan.entries.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(paths, ["SMS/data/TsmBootstrap.ini", "a.txt", "MediaLabel.txt"]);
-        assert_eq!(plan.entries[1].blake3, blake3::hash(b"abc").to_hex().to_string());
+        assert_eq!(
+            paths,
+            ["SMS/data/TsmBootstrap.ini", "a.txt", "MediaLabel.txt"]
+        );
+        assert_eq!(
+            plan.entries[1].blake3,
+            blake3::hash(b"abc").to_hex().to_string()
+        );
         assert_eq!(plan.set_id.len(), 16);
         let json = serde_json::to_string(&plan).unwrap();
         assert_eq!(serde_json::from_str::<MediaPlan>(&json).unwrap(), plan);
@@ -416,17 +438,22 @@ mod tests {
     #[test]
     fn rejects_case_duplicates_and_file_dir_clashes() {
         let mut b = PlanBuilder::new("x", "s", "o");
-        b.add_bytes("Boot/BCD", vec![], EntryRole::Boot, "boot").unwrap();
-        b.add_bytes("boot/bcd", vec![], EntryRole::Boot, "boot").unwrap();
+        b.add_bytes("Boot/BCD", vec![], EntryRole::Boot, "boot")
+            .unwrap();
+        b.add_bytes("boot/bcd", vec![], EntryRole::Boot, "boot")
+            .unwrap();
         assert!(matches!(b.build(), Err(PlanError::Duplicate(..))));
 
         let mut b = PlanBuilder::new("x", "s", "o");
-        b.add_bytes("boot", vec![], EntryRole::Boot, "boot").unwrap();
-        b.add_bytes("BOOT/bcd", vec![], EntryRole::Boot, "boot").unwrap();
+        b.add_bytes("boot", vec![], EntryRole::Boot, "boot")
+            .unwrap();
+        b.add_bytes("BOOT/bcd", vec![], EntryRole::Boot, "boot")
+            .unwrap();
         assert!(matches!(b.build(), Err(PlanError::FileIsDirectory(..))));
 
         let mut b = PlanBuilder::new("x", "s", "o");
-        b.add_bytes("capmedia.json", vec![], EntryRole::Generated, "x").unwrap();
+        b.add_bytes("capmedia.json", vec![], EntryRole::Generated, "x")
+            .unwrap();
         assert!(matches!(b.build(), Err(PlanError::ReservedPath(..))));
     }
 
@@ -434,7 +461,8 @@ mod tests {
     fn set_id_is_reproducible() {
         let mk = || {
             let mut b = PlanBuilder::new("x", "s", "o");
-            b.add_bytes("a", b"1".to_vec(), EntryRole::Boot, "g").unwrap();
+            b.add_bytes("a", b"1".to_vec(), EntryRole::Boot, "g")
+                .unwrap();
             b.source_date_epoch(7).build().unwrap().set_id
         };
         assert_eq!(mk(), mk());

@@ -43,7 +43,9 @@ pub struct ManifestFile {
 pub enum ManifestError {
     #[error("the medium has no {MANIFEST_PATH}: it was not written by capmedia, or its writing did not finish")]
     Missing,
-    #[error("{MANIFEST_PATH} is {0} bytes, more than the {MAX_MANIFEST_BYTES} a manifest may have")]
+    #[error(
+        "{MANIFEST_PATH} is {0} bytes, more than the {MAX_MANIFEST_BYTES} a manifest may have"
+    )]
     TooLarge(u64),
     #[error("{MANIFEST_PATH} is not a capmedia manifest: {0}")]
     Malformed(String),
@@ -133,16 +135,30 @@ pub trait MediaReader {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "problem", rename_all = "kebab-case")]
 pub enum FileProblem {
-    Missing { path: MediaPath },
-    SizeDiffers { path: MediaPath, expected: u64, actual: u64 },
-    HashDiffers { path: MediaPath, expected: String, actual: String },
+    Missing {
+        path: MediaPath,
+    },
+    SizeDiffers {
+        path: MediaPath,
+        expected: u64,
+        actual: u64,
+    },
+    HashDiffers {
+        path: MediaPath,
+        expected: String,
+        actual: String,
+    },
 }
 
 impl std::fmt::Display for FileProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             FileProblem::Missing { path } => write!(f, "{path}: missing"),
-            FileProblem::SizeDiffers { path, expected, actual } => {
+            FileProblem::SizeDiffers {
+                path,
+                expected,
+                actual,
+            } => {
                 write!(f, "{path}: {actual} bytes, manifest says {expected}")
             }
             FileProblem::HashDiffers { path, .. } => {
@@ -169,7 +185,8 @@ impl VerifyOutcome {
 
 /// Read the manifest from a medium.
 pub fn read_manifest(reader: &mut dyn MediaReader) -> Result<Manifest, ManifestError> {
-    let path = MediaPath::new(MANIFEST_PATH).map_err(|e| ManifestError::Malformed(e.to_string()))?;
+    let path =
+        MediaPath::new(MANIFEST_PATH).map_err(|e| ManifestError::Malformed(e.to_string()))?;
     let Some(r) = reader.open(&path)? else {
         return Err(ManifestError::Missing);
     };

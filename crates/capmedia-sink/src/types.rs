@@ -154,7 +154,10 @@ impl SinkError {
 }
 
 /// Where a sink reports progress. `phase` is `write` or `verify`.
-pub trait Progress {
+///
+/// `Sync` because a sink may report from worker threads; the host's
+/// callbacks are thread-safe by contract (see [`crate::abi::HostCallbacks`]).
+pub trait Progress: Sync {
     fn update(&self, phase: &str, done: u64, total: u64);
     /// A line for the user (e.g. the device about to be written).
     fn message(&self, text: &str);
