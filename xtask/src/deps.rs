@@ -1,0 +1,82 @@
+//! The Debian tools the tests check media with. `cargo xtask test` installs
+//! them when missing (as root), or stops naming the exact `apt-get` line: a
+//! test is never skipped because a tool is absent.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Result};
+
+/// (command or file the tests use, Debian package providing it)
+pub const TOOLS: &[(&str, &str)] = &[
+    ("xorriso", "xorriso"),
+    ("osirrox", "xorriso"),
+    ("isoinfo", "genisoimage"),
+    ("mdir", "mtools"),
+    ("mcopy", "mtools"),
+    ("fsck.fat", "dosfstools"),
+    ("mkfs.fat", "dosfstools"),
+    ("sgdisk", "gdisk"),
+    ("sfdisk", "fdisk"),
+    ("wimlib-imagex", "wimtools"),
+    ("qemu-img", "qemu-utils"),
+    ("qemu-system-x86_64", "qemu-system-x86"),
+    ("/usr/share/ovmf/OVMF.fd", "ovmf"),
+    ("/usr/sbin/nginx", "nginx-light"),
+    ("curl", "curl"),
+    ("losetup", "mount"),
+];
+
+fn present(tool: &str) -> bool {
+    if tool.starts_with('/') {
+        return Path::new(tool).exists();
+    }
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false)
+        || ["/usr/sbin", "/sbin"]
+            .iter()
+            .any(|d| Path::new(d).join(tool).is_file())
+}
+
+/// The packages whose tools are missing, deduplicated, in table order.
+pub fn missing() -> Vec<&'static str> {
+    let mut pkgs: Vec<&str> = Vec::new();
+    for (tool, pkg) in TOOLS {
+        if !present(tool) && !pkgs.contains(pkg) {
+            pkgs.push(pkg);
+        }
+    }
+    pkgs
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+pub fn ensure(install: bool) -> Result<()> {
+    let pkgs = missing();
+    if pkgs.is_empty() {
+        return Ok(());
+    }
+    let line = format!("apt-get update && apt-get install -y {}", pkgs.join(" "));
+    if !install || !is_root() {
+        bail!("the tests need Debian packages that are missing; run as root:\n  {line}");
+    }
+    eprintln!("xtask: installing {}", pkgs.join(" "));
+    crate::run(Command::new("apt-get").arg("update").arg("-qq"))?;
+    crate::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&pkgs)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )?;
+    let still = missing();
+    if !still.is_empty() {
+        bail!(
+            "still missing after installing: {}; run:\n  {line}",
+            still.join(" ")
+        );
+    }
+    Ok(())
+}
