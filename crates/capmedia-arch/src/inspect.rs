@@ -100,7 +100,11 @@ impl fmt::Display for Inspection {
         match self {
             Inspection::Wim(w) => {
                 let i = &w.wim;
-                writeln!(f, "{}: WIM, version {:#x}, compression {}", w.path, i.version, i.compression)?;
+                writeln!(
+                    f,
+                    "{}: WIM, version {:#x}, compression {}",
+                    w.path, i.version, i.compression
+                )?;
                 writeln!(
                     f,
                     "  part {} of {}{}{}",
@@ -135,7 +139,11 @@ impl fmt::Display for Inspection {
                     p.machine,
                     p.arch,
                     p.subsystem,
-                    if p.efi_application { " (EFI application)" } else { "" }
+                    if p.efi_application {
+                        " (EFI application)"
+                    } else {
+                        ""
+                    }
                 )
             }
         }

@@ -21,7 +21,9 @@ pub mod wim;
 pub use error::ArchError;
 pub use inspect::{inspect, inspect_reader, Inspection, PeInspection, WimInspection};
 pub use pe::{arch_from_machine, read_pe, PeInfo};
-pub use rules::{allowed_images, image_suits_target, target_rule, uefi_loader_suits_image, ArchMismatch};
+pub use rules::{
+    allowed_images, image_suits_target, target_rule, uefi_loader_suits_image, ArchMismatch,
+};
 pub use wim::{read_wim, read_wim_with_limit, WimHeader, WimImage, WimInfo, DEFAULT_MAX_XML_SIZE};
 
 pub use capmedia_content::Arch;

@@ -117,7 +117,11 @@ pub fn image_suits_target(target: Arch, image: Arch) -> Result<(), ArchMismatch>
 /// `loader_name` may be a path (`efi/boot/BOOTX64.EFI`, either separator);
 /// its last component is compared case-insensitively, as FAT does.
 /// Unsupported image architectures are refused.
-pub fn uefi_loader_suits_image(image: Arch, loader_name: &str, loader_machine: Arch) -> Result<(), ArchMismatch> {
+pub fn uefi_loader_suits_image(
+    image: Arch,
+    loader_name: &str,
+    loader_machine: Arch,
+) -> Result<(), ArchMismatch> {
     if !image.is_supported() {
         return Err(ArchMismatch::UnsupportedImage { image });
     }
@@ -128,7 +132,10 @@ pub fn uefi_loader_suits_image(image: Arch, loader_name: &str, loader_machine: A
             loader: loader_machine,
         });
     }
-    let file = loader_name.rsplit(['/', '\\']).next().unwrap_or(loader_name);
+    let file = loader_name
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or(loader_name);
     if !file.eq_ignore_ascii_case(image.uefi_boot_file()) {
         return Err(ArchMismatch::LoaderName {
             image,
@@ -139,6 +146,7 @@ pub fn uefi_loader_suits_image(image: Arch, loader_name: &str, loader_machine: A
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -160,7 +168,11 @@ mod tests {
             let row = table.iter().find(|(t, _)| *t == target).unwrap().1;
             for (i, image) in Arch::ALL.into_iter().enumerate() {
                 let got = image_suits_target(target, image);
-                assert_eq!(got.is_ok(), row[i], "target {target}, image {image}: {got:?}");
+                assert_eq!(
+                    got.is_ok(),
+                    row[i],
+                    "target {target}, image {image}: {got:?}"
+                );
                 if let Err(e) = got {
                     let msg = e.to_string();
                     assert!(msg.contains(image.as_str()), "{msg}");
@@ -193,8 +205,13 @@ mod tests {
         for image in Arch::ALL {
             for machine in Arch::ALL {
                 for name in Arch::ALL.map(|a| a.uefi_boot_file()) {
-                    let got = uefi_loader_suits_image(image, &format!("EFI/BOOT/{}", name.to_uppercase()), machine);
-                    let want = image.is_supported() && machine == image && name == image.uefi_boot_file();
+                    let got = uefi_loader_suits_image(
+                        image,
+                        &format!("EFI/BOOT/{}", name.to_uppercase()),
+                        machine,
+                    );
+                    let want =
+                        image.is_supported() && machine == image && name == image.uefi_boot_file();
                     assert_eq!(got.is_ok(), want, "{image} {machine} {name}: {got:?}");
                 }
             }
@@ -204,7 +221,8 @@ mod tests {
             e.to_string(),
             "the UEFI loader bootx64.efi is x86 code but the boot image is x64: an x64 boot image needs an x64 bootx64.efi"
         );
-        let e = uefi_loader_suits_image(Arch::X86, "efi\\boot\\bootx64.efi", Arch::X86).unwrap_err();
+        let e =
+            uefi_loader_suits_image(Arch::X86, "efi\\boot\\bootx64.efi", Arch::X86).unwrap_err();
         assert!(matches!(e, ArchMismatch::LoaderName { .. }));
         assert!(e.to_string().contains("bootia32.efi"));
         assert!(uefi_loader_suits_image(Arch::Arm64, "bootaa64.efi", Arch::Arm64).is_ok());

@@ -18,7 +18,11 @@ fn agree(wim: &Path) -> WimInfo {
     let theirs = wimlib_info(wim);
     assert_eq!(ours.images.len() as u32, theirs.image_count, "image count");
     assert_eq!(ours.boot_index, theirs.boot_index, "boot index");
-    assert_eq!((ours.part, ours.total_parts), (theirs.part, theirs.total_parts), "part numbers");
+    assert_eq!(
+        (ours.part, ours.total_parts),
+        (theirs.part, theirs.total_parts),
+        "part numbers"
+    );
     let ours_images: Vec<_> = ours
         .images
         .iter()
@@ -39,7 +43,13 @@ fn single_image_wims_of_every_architecture() {
         let tree = windows_tree(dir.path(), &format!("tree-{arch}"), arch);
         let wim = dir.path().join(format!("{arch}.wim"));
         let name = format!("WinPE {arch}");
-        wimlib(&["capture", tree.to_str().unwrap(), wim.to_str().unwrap(), &name, "--boot"]);
+        wimlib(&[
+            "capture",
+            tree.to_str().unwrap(),
+            wim.to_str().unwrap(),
+            &name,
+            "--boot",
+        ]);
         let info = agree(&wim);
         assert_eq!(info.images.len(), 1);
         assert_eq!(info.images[0].arch, arch);
@@ -62,12 +72,17 @@ fn two_images_of_different_architectures_with_boot() {
     wimlib(&["append", t64.to_str().unwrap(), w, "WinPE x64", "--boot"]);
     let info = agree(&wim);
     assert_eq!(info.boot_index, 2);
-    assert_eq!(info.images.iter().map(|i| i.arch).collect::<Vec<_>>(), [Arch::X86, Arch::X64]);
+    assert_eq!(
+        info.images.iter().map(|i| i.arch).collect::<Vec<_>>(),
+        [Arch::X86, Arch::X64]
+    );
     let boot = info.boot_image().unwrap();
     assert_eq!((boot.index, boot.arch), (2, Arch::X64));
     // The rule applies to the boot image, not the first one.
     assert!(image_suits_target(Arch::X64, boot.arch).is_ok());
-    let e = image_suits_target(Arch::X86, boot.arch).unwrap_err().to_string();
+    let e = image_suits_target(Arch::X86, boot.arch)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("x64") && e.contains("x86"), "{e}");
 
     // Move the boot flag to image 1, then add a third image.
@@ -84,7 +99,14 @@ fn pipable_wim_reads_the_trailing_header() {
     let dir = tempfile::tempdir().unwrap();
     let t = windows_tree(dir.path(), "t", Arch::Arm64);
     let wim = dir.path().join("pipe.wim");
-    wimlib(&["capture", t.to_str().unwrap(), wim.to_str().unwrap(), "piped", "--pipable", "--boot"]);
+    wimlib(&[
+        "capture",
+        t.to_str().unwrap(),
+        wim.to_str().unwrap(),
+        "piped",
+        "--pipable",
+        "--boot",
+    ]);
     let bytes = std::fs::read(&wim).unwrap();
     assert_eq!(&bytes[..8], b"WLPWM\0\0\0");
     assert_eq!(&bytes[bytes.len() - 208..][..8], b"WLPWM\0\0\0");
@@ -95,7 +117,10 @@ fn pipable_wim_reads_the_trailing_header() {
     // Without its trailing header (a cut-off stream) it is a typed error.
     let cut = &bytes[..bytes.len() - 1];
     let e = capmedia_arch::read_wim(&mut std::io::Cursor::new(cut)).unwrap_err();
-    assert!(matches!(e, capmedia_arch::ArchError::PipableTrailerMissing), "{e:?}");
+    assert!(
+        matches!(e, capmedia_arch::ArchError::PipableTrailerMissing),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -117,17 +142,32 @@ fn split_wim_every_part_reports_n_of_m_and_the_images() {
         std::fs::write(t.join(format!("random{n}.bin")), data).unwrap();
     }
     let wim = dir.path().join("big.wim");
-    wimlib(&["capture", t.to_str().unwrap(), wim.to_str().unwrap(), "big x64", "--boot"]);
+    wimlib(&[
+        "capture",
+        t.to_str().unwrap(),
+        wim.to_str().unwrap(),
+        "big x64",
+        "--boot",
+    ]);
     let swm = dir.path().join("big.swm");
     wimlib(&["split", wim.to_str().unwrap(), swm.to_str().unwrap(), "1"]);
     let first = agree(&swm);
     assert_eq!(first.part, 1);
-    assert!(first.total_parts >= 2, "expected at least 2 parts, got {}", first.total_parts);
+    assert!(
+        first.total_parts >= 2,
+        "expected at least 2 parts, got {}",
+        first.total_parts
+    );
     for n in 2..=first.total_parts {
         let part = dir.path().join(format!("big{n}.swm"));
         let info = agree(&part);
         assert_eq!((info.part, info.total_parts), (n, first.total_parts));
-        let strip = |i: &WimInfo| i.images.iter().map(|i| (i.index, i.name.clone(), i.arch)).collect::<Vec<_>>();
+        let strip = |i: &WimInfo| {
+            i.images
+                .iter()
+                .map(|i| (i.index, i.name.clone(), i.arch))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(strip(&info), strip(&first));
         assert_eq!(info.boot_index, first.boot_index);
     }
@@ -142,7 +182,14 @@ fn solid_wim() {
     let t1 = windows_tree(dir.path(), "t1", Arch::X86);
     let t2 = windows_tree(dir.path(), "t2", Arch::X64);
     let wim = dir.path().join("solid.esd");
-    wimlib(&["capture", t1.to_str().unwrap(), wim.to_str().unwrap(), "solid x86", "--solid", "--boot"]);
+    wimlib(&[
+        "capture",
+        t1.to_str().unwrap(),
+        wim.to_str().unwrap(),
+        "solid x86",
+        "--solid",
+        "--boot",
+    ]);
     let info = agree(&wim);
     assert!(info.solid);
     assert_eq!(info.version, 0xE00);
@@ -150,8 +197,19 @@ fn solid_wim() {
     assert_eq!(info.boot_image().unwrap().arch, Arch::X86);
     // A two-image solid WIM via export.
     let src = dir.path().join("src.wim");
-    wimlib(&["capture", t2.to_str().unwrap(), src.to_str().unwrap(), "second x64"]);
-    wimlib(&["export", src.to_str().unwrap(), "1", wim.to_str().unwrap(), "--solid"]);
+    wimlib(&[
+        "capture",
+        t2.to_str().unwrap(),
+        src.to_str().unwrap(),
+        "second x64",
+    ]);
+    wimlib(&[
+        "export",
+        src.to_str().unwrap(),
+        "1",
+        wim.to_str().unwrap(),
+        "--solid",
+    ]);
     let info = agree(&wim);
     assert_eq!(info.images.len(), 2);
     assert_eq!(info.images[1].arch, Arch::X64);
@@ -163,7 +221,13 @@ fn json_and_text_rendering() {
     let dir = tempfile::tempdir().unwrap();
     let t = windows_tree(dir.path(), "t", Arch::X64);
     let wim = dir.path().join("boot.wim");
-    wimlib(&["capture", t.to_str().unwrap(), wim.to_str().unwrap(), "Microsoft Windows PE (x64)", "--boot"]);
+    wimlib(&[
+        "capture",
+        t.to_str().unwrap(),
+        wim.to_str().unwrap(),
+        "Microsoft Windows PE (x64)",
+        "--boot",
+    ]);
     let insp = inspect(&wim).unwrap();
     let json: serde_json::Value = serde_json::to_value(&insp).unwrap();
     assert_eq!(json["kind"], "wim");

@@ -53,7 +53,13 @@ pub fn wim_xml(images: &[(&str, u32)]) -> String {
 }
 
 /// A 208-byte header.
-pub fn wim_header(magic: &[u8; 8], image_count: u32, xml_off: u64, xml_size: u64, boot: u32) -> Vec<u8> {
+pub fn wim_header(
+    magic: &[u8; 8],
+    image_count: u32,
+    xml_off: u64,
+    xml_size: u64,
+    boot: u32,
+) -> Vec<u8> {
     let mut h = vec![0u8; 208];
     h[0..8].copy_from_slice(magic);
     h[0x08..0x0C].copy_from_slice(&208u32.to_le_bytes());
@@ -79,14 +85,23 @@ pub fn synth_wim(xml: &[u8], image_count: u32, boot: u32) -> Vec<u8> {
 pub fn synth_pipable(xml: &[u8], image_count: u32, boot: u32) -> Vec<u8> {
     let mut v = wim_header(b"WLPWM\0\0\0", image_count, 0, 0, 0);
     v.extend_from_slice(xml);
-    v.extend(wim_header(b"WLPWM\0\0\0", image_count, 208, xml.len() as u64, boot));
+    v.extend(wim_header(
+        b"WLPWM\0\0\0",
+        image_count,
+        208,
+        xml.len() as u64,
+        boot,
+    ));
     v
 }
 
 // ---- wimlib ----
 
 pub fn require_wimlib() {
-    let ok = Command::new("wimlib-imagex").arg("--version").output().map(|o| o.status.success());
+    let ok = Command::new("wimlib-imagex")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success());
     assert!(
         matches!(ok, Ok(true)),
         "wimlib-imagex is needed for this test: install the Debian package `wimtools`"
@@ -94,7 +109,10 @@ pub fn require_wimlib() {
 }
 
 pub fn wimlib(args: &[&str]) {
-    let out = Command::new("wimlib-imagex").args(args).output().expect("wimlib-imagex (Debian package wimtools)");
+    let out = Command::new("wimlib-imagex")
+        .args(args)
+        .output()
+        .expect("wimlib-imagex (Debian package wimtools)");
     assert!(
         out.status.success(),
         "wimlib-imagex {args:?} failed: {}{}",
@@ -124,13 +142,23 @@ pub struct WimlibInfo {
 
 /// Parses `wimlib-imagex info` output.
 pub fn wimlib_info(path: &Path) -> WimlibInfo {
-    let out = Command::new("wimlib-imagex").arg("info").arg(path).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("wimlib-imagex")
+        .arg("info")
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let mut info = WimlibInfo::default();
     let mut cur: Option<(u32, String)> = None;
     for line in text.lines() {
-        let Some((k, v)) = line.split_once(':') else { continue };
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
         let v = v.trim();
         match k.trim() {
             "Image Count" => info.image_count = v.parse().unwrap(),
