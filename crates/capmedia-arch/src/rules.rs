@@ -86,8 +86,12 @@ pub fn allowed_images(target: Arch) -> &'static [Arch] {
 /// | **x64**   | ok | ok | no | no | no |
 /// | **x86**   | ok | no | no | no | no |
 /// | **arm64** | no | no | ok | no | no |
-/// | **arm**   | refused: unsupported target |||||
-/// | **ia64**  | refused: unsupported target |||||
+/// | **arm**   | refused | refused | refused | refused | refused |
+/// | **ia64**  | refused | refused | refused | refused | refused |
+///
+/// "no" is [`ArchMismatch::ImageForTarget`]; "refused" is
+/// [`ArchMismatch::UnsupportedTarget`] (capmedia builds no media for arm or
+/// ia64 computers).
 ///
 /// This is Configuration Manager's rule: an x64 computer can run 32-bit x86
 /// Windows PE, so x86 boot images serve both; arm64 computers need arm64
