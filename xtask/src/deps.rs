@@ -25,6 +25,8 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("/usr/sbin/nginx", "nginx-light"),
     ("curl", "curl"),
     ("losetup", "mount"),
+    ("objdump", "binutils"),
+    ("file", "file"),
 ];
 
 fn present(tool: &str) -> bool {
