@@ -151,7 +151,10 @@ fn run_pair(name: &str, pair: &Pair, rounds: usize) -> Result<()> {
         })
         .collect();
     println!("\n== {name} ({rounds} rounds, interleaved)");
-    println!("{:<28} {:>10} {:>12} {:>14}", "command", "median s", "peak RSS MiB", "ours / this");
+    println!(
+        "{:<28} {:>10} {:>12} {:>14}",
+        "command", "median s", "peak RSS MiB", "ours / this"
+    );
     for (c, (secs, rss)) in cmds.iter().zip(&med) {
         println!(
             "{:<28} {:>10.3} {:>12.1} {:>14.2}",

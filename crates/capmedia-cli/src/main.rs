@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod inspect;
 mod plugins;
 
 #[derive(Debug, Parser)]
@@ -31,6 +32,15 @@ struct PluginArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Show a WIM's images (index, name, architecture, boot image) or a PE
+    /// file's machine, read from the file itself.
+    Inspect {
+        /// A .wim/.swm/.esd file, or a PE file such as bootmgr.efi.
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the sinks found, with ABI and version.
     Plugins {
         #[command(flatten)]
@@ -45,6 +55,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Plugins { plugins, json } => plugins::run(&plugins.plugin_dirs, json),
+        Command::Inspect { file, json } => inspect::run(&file, json),
     };
     match result {
         Ok(code) => code,
