@@ -1,0 +1,182 @@
+use std::io;
+use std::path::PathBuf;
+
+use capmedia_content::PackageId;
+
+/// Everything that can stop capmedia from reading a DP's content.
+///
+/// Every variant names the DP (`dp`: the path or URL given) and the package
+/// or file concerned, because the message is what an administrator acts on,
+/// often without a log to go with it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DpError {
+    #[error("cannot use {location:?} as a distribution point: {reason}")]
+    BadLocation { location: String, reason: String },
+
+    #[error(
+        "DP {dp}: no Read access to {what} ({detail}); the content library needs Read access \
+         for the account running capmedia"
+    )]
+    NoReadAccess {
+        dp: String,
+        what: String,
+        detail: String,
+    },
+
+    #[error(
+        "DP {dp}: HTTP 401 for {what}: the DP wants Windows authentication (NTLM/Kerberos), \
+         which capmedia does not speak; enable anonymous access on the DP's content web site, \
+         or mount the SCCMContentLib$ share and give its path instead of the URL"
+    )]
+    AuthRequired { dp: String, what: String },
+
+    #[error("DP {dp}: package {package} is not distributed to this DP: {detail}")]
+    NotDistributed {
+        dp: String,
+        package: PackageId,
+        detail: String,
+    },
+
+    #[error(
+        "DP {dp}: content of package {package} is incomplete: DataLib names {file} \
+         (SHA-256 {sha256}) but {detail}"
+    )]
+    Incomplete {
+        dp: String,
+        package: PackageId,
+        file: String,
+        sha256: String,
+        detail: String,
+    },
+
+    #[error(
+        "DP {dp}: {file} of package {package} failed SHA-256 verification twice \
+         (expected {expected}, got {actual}); refusing it"
+    )]
+    HashMismatch {
+        dp: String,
+        package: PackageId,
+        file: String,
+        expected: String,
+        actual: String,
+    },
+
+    #[error("DP {dp}: malformed INI {file}{}: {reason}", line_suffix(*.line))]
+    MalformedIni {
+        dp: String,
+        file: String,
+        line: Option<usize>,
+        reason: String,
+    },
+
+    #[error("DP {dp}: refusing the entry {name:?} in {location}: {reason} (never followed)")]
+    UnsafeName {
+        dp: String,
+        location: String,
+        name: String,
+        reason: String,
+    },
+
+    #[error("DP {dp}: {what}: HTTP status {status}")]
+    HttpStatus {
+        dp: String,
+        what: String,
+        status: u16,
+    },
+
+    #[error("DP {dp}: {what}: {detail} (gave up after {attempts} attempts)")]
+    Transfer {
+        dp: String,
+        what: String,
+        detail: String,
+        attempts: u32,
+    },
+
+    #[error("DP {dp}: {what}: {source}")]
+    Io {
+        dp: String,
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("content cache {}: {source}", path.display())]
+    Cache {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("fetch cancelled")]
+    Cancelled,
+}
+
+fn line_suffix(line: Option<usize>) -> String {
+    line.map(|l| format!(" line {l}")).unwrap_or_default()
+}
+
+/// What a backend says about one request, before the DP layer adds the
+/// package and file it was for.
+#[derive(Debug)]
+pub(crate) enum BackendError {
+    NotFound,
+    /// EACCES or HTTP 403.
+    Denied(String),
+    /// HTTP 401.
+    AuthRequired,
+    /// A status that retrying will not change.
+    Status(u16),
+    /// 5xx, reset, timeout, truncated body: worth another try.
+    Transient(String),
+    /// A local I/O error other than the above.
+    Io(io::Error),
+    /// A listing entry that must not be followed.
+    Unsafe {
+        name: String,
+        reason: String,
+    },
+    /// Anything else (TLS failure, bad URL, ...), not worth retrying.
+    Other(String),
+}
+
+impl BackendError {
+    pub(crate) fn from_io(e: io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::NotFound => BackendError::NotFound,
+            io::ErrorKind::PermissionDenied => BackendError::Denied(e.to_string()),
+            _ => BackendError::Io(e),
+        }
+    }
+
+    /// Attach the DP and what was being read. `NotFound` is mapped by the
+    /// callers that know what a missing entry means; here it becomes a plain
+    /// I/O error.
+    pub(crate) fn into_dp(self, dp: &str, what: impl Into<String>) -> DpError {
+        let dp = dp.to_owned();
+        let what = what.into();
+        match self {
+            BackendError::NotFound => DpError::Io {
+                dp,
+                what,
+                source: io::Error::new(io::ErrorKind::NotFound, "not found"),
+            },
+            BackendError::Denied(detail) => DpError::NoReadAccess { dp, what, detail },
+            BackendError::AuthRequired => DpError::AuthRequired { dp, what },
+            BackendError::Status(status) => DpError::HttpStatus { dp, what, status },
+            BackendError::Transient(detail) | BackendError::Other(detail) => DpError::Transfer {
+                dp,
+                what,
+                detail,
+                attempts: 1,
+            },
+            BackendError::Io(source) => DpError::Io { dp, what, source },
+            BackendError::Unsafe { name, reason } => DpError::UnsafeName {
+                dp,
+                location: what,
+                name,
+                reason,
+            },
+        }
+    }
+}

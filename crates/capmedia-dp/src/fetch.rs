@@ -1,0 +1,382 @@
+//! Fetching FileLib blobs into a local cache, verified as they stream.
+//!
+//! Each blob is written to a temporary file in the cache, hashed while it is
+//! written, flushed, and only then renamed to `<cache>/<HASH[0..2]>/<HASH>`.
+//! A file under its hash name has therefore been verified, which is why a
+//! later run (or another package sharing the file) reuses it without
+//! downloading again. Memory use is one buffer per download thread.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::thread;
+use std::time::Duration;
+
+use capmedia_content::MediaPath;
+use sha2::{Digest, Sha256};
+use tempfile::NamedTempFile;
+
+use crate::error::{BackendError, DpError};
+use crate::{ContentFile, Dp, PackageContent};
+
+const BUF: usize = 1 << 20;
+
+/// A local folder of verified blobs keyed by SHA-256.
+#[derive(Debug, Clone)]
+pub struct ContentCache {
+    dir: PathBuf,
+}
+
+/// A file of a package, now in the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedFile {
+    pub path: MediaPath,
+    pub size: u64,
+    pub sha256: String,
+    /// Where the verified bytes are.
+    pub local: PathBuf,
+}
+
+impl ContentCache {
+    /// Use (and create) `dir` as the cache.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<ContentCache, DpError> {
+        let dir = dir.into();
+        fs::create_dir_all(dir.join("tmp")).map_err(|source| DpError::Cache {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(ContentCache { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where blob `sha256` lives once fetched.
+    pub fn path_of(&self, sha256: &str) -> PathBuf {
+        let up = sha256.to_ascii_uppercase();
+        let prefix = up.get(..2).unwrap_or("xx").to_owned();
+        self.dir.join(prefix).join(up)
+    }
+
+    /// Whether the cache already holds `file` (by name and size; the name is
+    /// only ever given to verified bytes).
+    pub fn contains(&self, file: &ContentFile) -> bool {
+        fs::metadata(self.path_of(&file.sha256)).is_ok_and(|m| m.is_file() && m.len() == file.size)
+    }
+}
+
+/// Run `job` over `items` on up to `threads` threads; the first error stops
+/// the others from starting new items and is returned.
+pub(crate) fn parallel<T: Sync>(
+    items: &[T],
+    threads: usize,
+    job: impl Fn(&T) -> Result<(), DpError> + Sync,
+) -> Result<(), DpError> {
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let first: Mutex<Option<(usize, DpError)>> = Mutex::new(None);
+    let worker = || {
+        while !stop.load(Ordering::Relaxed) {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(i) else { break };
+            if let Err(e) = job(item) {
+                stop.store(true, Ordering::Relaxed);
+                let mut slot = first.lock().unwrap_or_else(|p| p.into_inner());
+                // Keep the error of the earliest item, so results do not
+                // depend on thread timing more than they must.
+                if slot.as_ref().is_none_or(|(j, _)| i < *j) {
+                    *slot = Some((i, e));
+                }
+            }
+        }
+    };
+    let n = threads.clamp(1, items.len().max(1));
+    if n == 1 {
+        worker();
+    } else {
+        thread::scope(|s| {
+            for _ in 0..n {
+                s.spawn(worker);
+            }
+        });
+    }
+    match first.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Shared progress of one `fetch`.
+struct Progress<'a> {
+    done: AtomicU64,
+    total: u64,
+    callback: &'a (dyn Fn(u64, u64) + Sync),
+}
+
+impl Progress<'_> {
+    fn add(&self, n: u64) {
+        let d = self.done.fetch_add(n, Ordering::Relaxed) + n;
+        (self.callback)(d.min(self.total), self.total);
+    }
+    fn sub(&self, n: u64) {
+        let d = self.done.fetch_sub(n, Ordering::Relaxed).saturating_sub(n);
+        (self.callback)(d.min(self.total), self.total);
+    }
+}
+
+/// Why one pass over a blob ended early.
+enum Pass {
+    /// Retry (resuming where possible).
+    Transient(String),
+    /// Give up at once.
+    Fatal(DpError),
+}
+
+impl Dp {
+    /// Fetch every file of `content` into `cache`, several at once, and
+    /// return where each one is. Files the cache already holds are not
+    /// fetched again; files shared within the package are fetched once.
+    /// `progress(bytes_done, bytes_total)` is called as bytes arrive, from
+    /// the download threads.
+    pub fn fetch(
+        &self,
+        content: &PackageContent,
+        cache: &ContentCache,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<Vec<FetchedFile>, DpError> {
+        let mut unique: BTreeMap<&str, &ContentFile> = BTreeMap::new();
+        for f in &content.files {
+            unique.entry(f.sha256.as_str()).or_insert(f);
+        }
+        let jobs: Vec<&ContentFile> = unique.into_values().collect();
+        let total = jobs.iter().map(|f| f.size).sum();
+        let prog = Progress {
+            done: AtomicU64::new(0),
+            total,
+            callback: progress,
+        };
+        (prog.callback)(0, total);
+        parallel(&jobs, self.opts.concurrency, |f| {
+            self.fetch_one(content, f, cache, &prog)
+        })?;
+        Ok(content
+            .files
+            .iter()
+            .map(|f| FetchedFile {
+                path: f.path.clone(),
+                size: f.size,
+                sha256: f.sha256.clone(),
+                local: cache.path_of(&f.sha256),
+            })
+            .collect())
+    }
+
+    /// Read at most `max` bytes from the start of `file` without fetching it
+    /// whole (a bounded range request over HTTP), e.g. a WIM header.
+    pub fn read_head(
+        &self,
+        content: &PackageContent,
+        file: &ContentFile,
+        max: u64,
+    ) -> Result<Vec<u8>, DpError> {
+        let what = || format!("{} of package {}", file.path, content.package);
+        let len = max.min(file.size);
+        let blob = self
+            .backend
+            .open_blob(&file.sha256, 0, Some(len))
+            .map_err(|e| self.blob_err(content, file, e))?;
+        let mut buf = Vec::new();
+        blob.reader
+            .take(len)
+            .read_to_end(&mut buf)
+            .map_err(|e| DpError::Io {
+                dp: self.name.clone(),
+                what: what(),
+                source: e,
+            })?;
+        Ok(buf)
+    }
+
+    fn blob_err(&self, content: &PackageContent, file: &ContentFile, e: BackendError) -> DpError {
+        match e {
+            BackendError::NotFound => DpError::Incomplete {
+                dp: self.name.clone(),
+                package: content.package.clone(),
+                file: file.path.to_string(),
+                sha256: file.sha256.clone(),
+                detail: format!(
+                    "FileLib lacks it ({})",
+                    self.backend.blob_location(&file.sha256)
+                ),
+            },
+            e => self.err(e, format!("{} of package {}", file.path, content.package)),
+        }
+    }
+
+    fn fetch_one(
+        &self,
+        content: &PackageContent,
+        file: &ContentFile,
+        cache: &ContentCache,
+        prog: &Progress<'_>,
+    ) -> Result<(), DpError> {
+        if cache.contains(file) {
+            prog.add(file.size);
+            return Ok(());
+        }
+        let final_path = cache.path_of(&file.sha256);
+        let cache_err = |path: &Path, source: io::Error| DpError::Cache {
+            path: path.to_owned(),
+            source,
+        };
+        let mut tmp = NamedTempFile::new_in(cache.dir().join("tmp"))
+            .map_err(|e| cache_err(&cache.dir().join("tmp"), e))?;
+        let mut mismatches = 0;
+        let mut failures = 0u32;
+        let mut last_failure = String::new();
+        let mut buf = vec![0u8; BUF];
+        loop {
+            // One whole verification round: from byte 0, resuming within it.
+            let mut hasher = Sha256::new();
+            let mut written: u64 = 0;
+            tmp.as_file_mut()
+                .set_len(0)
+                .and_then(|_| tmp.as_file_mut().seek(SeekFrom::Start(0)).map(|_| ()))
+                .map_err(|e| cache_err(tmp.path(), e))?;
+            loop {
+                let pass = self.one_pass(
+                    content,
+                    file,
+                    tmp.as_file_mut(),
+                    &mut hasher,
+                    &mut written,
+                    &mut buf,
+                    prog,
+                );
+                match pass {
+                    Ok(()) => break,
+                    Err(Pass::Fatal(e)) => {
+                        prog.sub(written);
+                        return Err(e);
+                    }
+                    Err(Pass::Transient(why)) => {
+                        failures += 1;
+                        last_failure = why;
+                        if failures > self.opts.retries {
+                            prog.sub(written);
+                            return Err(DpError::Transfer {
+                                dp: self.name.clone(),
+                                what: format!("{} of package {}", file.path, content.package),
+                                detail: last_failure,
+                                attempts: failures,
+                            });
+                        }
+                        thread::sleep(backoff(self.opts.backoff, failures));
+                    }
+                }
+            }
+            let actual = hex::encode_upper(hasher.finalize());
+            if written == file.size && actual == file.sha256 {
+                break;
+            }
+            prog.sub(written);
+            mismatches += 1;
+            if mismatches >= 2 {
+                let actual = if written == file.size {
+                    actual
+                } else {
+                    format!("{actual} over {written} bytes instead of {}", file.size)
+                };
+                return Err(DpError::HashMismatch {
+                    dp: self.name.clone(),
+                    package: content.package.clone(),
+                    file: file.path.to_string(),
+                    expected: file.sha256.clone(),
+                    actual,
+                });
+            }
+            let _ = &last_failure;
+        }
+        tmp.as_file_mut()
+            .sync_data()
+            .map_err(|e| cache_err(tmp.path(), e))?;
+        if let Some(parent) = final_path.parent() {
+            fs::create_dir_all(parent).map_err(|e| cache_err(parent, e))?;
+        }
+        tmp.persist(&final_path)
+            .map_err(|e| cache_err(&final_path, e.error))?;
+        Ok(())
+    }
+
+    /// Stream the rest of `file` from byte `*written` into `out`, hashing it.
+    /// Returns when the expected size is reached (or exceeded: a longer body
+    /// is read one buffer past the size so that verification fails) or the
+    /// source ends.
+    #[allow(clippy::too_many_arguments)]
+    fn one_pass(
+        &self,
+        content: &PackageContent,
+        file: &ContentFile,
+        out: &mut File,
+        hasher: &mut Sha256,
+        written: &mut u64,
+        buf: &mut [u8],
+        prog: &Progress<'_>,
+    ) -> Result<(), Pass> {
+        let blob = match self.backend.open_blob(&file.sha256, *written, None) {
+            Ok(b) => b,
+            Err(BackendError::Transient(why)) => return Err(Pass::Transient(why)),
+            Err(e) => return Err(Pass::Fatal(self.blob_err(content, file, e))),
+        };
+        if blob.offset != *written {
+            // The server ignored `Range`: start this round over.
+            prog.sub(*written);
+            *hasher = Sha256::new();
+            *written = 0;
+            out.set_len(0)
+                .and_then(|_| out.seek(SeekFrom::Start(0)).map(|_| ()))
+                .map_err(|e| {
+                    Pass::Fatal(DpError::Cache {
+                        path: PathBuf::from("(temporary file)"),
+                        source: e,
+                    })
+                })?;
+        }
+        let mut reader = blob.reader;
+        loop {
+            let n = match reader.read(buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Pass::Transient(e.to_string())),
+            };
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n]).map_err(|e| {
+                Pass::Fatal(DpError::Cache {
+                    path: PathBuf::from("(temporary file)"),
+                    source: e,
+                })
+            })?;
+            *written += n as u64;
+            prog.add(n as u64);
+            if *written > file.size {
+                return Ok(());
+            }
+        }
+        if *written < file.size {
+            return Err(Pass::Transient(format!(
+                "body ended after {} of {} bytes",
+                *written, file.size
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn backoff(base: Duration, failure: u32) -> Duration {
+    base.saturating_mul(1u32 << failure.saturating_sub(1).min(6))
+}

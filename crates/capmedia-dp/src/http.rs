@@ -1,0 +1,272 @@
+//! The HTTP(S) backend: a DP's content web site (`http://dp/SMS_DP_SMSPKG$/`)
+//! or any web server with directory listings serving a copy of the library.
+//!
+//! `ureq` with rustls: blocking, small, no async runtime; one agent shared by
+//! the download threads keeps connections alive between requests.
+
+use std::fs;
+use std::io::Read;
+use std::sync::Arc;
+
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use ureq::http::{Response, StatusCode};
+use ureq::tls::{PemItem, RootCerts, TlsConfig};
+use ureq::{Agent, Body};
+
+use crate::backend::{Backend, Blob, Lib};
+use crate::error::BackendError;
+use crate::listing::{parse_html_listing, ListingEntry};
+use crate::DpOptions;
+
+/// Characters left as they are in a URL path component.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A listing or INI larger than this is not what a DP serves.
+const LISTING_LIMIT: u64 = 64 << 20;
+
+#[derive(Debug)]
+pub(crate) struct HttpBackend {
+    /// Ends with `/`.
+    base: String,
+    /// The decoded path of `base`, ending with `/`.
+    base_path: String,
+    agent: Agent,
+}
+
+impl HttpBackend {
+    pub(crate) fn new(url: &str, opts: &DpOptions) -> Result<Self, String> {
+        let lower = url.to_ascii_lowercase();
+        let after_scheme = if lower.starts_with("http://") {
+            &url[7..]
+        } else if lower.starts_with("https://") {
+            &url[8..]
+        } else {
+            return Err("not an http:// or https:// URL".into());
+        };
+        if url.contains(['?', '#']) {
+            return Err("the DP URL must not have a query or fragment".into());
+        }
+        let mut base = url.to_owned();
+        if !base.ends_with('/') {
+            base.push('/');
+        }
+        let raw_path = match after_scheme.find('/') {
+            Some(i) => &after_scheme[i..],
+            None => "/",
+        };
+        if after_scheme.is_empty() || after_scheme.starts_with('/') {
+            return Err("the URL has no host".into());
+        }
+        let mut base_path = percent_decode_str(raw_path)
+            .decode_utf8()
+            .map_err(|_| "the URL path is not UTF-8".to_string())?
+            .into_owned();
+        if !base_path.ends_with('/') {
+            base_path.push('/');
+        }
+
+        let roots = match &opts.ca_file {
+            Some(path) => {
+                let pem = fs::read(path).map_err(|e| format!("CA file {}: {e}", path.display()))?;
+                let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+                    .filter_map(|item| match item {
+                        Ok(PemItem::Certificate(c)) => Some(c),
+                        _ => None,
+                    })
+                    .collect();
+                if certs.is_empty() {
+                    return Err(format!(
+                        "CA file {} holds no PEM certificate",
+                        path.display()
+                    ));
+                }
+                RootCerts::Specific(Arc::new(certs))
+            }
+            None => RootCerts::PlatformVerifier,
+        };
+        let tls = TlsConfig::builder().root_certs(roots).build();
+        let config = Agent::config_builder()
+            .http_status_as_error(false)
+            .tls_config(tls)
+            .timeout_connect(Some(opts.connect_timeout))
+            .timeout_recv_response(Some(opts.read_timeout))
+            .timeout_per_read(Some(opts.read_timeout))
+            .max_idle_connections_per_host(opts.concurrency.max(1) * 2)
+            .user_agent(concat!("capmedia-dp/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Ok(HttpBackend {
+            base,
+            base_path,
+            agent: config.into(),
+        })
+    }
+
+    fn url(&self, first: &str, rel: &[&str], dir: bool) -> String {
+        let mut u = self.base.clone();
+        u.push_str(first);
+        for c in rel {
+            u.push('/');
+            u.extend(utf8_percent_encode(c, COMPONENT));
+        }
+        if dir {
+            u.push('/');
+        }
+        u
+    }
+
+    fn blob_url(&self, hash: &str) -> String {
+        let prefix = hash.get(..4).unwrap_or(hash);
+        self.url("FileLib", &[prefix, hash], false)
+    }
+
+    fn get(&self, url: &str, range: Option<String>) -> Result<Response<Body>, BackendError> {
+        let mut req = self.agent.get(url);
+        if let Some(r) = range {
+            req = req.header("Range", r);
+        }
+        let resp = req.call().map_err(map_ureq)?;
+        check_status(resp.status())?;
+        Ok(resp)
+    }
+}
+
+fn map_ureq(e: ureq::Error) -> BackendError {
+    use ureq::Error as E;
+    match e {
+        E::Io(_) | E::Timeout(_) | E::ConnectionFailed | E::Protocol(_) => {
+            BackendError::Transient(e.to_string())
+        }
+        other => BackendError::Other(other.to_string()),
+    }
+}
+
+fn check_status(s: StatusCode) -> Result<(), BackendError> {
+    match s.as_u16() {
+        200..=299 => Ok(()),
+        401 => Err(BackendError::AuthRequired),
+        403 => Err(BackendError::Denied("HTTP 403 Forbidden".into())),
+        404 | 410 => Err(BackendError::NotFound),
+        408 | 429 | 500..=599 => Err(BackendError::Transient(format!("HTTP status {s}"))),
+        n => Err(BackendError::Status(n)),
+    }
+}
+
+fn read_limited(resp: Response<Body>, limit: u64) -> Result<Vec<u8>, BackendError> {
+    let mut buf = Vec::new();
+    resp.into_body()
+        .into_with_config()
+        .limit(u64::MAX)
+        .reader()
+        .take(limit + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| BackendError::Transient(e.to_string()))?;
+    if buf.len() as u64 > limit {
+        return Err(BackendError::Other(format!(
+            "response larger than {limit} bytes"
+        )));
+    }
+    Ok(buf)
+}
+
+fn header_u64(resp: &Response<Body>, name: &str) -> Option<u64> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// `bytes START-END/TOTAL` → (START, TOTAL).
+fn content_range(resp: &Response<Body>) -> Option<(u64, Option<u64>)> {
+    let v = resp.headers().get("content-range")?.to_str().ok()?;
+    let rest = v.trim().strip_prefix("bytes ")?;
+    let (range, total) = rest.split_once('/')?;
+    let start = range.split_once('-')?.0.trim().parse().ok()?;
+    Some((start, total.trim().parse().ok()))
+}
+
+impl Backend for HttpBackend {
+    fn list(&self, lib: Lib, rel: &[&str]) -> Result<Vec<ListingEntry>, BackendError> {
+        let url = self.url(lib.name(), rel, true);
+        let resp = self.get(&url, None)?;
+        let bytes = read_limited(resp, LISTING_LIMIT)?;
+        let html = String::from_utf8_lossy(&bytes);
+        let mut dir_path = format!("{}{}/", self.base_path, lib.name());
+        for c in rel {
+            dir_path.push_str(c);
+            dir_path.push('/');
+        }
+        parse_html_listing(&html, &dir_path).map_err(|u| BackendError::Unsafe {
+            name: u.name,
+            reason: u.reason,
+        })
+    }
+
+    fn read_small(&self, lib: Lib, rel: &[&str], limit: u64) -> Result<Vec<u8>, BackendError> {
+        let resp = self.get(&self.url(lib.name(), rel, false), None)?;
+        read_limited(resp, limit)
+    }
+
+    fn stat_blob(&self, hash: &str) -> Result<Option<u64>, BackendError> {
+        let url = self.blob_url(hash);
+        let resp = self.agent.head(&url).call().map_err(map_ureq)?;
+        match resp.status().as_u16() {
+            404 | 410 => return Ok(None),
+            405 | 501 => {}
+            _ => {
+                check_status(resp.status())?;
+                if let Some(n) = header_u64(&resp, "content-length") {
+                    return Ok(Some(n));
+                }
+            }
+        }
+        // No HEAD (or no length): ask for the first byte.
+        match self.get(&url, Some("bytes=0-0".into())) {
+            Ok(resp) => {
+                let total = content_range(&resp)
+                    .and_then(|(_, t)| t)
+                    .or_else(|| header_u64(&resp, "content-length"));
+                Ok(total)
+            }
+            Err(BackendError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn open_blob(&self, hash: &str, offset: u64, len: Option<u64>) -> Result<Blob, BackendError> {
+        let range = match (offset, len) {
+            (0, None) => None,
+            (o, None) => Some(format!("bytes={o}-")),
+            (o, Some(n)) => Some(format!("bytes={o}-{}", o + n.max(1) - 1)),
+        };
+        let resp = self.get(&self.blob_url(hash), range)?;
+        let start = if resp.status() == StatusCode::PARTIAL_CONTENT {
+            match content_range(&resp) {
+                Some((s, _)) if s == offset => offset,
+                _ => {
+                    return Err(BackendError::Transient(
+                        "server answered a different byte range than asked".into(),
+                    ))
+                }
+            }
+        } else {
+            0
+        };
+        let reader = resp.into_body().into_with_config().limit(u64::MAX).reader();
+        let reader: Box<dyn Read + Send> = match len {
+            Some(n) => Box::new(reader.take(n)),
+            None => Box::new(reader),
+        };
+        Ok(Blob {
+            reader,
+            offset: start,
+        })
+    }
+
+    fn blob_location(&self, hash: &str) -> String {
+        self.blob_url(hash)
+    }
+}

@@ -1,0 +1,512 @@
+//! Read a Configuration Manager distribution point's content library and
+//! fetch verified content from it.
+//!
+//! A DP keeps every package as `PkgLib\<PKGID>.INI` (which content versions
+//! exist), `DataLib\<ContentID>\` (the package tree, each file replaced by an
+//! INI naming its size and SHA-256) and `FileLib\<HASH[0..4]>\<HASH>` (the
+//! bytes, shared by every package holding the same file). [`Dp`] reads that
+//! layout from a share path or over HTTP(S), resolves a package to its files,
+//! checks that FileLib holds them all *before* the caller writes anything, and
+//! fetches them into a [`ContentCache`] keyed by SHA-256, verifying every
+//! byte on the way in.
+//!
+//! [`build_library`] writes the same layout from plain folders, for tests and
+//! samples.
+
+mod backend;
+mod builder;
+mod error;
+mod fetch;
+mod http;
+mod ini;
+mod listing;
+mod path;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use capmedia_content::{ContentId, MediaPath, PackageId, PackageKind};
+
+use crate::backend::{Backend, Lib};
+pub use crate::builder::{
+    build_library, BuildError, BuildOptions, BuiltLibrary, IniEncoding, PackageSource,
+};
+use crate::error::BackendError;
+pub use crate::error::DpError;
+pub use crate::fetch::{ContentCache, FetchedFile};
+pub use crate::ini::{decode_ini_text, encode_utf16le_crlf, IniDoc, IniError};
+pub use crate::listing::{check_name, parse_html_listing, ListingEntry, UnsafeEntry};
+
+/// How to talk to a DP. The defaults suit a DP on a LAN; tests shorten the
+/// timeouts and backoff so fault cases run quickly.
+#[derive(Debug, Clone)]
+pub struct DpOptions {
+    /// Further roots of a library spanning drives (path backend only): each
+    /// an `SCCMContentLib` folder holding a `FileLib`, or a `FileLib` itself.
+    pub extra_filelib_roots: Vec<PathBuf>,
+    /// PEM file of CA certificates for HTTPS; `None` uses the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Downloads at once.
+    pub concurrency: usize,
+    /// Further attempts after a transient failure (5xx, reset, timeout,
+    /// truncated body) of one file.
+    pub retries: u32,
+    /// First pause before a retry; doubled on each further retry.
+    pub backoff: Duration,
+    pub connect_timeout: Duration,
+    /// Longest silence while waiting for a response or the next bytes.
+    pub read_timeout: Duration,
+}
+
+impl Default for DpOptions {
+    fn default() -> Self {
+        DpOptions {
+            extra_filelib_roots: Vec::new(),
+            ca_file: None,
+            concurrency: 4,
+            retries: 4,
+            backoff: Duration::from_millis(500),
+            connect_timeout: Duration::from_secs(15),
+            read_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A package as `dp list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageInfo {
+    pub id: PackageId,
+    /// The newest content version PkgLib lists, if it lists one.
+    pub content: Option<ContentId>,
+    pub kind: PackageKind,
+    /// Sum of the file sizes DataLib records.
+    pub size: u64,
+    pub files: usize,
+    /// Why the package could not be read in full (e.g. still being
+    /// distributed), for a listing that goes on with the other packages.
+    pub problem: Option<String>,
+}
+
+/// One file of a package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentFile {
+    /// Path inside the package, relative to its root.
+    pub path: MediaPath,
+    pub size: u64,
+    /// SHA-256, 64 upper-case hex digits as DataLib writes it.
+    pub sha256: String,
+}
+
+/// A package resolved to its files, all present in FileLib when resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageContent {
+    /// The DP it was resolved on (path or URL), for messages.
+    pub dp: String,
+    pub package: PackageId,
+    pub content: ContentId,
+    pub kind: PackageKind,
+    /// Sorted by path.
+    pub files: Vec<ContentFile>,
+}
+
+impl PackageContent {
+    pub fn total_size(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+
+    pub fn file(&self, path: &str) -> Option<&ContentFile> {
+        self.files
+            .iter()
+            .find(|f| f.path.as_str().eq_ignore_ascii_case(path))
+    }
+}
+
+/// The boot image of a boot image package: `boot.<PKGID>.wim` at its root.
+pub fn boot_wim(content: &PackageContent) -> Option<&ContentFile> {
+    content.file(&content.package.boot_wim_name())
+}
+
+/// INIs are small; anything bigger is not an INI a DP wrote.
+const INI_LIMIT: u64 = 1 << 20;
+/// Folder depth beyond which a DataLib tree is taken as a loop.
+const MAX_DEPTH: usize = 64;
+
+/// A distribution point's content library.
+#[derive(Debug)]
+pub struct Dp {
+    name: String,
+    backend: Box<dyn Backend>,
+    opts: DpOptions,
+}
+
+impl Dp {
+    /// Open `location`: an `http://` or `https://` URL (the DP's
+    /// `SMS_DP_SMSPKG$/` or a mirror's base), otherwise an `SCCMContentLib`
+    /// folder.
+    pub fn open(location: &str, opts: DpOptions) -> Result<Dp, DpError> {
+        let lower = location.to_ascii_lowercase();
+        let bad = |reason: String| DpError::BadLocation {
+            location: location.to_owned(),
+            reason,
+        };
+        let backend: Box<dyn Backend> =
+            if lower.starts_with("http://") || lower.starts_with("https://") {
+                if !opts.extra_filelib_roots.is_empty() {
+                    return Err(bad(
+                        "extra FileLib roots apply to a share path, not a URL".into()
+                    ));
+                }
+                Box::new(http::HttpBackend::new(location, &opts).map_err(bad)?)
+            } else if lower.contains("://") {
+                return Err(bad("only http:// and https:// URLs are supported".into()));
+            } else {
+                let root = PathBuf::from(location);
+                match path::PathBackend::new(&root, &opts.extra_filelib_roots) {
+                    Ok(b) => Box::new(b),
+                    Err(reason) => {
+                        if let Err(e) = std::fs::read_dir(&root) {
+                            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                                return Err(DpError::NoReadAccess {
+                                    dp: location.to_owned(),
+                                    what: "the content library folder".into(),
+                                    detail: e.to_string(),
+                                });
+                            }
+                        }
+                        return Err(bad(reason));
+                    }
+                }
+            };
+        Ok(Dp {
+            name: location.to_owned(),
+            backend,
+            opts,
+        })
+    }
+
+    /// The path or URL this DP was opened with.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn options(&self) -> &DpOptions {
+        &self.opts
+    }
+
+    fn err(&self, e: BackendError, what: impl Into<String>) -> DpError {
+        e.into_dp(&self.name, what)
+    }
+
+    fn ini_err(&self, file: &str, e: IniError) -> DpError {
+        DpError::MalformedIni {
+            dp: self.name.clone(),
+            file: file.to_owned(),
+            line: e.line,
+            reason: e.reason,
+        }
+    }
+
+    /// Read and parse `lib/rel...`, matching the last name case-insensitively
+    /// if the exact spelling is absent. `Ok(None)` if there is no such file.
+    fn read_ini(&self, lib: Lib, rel: &[&str]) -> Result<Option<(String, IniDoc)>, DpError> {
+        let shown = |rel: &[&str]| format!("{}/{}", lib.name(), rel.join("/"));
+        let bytes = match self.backend.read_small(lib, rel, INI_LIMIT) {
+            Ok(b) => Some((shown(rel), b)),
+            Err(BackendError::NotFound) => {
+                let (last, parent) = rel.split_last().unwrap_or((&"", &[]));
+                let listing = match self.backend.list(lib, parent) {
+                    Ok(l) => l,
+                    Err(BackendError::NotFound) => return Ok(None),
+                    Err(e) => {
+                        return Err(self.err(e, format!("{}/{}", lib.name(), parent.join("/"))))
+                    }
+                };
+                match listing
+                    .iter()
+                    .find(|e| !e.is_dir && e.name.eq_ignore_ascii_case(last))
+                {
+                    Some(entry) => {
+                        let mut real: Vec<&str> = parent.to_vec();
+                        real.push(&entry.name);
+                        let b = self
+                            .backend
+                            .read_small(lib, &real, INI_LIMIT)
+                            .map_err(|e| self.err(e, shown(&real)))?;
+                        Some((shown(&real), b))
+                    }
+                    None => None,
+                }
+            }
+            Err(e) => return Err(self.err(e, shown(rel))),
+        };
+        match bytes {
+            None => Ok(None),
+            Some((name, b)) => {
+                let doc = IniDoc::parse(&b).map_err(|e| self.ini_err(&name, e))?;
+                Ok(Some((name, doc)))
+            }
+        }
+    }
+
+    /// The packages PkgLib lists, with what DataLib says of each. A package
+    /// whose DataLib cannot be read is listed with its `problem`; access
+    /// errors on PkgLib itself fail the call.
+    pub fn list_packages(&self) -> Result<Vec<PackageInfo>, DpError> {
+        let entries = self
+            .backend
+            .list(Lib::PkgLib, &[])
+            .map_err(|e| self.err(e, "PkgLib"))?;
+        let mut out = Vec::new();
+        for e in entries {
+            if e.is_dir {
+                continue;
+            }
+            let Some(stem) = e
+                .name
+                .len()
+                .checked_sub(4)
+                .filter(|&i| e.name.is_char_boundary(i) && e.name[i..].eq_ignore_ascii_case(".ini"))
+                .map(|i| &e.name[..i])
+            else {
+                continue;
+            };
+            let Ok(id) = stem.parse::<PackageId>() else {
+                continue;
+            };
+            let info = match self.resolve_unchecked(&id) {
+                Ok(c) => PackageInfo {
+                    id,
+                    size: c.total_size(),
+                    files: c.files.len(),
+                    kind: c.kind,
+                    content: Some(c.content),
+                    problem: None,
+                },
+                Err(err @ (DpError::AuthRequired { .. } | DpError::NoReadAccess { .. })) => {
+                    return Err(err)
+                }
+                Err(err) => PackageInfo {
+                    kind: default_kind(&id),
+                    id,
+                    content: None,
+                    size: 0,
+                    files: 0,
+                    problem: Some(err.to_string()),
+                },
+            };
+            out.push(info);
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// Resolve `package` to its files and check that FileLib holds every one
+    /// of them with the size DataLib records, so that the caller can refuse
+    /// before writing any media.
+    pub fn resolve(&self, package: &PackageId) -> Result<PackageContent, DpError> {
+        let content = self.resolve_unchecked(package)?;
+        self.check_present(&content)?;
+        Ok(content)
+    }
+
+    /// Check FileLib for every file of `content` (stat, or HEAD over HTTP).
+    pub fn check_present(&self, content: &PackageContent) -> Result<(), DpError> {
+        let mut unique: BTreeMap<&str, &ContentFile> = BTreeMap::new();
+        for f in &content.files {
+            unique.entry(f.sha256.as_str()).or_insert(f);
+        }
+        let files: Vec<&ContentFile> = unique.into_values().collect();
+        let threads = self.opts.concurrency.clamp(1, 16);
+        fetch::parallel(&files, threads, |f| {
+            let missing = |detail: String| DpError::Incomplete {
+                dp: self.name.clone(),
+                package: content.package.clone(),
+                file: f.path.to_string(),
+                sha256: f.sha256.clone(),
+                detail,
+            };
+            match self.backend.stat_blob(&f.sha256) {
+                Ok(Some(n)) if n == f.size => Ok(()),
+                Ok(Some(n)) => Err(missing(format!(
+                    "FileLib holds {n} bytes where DataLib records {} ({})",
+                    f.size,
+                    self.backend.blob_location(&f.sha256)
+                ))),
+                Ok(None) => Err(missing(format!(
+                    "FileLib lacks it ({})",
+                    self.backend.blob_location(&f.sha256)
+                ))),
+                Err(e) => Err(self.err(
+                    e,
+                    format!("FileLib entry of {} in package {}", f.path, content.package),
+                )),
+            }
+        })
+    }
+
+    /// Resolve from PkgLib and DataLib only.
+    fn resolve_unchecked(&self, package: &PackageId) -> Result<PackageContent, DpError> {
+        let not_distributed = |detail: String| DpError::NotDistributed {
+            dp: self.name.clone(),
+            package: package.clone(),
+            detail,
+        };
+        let pkg_ini_name = format!("{package}.INI");
+        let (pkg_file, pkg_ini) = self
+            .read_ini(Lib::PkgLib, &[&pkg_ini_name])?
+            .ok_or_else(|| not_distributed(format!("PkgLib has no {pkg_ini_name}")))?;
+        let mut best: Option<ContentId> = None;
+        for key in pkg_ini.keys("Packages") {
+            let cid: ContentId = key.parse().map_err(|_| DpError::MalformedIni {
+                dp: self.name.clone(),
+                file: pkg_file.clone(),
+                line: pkg_ini.line_of("Packages", key),
+                reason: format!("[Packages] key {key:?} is not a content id such as PS100005.1"),
+            })?;
+            if &cid.package == package && best.as_ref().is_none_or(|b| cid.version > b.version) {
+                best = Some(cid);
+            }
+        }
+        let content = best.ok_or_else(|| {
+            not_distributed(format!(
+                "{pkg_file} lists no content version of it in [Packages]"
+            ))
+        })?;
+        let cid = content.to_string();
+        let content_ini = format!("{cid}.INI");
+        if self.read_ini(Lib::DataLib, &[&content_ini])?.is_none() {
+            return Err(not_distributed(format!(
+                "DataLib has no {content_ini} (content still being distributed, or removed)"
+            )));
+        }
+        let mut files = Vec::new();
+        let mut dirs: Vec<(Vec<String>, usize)> = vec![(Vec::new(), 0)];
+        while let Some((rel, depth)) = dirs.pop() {
+            let mut full: Vec<&str> = vec![&cid];
+            full.extend(rel.iter().map(String::as_str));
+            let shown = format!("DataLib/{}", full.join("/"));
+            let entries = match self.backend.list(Lib::DataLib, &full) {
+                Ok(e) => e,
+                Err(BackendError::NotFound) if rel.is_empty() => {
+                    return Err(not_distributed(format!("DataLib has no folder {cid}")))
+                }
+                Err(e) => return Err(self.err(e, shown)),
+            };
+            for e in &entries {
+                if e.is_dir {
+                    if depth >= MAX_DEPTH {
+                        return Err(DpError::UnsafeName {
+                            dp: self.name.clone(),
+                            location: shown.clone(),
+                            name: e.name.clone(),
+                            reason: format!("folders nest deeper than {MAX_DEPTH}"),
+                        });
+                    }
+                    let mut r = rel.clone();
+                    r.push(e.name.clone());
+                    dirs.push((r, depth + 1));
+                    continue;
+                }
+                let Some(stem) = e
+                    .name
+                    .len()
+                    .checked_sub(4)
+                    .filter(|&i| {
+                        e.name.is_char_boundary(i) && e.name[i..].eq_ignore_ascii_case(".ini")
+                    })
+                    .map(|i| &e.name[..i])
+                else {
+                    continue; // not a DataLib entry (e.g. a stray file)
+                };
+                // `<folder>.INI` beside `<folder>\` describes the folder.
+                if entries
+                    .iter()
+                    .any(|d| d.is_dir && d.name.eq_ignore_ascii_case(stem))
+                {
+                    continue;
+                }
+                let mut parts: Vec<&str> = rel.iter().map(String::as_str).collect();
+                parts.push(stem);
+                let media =
+                    MediaPath::new(&parts.join("/")).map_err(|err| DpError::UnsafeName {
+                        dp: self.name.clone(),
+                        location: shown.clone(),
+                        name: e.name.clone(),
+                        reason: err.to_string(),
+                    })?;
+                let mut ini_path = full.clone();
+                ini_path.push(&e.name);
+                let ini_shown = format!("DataLib/{}", ini_path.join("/"));
+                let bytes = self
+                    .backend
+                    .read_small(Lib::DataLib, &ini_path, INI_LIMIT)
+                    .map_err(|err| self.err(err, ini_shown.clone()))?;
+                let doc = IniDoc::parse(&bytes).map_err(|err| self.ini_err(&ini_shown, err))?;
+                files.push(self.file_entry(&ini_shown, &doc, media)?);
+            }
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        let kind = if files.iter().any(|f| {
+            f.path
+                .as_str()
+                .eq_ignore_ascii_case(&package.boot_wim_name())
+        }) {
+            PackageKind::BootImage
+        } else {
+            default_kind(package)
+        };
+        Ok(PackageContent {
+            dp: self.name.clone(),
+            package: package.clone(),
+            content,
+            kind,
+            files,
+        })
+    }
+
+    fn file_entry(
+        &self,
+        file: &str,
+        doc: &IniDoc,
+        path: MediaPath,
+    ) -> Result<ContentFile, DpError> {
+        let bad = |key: &str, reason: String| DpError::MalformedIni {
+            dp: self.name.clone(),
+            file: file.to_owned(),
+            line: doc.line_of("File", key),
+            reason,
+        };
+        if !doc.has_section("File") {
+            return Err(bad("", "no [File] section".into()));
+        }
+        let size = doc
+            .require("File", "Size")
+            .map_err(|e| self.ini_err(file, e))?;
+        let size: u64 = size
+            .parse()
+            .map_err(|_| bad("Size", format!("Size={size:?} is not a byte count")))?;
+        let hash = doc
+            .require("File", "Hash")
+            .map_err(|e| self.ini_err(file, e))?;
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad(
+                "Hash",
+                format!("Hash={hash:?} is not a SHA-256 (64 hex digits)"),
+            ));
+        }
+        Ok(ContentFile {
+            path,
+            size,
+            sha256: hash.to_ascii_uppercase(),
+        })
+    }
+}
+
+fn default_kind(id: &PackageId) -> PackageKind {
+    if id.as_str().starts_with("Content_") {
+        PackageKind::Application
+    } else {
+        PackageKind::Unknown
+    }
+}

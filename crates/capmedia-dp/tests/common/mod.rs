@@ -1,0 +1,142 @@
+//! Shared test fixtures: package folders, a built library, and hashing.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use capmedia_content::PackageId;
+use capmedia_dp::{build_library, BuildOptions, BuiltLibrary, DpOptions, PackageSource};
+use sha2::{Digest, Sha256};
+
+pub const BOOT: &str = "PS100005";
+pub const OTHER: &str = "PS10000A";
+
+pub fn pid(s: &str) -> PackageId {
+    s.parse().unwrap()
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode_upper(Sha256::digest(bytes))
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub lib: PathBuf,
+    pub second: PathBuf,
+    pub built: BuiltLibrary,
+}
+
+impl Fixture {
+    pub fn src(&self, pkg: &str) -> PathBuf {
+        self.dir.path().join("src").join(pkg)
+    }
+    pub fn read_src(&self, pkg: &str, rel: &str) -> Vec<u8> {
+        fs::read(self.src(pkg).join(rel)).unwrap()
+    }
+}
+
+fn write(path: &Path, data: &[u8]) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, data).unwrap();
+}
+
+/// Two packages: a boot image package and a plain one, sharing
+/// `shared/common.bin`; FileLib optionally spread over a second root.
+pub fn fixture(spread: bool) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let shared = bytes(7, 100_000);
+    let boot = src.join(BOOT);
+    write(&boot.join(format!("boot.{BOOT}.wim")), &bytes(1, 300_000));
+    write(&boot.join("sources/setup.exe"), &bytes(2, 5_000));
+    write(&boot.join("shared/common.bin"), &shared);
+    write(&boot.join("Deep/Er/Still Deeper/empty.txt"), b"");
+    let other = src.join(OTHER);
+    write(&other.join("install.cmd"), b"@echo off\r\nexit 0\r\n");
+    write(&other.join("shared/common.bin"), &shared);
+    write(&other.join("Ünïcode name.txt"), "héllo".as_bytes());
+    let lib = dir.path().join("SCCMContentLib");
+    let second = dir.path().join("SCCMContentLibD");
+    let opts = BuildOptions {
+        second_filelib_root: spread.then(|| second.clone()),
+        ..BuildOptions::default()
+    };
+    let built = build_library(
+        &lib,
+        &[
+            PackageSource {
+                id: pid(BOOT),
+                version: 3,
+                folder: &boot,
+            },
+            PackageSource {
+                id: pid(OTHER),
+                version: 1,
+                folder: &other,
+            },
+        ],
+        &opts,
+    )
+    .unwrap();
+    Fixture {
+        dir,
+        lib,
+        second,
+        built,
+    }
+}
+
+/// Options with short timeouts so fault tests run quickly.
+pub fn quick_opts() -> DpOptions {
+    DpOptions {
+        retries: 3,
+        backoff: Duration::from_millis(10),
+        connect_timeout: Duration::from_secs(5),
+        read_timeout: Duration::from_millis(400),
+        ..DpOptions::default()
+    }
+}
+
+/// All FileLib blob paths under `root/FileLib`.
+pub fn blobs(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = fs::read_dir(root.join("FileLib")) else {
+        return out;
+    };
+    for d in rd.flatten() {
+        for f in fs::read_dir(d.path()).unwrap().flatten() {
+            let name = f.file_name().into_string().unwrap();
+            if name.len() == 64 {
+                out.push(f.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The FileLib path of `hash` in whichever root holds it.
+pub fn blob_path(fx: &Fixture, hash: &str) -> PathBuf {
+    for root in [&fx.lib, &fx.second] {
+        let p = root.join("FileLib").join(&hash[..4]).join(hash);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("no blob {hash}");
+}
+pub mod server;

@@ -1,0 +1,337 @@
+//! The HTTP backend against a local test server that lists folders as IIS
+//! does and injects faults.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::time::Duration;
+
+use capmedia_dp::{ContentCache, Dp, DpError, PackageContent};
+use common::server::{iis_listing, Fault, Request, Server, PREFIX};
+use common::*;
+
+fn setup(
+    policy: impl Fn(&Request, usize) -> Fault + Send + Sync + 'static,
+) -> (Fixture, Server, Dp) {
+    let fx = fixture(false);
+    let srv = Server::start(fx.lib.clone(), policy);
+    let dp = Dp::open(&srv.url(), quick_opts()).unwrap();
+    (fx, srv, dp)
+}
+
+fn wim_hash(fx: &Fixture) -> String {
+    sha256_hex(&fx.read_src(BOOT, &format!("boot.{BOOT}.wim")))
+}
+
+fn fetch(fx: &Fixture, dp: &Dp, c: &PackageContent) -> Result<(), DpError> {
+    let cache = ContentCache::open(fx.dir.path().join("cache")).unwrap();
+    let fetched = dp.fetch(c, &cache, &|_, _| {})?;
+    for f in fetched {
+        assert_eq!(
+            fs::read(&f.local).unwrap(),
+            fx.read_src(BOOT, f.path.as_str())
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn iis_style_server_end_to_end() {
+    let (fx, srv, dp) = setup(|_, _| Fault::None);
+    let list = dp.list_packages().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[1].files, 3, "{list:?}");
+    let c = dp.resolve(&pid(BOOT)).unwrap();
+    assert_eq!(c.files.len(), 4);
+    assert_eq!(
+        srv.hits("FileLib")
+            .iter()
+            .filter(|r| r.method == "HEAD")
+            .count(),
+        4
+    );
+    fetch(&fx, &dp, &c).unwrap();
+    let wim = capmedia_dp::boot_wim(&c).unwrap();
+    let head = dp.read_head(&c, wim, 208).unwrap();
+    assert_eq!(head, fx.read_src(BOOT, &format!("boot.{BOOT}.wim"))[..208]);
+    let last = srv.log.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(last.range.as_deref(), Some("bytes=0-207"));
+}
+
+#[test]
+fn corrupted_bytes_are_detected_retried_then_refused() {
+    let (fx, srv, dp) = setup(|r, _| {
+        if r.method == "GET" && r.path.starts_with("FileLib/") {
+            Fault::Corrupt
+        } else {
+            Fault::None
+        }
+    });
+    let c = dp.resolve(&pid(BOOT)).unwrap();
+    let err = fetch(&fx, &dp, &c).unwrap_err();
+    assert!(matches!(err, DpError::HashMismatch { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains(&srv.url()) && msg.contains(BOOT), "{msg}");
+    // Each failing file was fetched exactly twice: detected, retried, refused.
+    let failing = match &err {
+        DpError::HashMismatch { file, .. } => c.file(file).unwrap().sha256.clone(),
+        _ => unreachable!(),
+    };
+    let gets = srv
+        .hits(&failing)
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .count();
+    assert_eq!(gets, 2);
+}
+
+#[test]
+fn corruption_once_is_healed_by_the_retry() {
+    let (fx, srv, dp) = {
+        let fx0 = fixture(false);
+        let h = wim_hash(&fx0);
+        let srv = Server::start(fx0.lib.clone(), move |r, nth| {
+            if r.method == "GET" && r.path.ends_with(&h) && nth == 0 {
+                Fault::Corrupt
+            } else {
+                Fault::None
+            }
+        });
+        let dp = Dp::open(&srv.url(), quick_opts()).unwrap();
+        (fx0, srv, dp)
+    };
+    let c = dp.resolve(&pid(BOOT)).unwrap();
+    fetch(&fx, &dp, &c).unwrap();
+    assert_eq!(
+        srv.hits(&wim_hash(&fx))
+            .iter()
+            .filter(|r| r.method == "GET")
+            .count(),
+        2
+    );
+}
+
+fn on_wim(fault: Fault, times: usize) -> (Fixture, Server, Dp) {
+    let fx = fixture(false);
+    let h = wim_hash(&fx);
+    let srv = Server::start(fx.lib.clone(), move |r, nth| {
+        if r.method == "GET" && r.path.ends_with(&h) && nth < times {
+            fault.clone()
+        } else {
+            Fault::None
+        }
+    });
+    let dp = Dp::open(&srv.url(), quick_opts()).unwrap();
+    (fx, srv, dp)
+}
+
+#[test]
+fn a_500_then_success() {
+    let (fx, srv, dp) = on_wim(Fault::Status(500), 1);
+    let c = dp.resolve(&pid(BOOT)).unwrap();
+    fetch(&fx, &dp, &c).unwrap();
+    assert_eq!(
+        srv.hits(&wim_hash(&fx))
+            .iter()
+            .filter(|r| r.method == "GET")
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn persistent_503_gives_up_after_the_retries() {
+    let (fx, srv, dp) = on_wim(Fault::Status(503), usize::MAX);
+    let c = dp.resolve(&pid(BOOT)).unwrap();
+    let err = fetch(&fx, &dp, &c).unwrap_err();
+    assert!(
+        matches!(err, DpError::Transfer { attempts: 4, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&format!("boot.{BOOT}.wim")));
+    assert_eq!(
+        srv.hits(&wim_hash(&fx))
+            .iter()
+            .filter(|r| r.method == "GET")
+            .count(),
+        4
+    );
+}
+
+#[test]
+fn a_stalled_response_times_out_and_resumes_with_range() {
+    let (fx, srv, dp) = on_wim(Fault::Stall(Duration::from_secs(3)), 1);
+    let c = dp.resolve(&pid(BOOT)).unwrap();
+    fetch(&fx, &dp, &c).unwrap();
+    let gets: Vec<_> = srv
+        .hits(&wim_hash(&fx))
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .collect();
+    assert_eq!(gets.len(), 2, "{gets:?}");
+    assert_eq!(gets[0].range, None);
+    let resumed = gets[1].range.as_deref().unwrap();
+    assert!(
+        resumed.starts_with("bytes=") && resumed != "bytes=0-",
+        "{resumed}"
+    );
+}
+
+#[test]
+fn a_truncated_body_is_resumed() {
+    let (fx, srv, dp) = on_wim(Fault::Truncate, 1);
+    let c = dp.resolve(&pid(BOOT)).unwrap();
+    fetch(&fx, &dp, &c).unwrap();
+    let gets: Vec<_> = srv
+        .hits(&wim_hash(&fx))
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .collect();
+    assert_eq!(gets.len(), 2, "{gets:?}");
+    assert_eq!(gets[1].range.as_deref(), Some("bytes=150000-"));
+}
+
+#[test]
+fn a_server_ignoring_range_restarts_cleanly() {
+    let fx = fixture(false);
+    let h = wim_hash(&fx);
+    let srv = Server::start(fx.lib.clone(), move |r, nth| {
+        if r.method == "GET" && r.path.ends_with(&h) {
+            if nth == 0 {
+                Fault::Truncate
+            } else {
+                Fault::IgnoreRange
+            }
+        } else {
+            Fault::None
+        }
+    });
+    let dp = Dp::open(&srv.url(), quick_opts()).unwrap();
+    let c = dp.resolve(&pid(BOOT)).unwrap();
+    fetch(&fx, &dp, &c).unwrap();
+}
+
+#[test]
+fn always_truncated_is_refused() {
+    let (fx, _srv, dp) = on_wim(Fault::Truncate, usize::MAX);
+    let c = dp.resolve(&pid(BOOT)).unwrap();
+    let err = fetch(&fx, &dp, &c).unwrap_err();
+    assert!(matches!(err, DpError::Transfer { .. }), "{err}");
+}
+
+#[test]
+fn http_401_says_windows_authentication() {
+    let (_fx, _srv, dp) = setup(|_, _| Fault::Status(401));
+    let err = dp.list_packages().unwrap_err();
+    assert!(matches!(err, DpError::AuthRequired { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("Windows authentication")
+            && msg.contains("anonymous")
+            && msg.contains("share"),
+        "{msg}"
+    );
+    let err = dp.resolve(&pid(BOOT)).unwrap_err();
+    assert!(matches!(err, DpError::AuthRequired { .. }), "{err}");
+    assert!(err.to_string().contains(BOOT), "{err}");
+}
+
+#[test]
+fn http_403_is_no_read_access() {
+    let (_fx, srv, dp) = setup(|r, _| {
+        if r.path.starts_with("DataLib") {
+            Fault::Status(403)
+        } else {
+            Fault::None
+        }
+    });
+    let err = dp.resolve(&pid(BOOT)).unwrap_err();
+    assert!(matches!(err, DpError::NoReadAccess { .. }), "{err}");
+    assert!(
+        err.to_string().contains(&srv.url()) && err.to_string().contains(BOOT),
+        "{err}"
+    );
+    let err = dp.list_packages().unwrap_err();
+    assert!(matches!(err, DpError::NoReadAccess { .. }), "{err}");
+}
+
+#[test]
+fn http_403_on_filelib_fails_resolve() {
+    let (_fx, _srv, dp) = setup(|r, _| {
+        if r.path.starts_with("FileLib") {
+            Fault::Status(403)
+        } else {
+            Fault::None
+        }
+    });
+    let err = dp.resolve(&pid(BOOT)).unwrap_err();
+    assert!(matches!(err, DpError::NoReadAccess { .. }), "{err}");
+}
+
+#[test]
+fn missing_filelib_blob_found_by_head() {
+    let fx = fixture(false);
+    let h = wim_hash(&fx);
+    fs::remove_file(blob_path(&fx, &h)).unwrap();
+    let srv = Server::start(fx.lib.clone(), |_, _| Fault::None);
+    let dp = Dp::open(&srv.url(), quick_opts()).unwrap();
+    let err = dp.resolve(&pid(BOOT)).unwrap_err();
+    assert!(matches!(err, DpError::Incomplete { .. }), "{err}");
+    assert!(err.to_string().contains(&format!("boot.{BOOT}.wim")));
+    assert!(
+        srv.hits(&h).iter().all(|r| r.method == "HEAD"),
+        "nothing fetched"
+    );
+}
+
+#[test]
+fn a_listing_with_dotdot_names_is_refused_and_not_followed() {
+    let dir = format!("{PREFIX}DataLib/{BOOT}.3/");
+    let evil = iis_listing(
+        "dp01",
+        &dir,
+        &[
+            ("sources".into(), true, 0),
+            ("..\\..\\..\\Windows\\win.ini".into(), false, 10),
+        ],
+    );
+    let html = evil.replace(
+        &format!("{dir}..%5C..%5C..%5CWindows%5Cwin.ini"),
+        &format!("{dir}../../../Windows/win.ini"),
+    );
+    assert!(html.contains("../../../Windows"));
+    let (_fx, srv, dp) = setup(move |r, _| {
+        if r.path == format!("DataLib/{BOOT}.3/") {
+            Fault::Html(html.clone())
+        } else {
+            Fault::None
+        }
+    });
+    let err = dp.resolve(&pid(BOOT)).unwrap_err();
+    assert!(matches!(err, DpError::UnsafeName { .. }), "{err}");
+    assert!(err.to_string().contains(".."), "{err}");
+    assert!(srv.hits("Windows").is_empty() && srv.hits("win.ini").is_empty());
+}
+
+#[test]
+fn a_listing_with_a_backslash_dotdot_name_is_refused() {
+    let dir = format!("{PREFIX}DataLib/{BOOT}.3/");
+    let html = iis_listing("dp01", &dir, &[("..\\evil.INI".into(), false, 10)]);
+    let (_fx, _srv, dp) = setup(move |r, _| {
+        if r.path == format!("DataLib/{BOOT}.3/") {
+            Fault::Html(html.clone())
+        } else {
+            Fault::None
+        }
+    });
+    let err = dp.resolve(&pid(BOOT)).unwrap_err();
+    assert!(matches!(err, DpError::UnsafeName { .. }), "{err}");
+}
+
+#[test]
+fn not_distributed_over_http() {
+    let (_fx, _srv, dp) = setup(|_, _| Fault::None);
+    let err = dp.resolve(&pid("PS1000FF")).unwrap_err();
+    assert!(matches!(err, DpError::NotDistributed { .. }), "{err}");
+}
