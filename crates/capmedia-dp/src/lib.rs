@@ -21,6 +21,7 @@ mod http;
 mod ini;
 mod listing;
 mod path;
+mod range;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -36,6 +37,7 @@ use crate::error::BackendError;
 pub use crate::error::DpError;
 pub use crate::fetch::{ContentCache, FetchedFile};
 pub use crate::ini::{decode_ini_text, encode_utf16le_crlf, IniDoc, IniError};
+pub use crate::range::RemoteReader;
 pub use crate::listing::{check_name, parse_html_listing, ListingEntry, UnsafeEntry};
 
 /// How to talk to a DP. The defaults suit a DP on a LAN; tests shorten the

@@ -1,0 +1,92 @@
+//! Bounded reads at any offset of a DP file, so the driver can read a WIM's
+//! header and XML (which sits near the end) before fetching it in full.
+
+use std::io::{self, Read, Seek, SeekFrom};
+
+use crate::error::DpError;
+use crate::{ContentFile, Dp, PackageContent};
+
+/// The most one range read may ask for; WIM XML is a few KiB.
+const MAX_RANGE: u64 = 64 << 20;
+
+impl Dp {
+    /// Read `len` bytes at `offset` of `file` (fewer at the end of the file).
+    pub fn read_range(
+        &self,
+        content: &PackageContent,
+        file: &ContentFile,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, DpError> {
+        let len = len.min(MAX_RANGE).min(file.size.saturating_sub(offset));
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let blob = self
+            .backend
+            .open_blob(&file.sha256, offset, Some(len))
+            .map_err(|e| self.blob_err(content, file, e))?;
+        let mut buf = Vec::with_capacity(len as usize);
+        blob.reader
+            .take(len)
+            .read_to_end(&mut buf)
+            .map_err(|e| DpError::Io {
+                dp: self.name.clone(),
+                what: format!("{} of package {}", file.path, content.package),
+                source: e,
+            })?;
+        Ok(buf)
+    }
+
+    /// A `Read + Seek` view of a DP file in which every read is one bounded
+    /// range read: for parsers that look at a few small places of a big file.
+    pub fn remote_reader<'a>(
+        &'a self,
+        content: &'a PackageContent,
+        file: &'a ContentFile,
+    ) -> RemoteReader<'a> {
+        RemoteReader {
+            dp: self,
+            content,
+            file,
+            pos: 0,
+        }
+    }
+}
+
+/// See [`Dp::remote_reader`].
+#[derive(Debug)]
+pub struct RemoteReader<'a> {
+    dp: &'a Dp,
+    content: &'a PackageContent,
+    file: &'a ContentFile,
+    pos: u64,
+}
+
+impl Read for RemoteReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let data = self
+            .dp
+            .read_range(self.content, self.file, self.pos, buf.len() as u64)
+            .map_err(io::Error::other)?;
+        buf[..data.len()].copy_from_slice(&data);
+        self.pos += data.len() as u64;
+        Ok(data.len())
+    }
+}
+
+impl Seek for RemoteReader<'_> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let size = self.file.size as i128;
+        let target = match to {
+            SeekFrom::Start(n) => n as i128,
+            SeekFrom::End(d) => size + d as i128,
+            SeekFrom::Current(d) => self.pos as i128 + d as i128,
+        };
+        if target < 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "seek before start"));
+        }
+        self.pos = target as u64;
+        Ok(self.pos)
+    }
+}
