@@ -201,7 +201,12 @@ impl Dp {
         Ok(buf)
     }
 
-    pub(crate) fn blob_err(&self, content: &PackageContent, file: &ContentFile, e: BackendError) -> DpError {
+    pub(crate) fn blob_err(
+        &self,
+        content: &PackageContent,
+        file: &ContentFile,
+        e: BackendError,
+    ) -> DpError {
         match e {
             BackendError::NotFound => DpError::Incomplete {
                 dp: self.name.clone(),

@@ -37,8 +37,8 @@ use crate::error::BackendError;
 pub use crate::error::DpError;
 pub use crate::fetch::{ContentCache, FetchedFile};
 pub use crate::ini::{decode_ini_text, encode_utf16le_crlf, IniDoc, IniError};
-pub use crate::range::RemoteReader;
 pub use crate::listing::{check_name, parse_html_listing, ListingEntry, UnsafeEntry};
+pub use crate::range::RemoteReader;
 
 /// How to talk to a DP. The defaults suit a DP on a LAN; tests shorten the
 /// timeouts and backoff so fault cases run quickly.

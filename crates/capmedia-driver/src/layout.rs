@@ -1,0 +1,227 @@
+//! The medium's tree (product notes §4): boot files, `sources/boot.wim`,
+//! `MediaLabel.txt`, `autorun.inf` (opt-in), the media template, and the
+//! El Torito boot images kept beside the tree.
+
+use std::path::{Path, PathBuf};
+
+use capmedia_content::{BootFile, BootSpec, EntryRole, EntrySource, MediaPath, PlanEntry};
+
+/// Where the boot files (bootmgr, boot/, efi/, etfsboot.com, efisys.bin) are.
+#[derive(Debug, Clone)]
+pub enum BootFiles {
+    /// A Windows PE `Media` folder given with `--boot-files`.
+    Dir(PathBuf),
+    /// Files of the boot image package (path in package → local file, size).
+    Package(Vec<(MediaPath, PathBuf, u64)>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error("cannot read the boot files folder {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Path(String),
+    #[error("--boot-files {0}: no bootmgr, bootmgr.efi or efi/boot/boot*.efi: this is not a Windows PE media folder (the ADK's Media folder, e.g. ...\\Windows Preinstallation Environment\\amd64\\Media)")]
+    NotBootFiles(PathBuf),
+}
+
+/// The El Torito images, looked for at the folder's root (ADK `fwfiles`) and
+/// then where the ADK's Media folder keeps them.
+const BIOS_IMAGES: [&str; 2] = ["etfsboot.com", "boot/etfsboot.com"];
+const UEFI_IMAGES: [&str; 2] = ["efisys.bin", "efi/microsoft/boot/efisys.bin"];
+
+/// Files at the root that are El Torito images, not part of the tree.
+fn is_firmware_image(p: &str) -> bool {
+    p.eq_ignore_ascii_case("etfsboot.com")
+        || p.eq_ignore_ascii_case("efisys.bin")
+        || p.eq_ignore_ascii_case("efisys_noprompt.bin")
+}
+
+/// A local file of the boot files, by media path (case-insensitive).
+#[derive(Debug, Clone)]
+pub struct BootFileEntry {
+    pub path: MediaPath,
+    pub local: PathBuf,
+    pub size: u64,
+}
+
+/// Walk a folder into (media path, local path, size), sorted.
+pub fn walk(dir: &Path) -> Result<Vec<BootFileEntry>, LayoutError> {
+    fn go(
+        root: &Path,
+        dir: &Path,
+        prefix: &str,
+        out: &mut Vec<BootFileEntry>,
+    ) -> Result<(), LayoutError> {
+        let err = |source| LayoutError::Read {
+            path: dir.to_owned(),
+            source,
+        };
+        let mut ents: Vec<_> = std::fs::read_dir(dir)
+            .map_err(err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        ents.sort_by_key(|e| e.file_name());
+        for e in ents {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let rel = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let meta = std::fs::metadata(e.path()).map_err(|source| LayoutError::Read {
+                path: e.path(),
+                source,
+            })?;
+            if meta.is_dir() {
+                go(root, &e.path(), &rel, out)?;
+            } else {
+                let path = MediaPath::new(&rel)
+                    .map_err(|x| LayoutError::Path(format!("{}: {x}", root.display())))?;
+                out.push(BootFileEntry {
+                    path,
+                    local: e.path(),
+                    size: meta.len(),
+                });
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    go(dir, dir, "", &mut out)?;
+    Ok(out)
+}
+
+impl BootFiles {
+    /// Every file, with local path and size.
+    pub fn entries(&self) -> Result<Vec<BootFileEntry>, LayoutError> {
+        match self {
+            BootFiles::Dir(d) => {
+                let all = walk(d)?;
+                let has_loader = all.iter().any(|e| {
+                    let p = e.path.as_str().to_ascii_lowercase();
+                    p == "bootmgr" || p == "bootmgr.efi" || p.starts_with("efi/boot/boot")
+                });
+                if !has_loader {
+                    return Err(LayoutError::NotBootFiles(d.clone()));
+                }
+                Ok(all)
+            }
+            BootFiles::Package(files) => Ok(files
+                .iter()
+                .map(|(p, l, s)| BootFileEntry {
+                    path: p.clone(),
+                    local: l.clone(),
+                    size: *s,
+                })
+                .collect()),
+        }
+    }
+}
+
+/// The El Torito images among the boot files.
+pub fn boot_spec(files: &[BootFileEntry]) -> BootSpec {
+    let find = |names: &[&str]| {
+        names.iter().find_map(|n| {
+            files
+                .iter()
+                .find(|e| e.path.as_str().eq_ignore_ascii_case(n))
+                .map(|e| (e.local.clone(), e.size))
+        })
+    };
+    BootSpec {
+        bios: find(&BIOS_IMAGES).map(|(source, size)| BootFile {
+            source,
+            size,
+            // etfsboot.com is loaded as 8 sectors of 512 bytes, like oscdimg does.
+            load_sectors: Some(8),
+        }),
+        uefi: find(&UEFI_IMAGES).map(|(source, size)| BootFile {
+            source,
+            size,
+            load_sectors: None,
+        }),
+    }
+}
+
+/// The UEFI loaders of the tree (`efi/boot/boot*.efi`).
+pub fn uefi_loaders(files: &[BootFileEntry]) -> Vec<&BootFileEntry> {
+    files
+        .iter()
+        .filter(|e| {
+            let p = e.path.as_str().to_ascii_lowercase();
+            p.starts_with("efi/boot/boot") && p.ends_with(".efi") && p.matches('/').count() == 2
+        })
+        .collect()
+}
+
+/// Plan entries (without BLAKE3 yet) for the boot files that go on the tree.
+pub fn boot_entries(files: &[BootFileEntry]) -> Vec<PlanEntry> {
+    files
+        .iter()
+        .filter(|e| !is_firmware_image(e.path.as_str()))
+        .map(|e| PlanEntry {
+            path: e.path.clone(),
+            source: EntrySource::File(e.local.clone()),
+            size: e.size,
+            blake3: String::new(),
+            role: EntryRole::Boot,
+            group: "boot".into(),
+        })
+        .collect()
+}
+
+/// `MediaLabel.txt`, as the wizard writes it.
+pub fn media_label_txt(label: &str) -> Vec<u8> {
+    format!("label={label}\r\n").into_bytes()
+}
+
+/// `autorun.inf`: the label, and the task sequence media autorun program
+/// only when the template provides it (capmedia invents no client files).
+pub fn autorun_inf(label: &str, autorun_exe: Option<&MediaPath>) -> Vec<u8> {
+    let mut s = String::from("[autorun]\r\n");
+    if let Some(exe) = autorun_exe {
+        let win = exe.as_str().replace('/', "\\");
+        s.push_str(&format!("open={win}\r\nicon={win},0\r\n"));
+    }
+    s.push_str(&format!("label={label}\r\n"));
+    s.into_bytes()
+}
+
+/// The validated media label.
+pub fn check_label(label: &str) -> Result<(), String> {
+    if label.trim().is_empty() {
+        return Err("the media label is empty".into());
+    }
+    if let Some(c) = label.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "the media label contains the control character {c:?}"
+        ));
+    }
+    if label.chars().count() > 32 {
+        return Err(format!(
+            "the media label {label:?} is longer than 32 characters (the ISO volume name holds 32)"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_files() {
+        assert_eq!(media_label_txt("CM"), b"label=CM\r\n");
+        let exe = MediaPath::new("SMS/bin/x64/TSMBAutorun.exe").unwrap();
+        let a = String::from_utf8(autorun_inf("CM", Some(&exe))).unwrap();
+        assert!(a.contains("open=SMS\\bin\\x64\\TSMBAutorun.exe\r\n"));
+        assert!(check_label("").is_err());
+        assert!(check_label("a\tb").is_err());
+        assert!(check_label(&"x".repeat(33)).is_err());
+        assert!(check_label("Configuration Manager").is_ok());
+    }
+}
