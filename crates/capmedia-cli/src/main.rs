@@ -7,8 +7,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod capture;
+mod dp;
 mod inspect;
 mod plugins;
+mod ui;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,7 +34,29 @@ struct PluginArgs {
 }
 
 #[derive(Debug, Subcommand)]
+enum DpCommand {
+    /// List the packages on a DP, with kind, version and size.
+    List {
+        /// A path to SCCMContentLib, or an http(s):// URL of SMS_DP_SMSPKG$.
+        #[arg(long, value_name = "PATH|URL")]
+        dp: String,
+        /// CA certificate file (PEM) for an https:// DP.
+        #[arg(long, value_name = "FILE")]
+        dp_ca_file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum Command {
+    /// Build capture media from a boot image package on a distribution point.
+    Capture(Box<capture::CaptureArgs>),
+    /// Distribution point commands.
+    Dp {
+        #[command(subcommand)]
+        command: DpCommand,
+    },
     /// Show a WIM's images (index, name, architecture, boot image) or a PE
     /// file's machine, read from the file itself.
     Inspect {
@@ -54,6 +79,15 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Capture(a) => capture::run(*a),
+        Command::Dp {
+            command:
+                DpCommand::List {
+                    dp,
+                    dp_ca_file,
+                    json,
+                },
+        } => dp::list(&dp, dp_ca_file, json),
         Command::Plugins { plugins, json } => plugins::run(&plugins.plugin_dirs, json),
         Command::Inspect { file, json } => inspect::run(&file, json),
     };

@@ -1,0 +1,288 @@
+//! `capmedia capture`: the wizard's job, end to end.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use capmedia_content::{Arch, Capacity, PackageId};
+use capmedia_dp::DpOptions;
+use capmedia_driver::{capture, CaptureReport, CaptureRequest};
+
+use crate::ui::{install_ctrlc, Ui};
+
+/// Exit code of a run the user interrupted (128 + SIGINT, as shells do).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+#[derive(Debug, clap::Args)]
+pub struct CaptureArgs {
+    /// Distribution point: a path to its SCCMContentLib (a mounted share or a
+    /// copy) or an http(s):// URL of SMS_DP_SMSPKG$.
+    #[arg(long, value_name = "PATH|URL")]
+    dp: String,
+    /// The boot image package id, e.g. PS100005.
+    #[arg(long, value_name = "PKGID")]
+    boot_image: PackageId,
+    /// The sink: usb-raw, iso-set, vhd, or a third-party sink's name.
+    #[arg(long, value_name = "usb-raw|iso-set|vhd|NAME")]
+    sink: String,
+    /// Output file (image, first ISO of the set, VHD) or device.
+    #[arg(long, value_name = "FILE|DEVICE")]
+    out: PathBuf,
+    /// The computer the media is for: an x64 computer boots x86 or x64 boot
+    /// images, an x86 computer only x86, an arm64 computer only arm64.
+    #[arg(long, value_name = "x86|x64|arm64")]
+    target_arch: Option<Arch>,
+    /// Size of one medium: 650MB, 4GB, 8GB, unlimited, or bytes with K/M/G.
+    #[arg(long, value_name = "SIZE", default_value = "unlimited")]
+    media_size: Capacity,
+    /// Media label: ISO volume name, FAT label (first 11 characters), MediaLabel.txt.
+    #[arg(long, default_value = "Configuration Manager")]
+    label: String,
+    /// A Windows PE Media folder (bootmgr, boot/, efi/, etfsboot.com, efisys.bin).
+    /// Without it, boot files come from the boot image package.
+    #[arg(long, value_name = "DIR")]
+    boot_files: Option<PathBuf>,
+    /// A folder copied as-is onto the medium (e.g. a site's SMS/ folder).
+    #[arg(long, value_name = "DIR")]
+    media_template: Option<PathBuf>,
+    /// Write autorun.inf.
+    #[arg(long)]
+    autorun: bool,
+    /// Where generated files are kept while building (removed afterwards).
+    #[arg(long, value_name = "DIR")]
+    staging: Option<PathBuf>,
+    /// The content cache (reused across runs).
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+    /// Extra FileLib roots of a library that spans drives (path DPs).
+    #[arg(long, value_name = "DIR")]
+    dp_filelib: Vec<PathBuf>,
+    /// A CA certificate file (PEM) for an https:// DP.
+    #[arg(long, value_name = "FILE")]
+    dp_ca_file: Option<PathBuf>,
+    /// Downloads at once from an HTTP DP.
+    #[arg(long, default_value_t = 4)]
+    dp_connections: usize,
+    /// Partition table of usb-raw and vhd disks.
+    #[arg(long, value_name = "mbr|gpt")]
+    partition_scheme: Option<String>,
+    /// VHD type.
+    #[arg(long, value_name = "fixed|dynamic")]
+    vhd_type: Option<String>,
+    /// Allow writing a device that is not a removable/USB disk. Dangerous.
+    #[arg(long)]
+    allow_fixed_disk: bool,
+    /// Do not ask before writing to a device.
+    #[arg(long)]
+    yes: bool,
+    /// Any sink option, KEY=VALUE (repeatable), for third-party sinks.
+    #[arg(long = "sink-option", value_name = "KEY=VALUE")]
+    sink_options: Vec<String>,
+    /// Print the final report as one JSON document on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Print the plan and exit without fetching or writing anything.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    plugins: crate::PluginArgs,
+}
+
+fn source_date_epoch() -> anyhow::Result<u64> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds")),
+        Err(_) => Ok(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)),
+    }
+}
+
+fn is_device(p: &std::path::Path) -> bool {
+    p.starts_with("/dev")
+}
+
+pub fn run(a: CaptureArgs) -> anyhow::Result<ExitCode> {
+    let reg = crate::plugins::registry(&a.plugins.plugin_dirs);
+    let Some(sink) = reg.get(&a.sink) else {
+        let names: Vec<&str> = reg.sinks.iter().map(|s| s.info().name.as_str()).collect();
+        for e in &reg.errors {
+            eprintln!("capmedia: {e}");
+        }
+        bail!(
+            "no sink named {:?} (found: {}); `capmedia plugins` lists the folders searched",
+            a.sink,
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            }
+        );
+    };
+    let mut options = BTreeMap::new();
+    for kv in &a.sink_options {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--sink-option {kv:?} is not KEY=VALUE"))?;
+        options.insert(k.to_owned(), v.to_owned());
+    }
+    if let Some(v) = &a.partition_scheme {
+        options.insert("partition-scheme".into(), v.clone());
+    }
+    if let Some(v) = &a.vhd_type {
+        options.insert("vhd-type".into(), v.clone());
+    }
+    if a.allow_fixed_disk {
+        options.insert("allow-fixed-disk".into(), "true".into());
+    }
+    if a.yes {
+        options.insert("yes".into(), "true".into());
+    }
+    let mut req = CaptureRequest {
+        dp: a.dp.clone(),
+        dp_options: DpOptions {
+            extra_filelib_roots: a.dp_filelib.clone(),
+            ca_file: a.dp_ca_file.clone(),
+            concurrency: a.dp_connections.max(1),
+            ..DpOptions::default()
+        },
+        boot_image: a.boot_image.clone(),
+        out: a.out.clone(),
+        target_arch: a.target_arch,
+        capacity: a.media_size,
+        label: a.label.clone(),
+        boot_files: a.boot_files.clone(),
+        media_template: a.media_template.clone(),
+        autorun: a.autorun,
+        staging: a.staging.clone(),
+        cache_dir: a
+            .cache
+            .clone()
+            .unwrap_or_else(capmedia_driver::default_cache_dir),
+        options,
+        source_date_epoch: source_date_epoch()?,
+        dry_run: a.dry_run,
+    };
+    let cancelled = install_ctrlc();
+    let ui = Ui::new(cancelled);
+
+    // Writing a device: show it and ask, unless --yes (which a run without a
+    // terminal must give; the sink refuses otherwise).
+    if is_device(&a.out) && !a.yes && !a.dry_run && std::io::stdin().is_terminal() {
+        let mut probe = req.clone();
+        probe.dry_run = true;
+        probe.options.insert("yes".into(), "true".into());
+        let r = capture(&probe, sink, &ui).map_err(anyhow::Error::new)?;
+        for n in &r.notes {
+            eprintln!("  {n}");
+        }
+        eprint!(
+            "capmedia: ALL DATA on {} will be replaced. Write it? [y/N] ",
+            a.out.display()
+        );
+        std::io::stderr().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES") {
+            bail!("not confirmed; nothing was written");
+        }
+        req.options.insert("yes".into(), "true".into());
+    }
+
+    let result = capture(&req, sink, &ui);
+    ui.finish();
+    match result {
+        Ok(report) => {
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_report(&report);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) if e.is_cancelled() => {
+            eprintln!("capmedia: interrupted: existing outputs are untouched and temporary files were removed");
+            Ok(ExitCode::from(EXIT_INTERRUPTED))
+        }
+        Err(e) => Err(anyhow::Error::new(e)),
+    }
+}
+
+fn mib(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
+}
+
+fn print_report(r: &CaptureReport) {
+    let b = &r.boot_image;
+    println!(
+        "boot image {} ({}, {}): {} image {}{}, {}",
+        b.package,
+        b.content,
+        r.dp,
+        b.wim,
+        b.image_index,
+        b.image_name
+            .as_deref()
+            .map(|n| format!(" \"{n}\""))
+            .unwrap_or_default(),
+        b.arch
+    );
+    if let Some(t) = r.target_arch {
+        println!("target computer: {t}");
+    }
+    println!(
+        "label: {}   set id: {}   sink: {}",
+        r.label, r.set_id, r.sink
+    );
+    if r.dry_run {
+        println!(
+            "\nplan ({} files, {}):",
+            r.files.len(),
+            mib(r.content_bytes)
+        );
+        for f in &r.files {
+            println!("  {:<44} {:>12}  {}", f.path.as_str(), f.size, f.source);
+        }
+        for v in &r.volumes {
+            let free = match v.capacity.bytes() {
+                Some(c) => format!("{} free of {}", mib(c.saturating_sub(v.used)), mib(c)),
+                None => "no size limit".into(),
+            };
+            println!(
+                "\nvolume {} of {}: {} ({} files, {} used, {free})",
+                v.number,
+                v.count,
+                v.output.display(),
+                v.entries.len(),
+                mib(v.used)
+            );
+            for e in &v.entries {
+                println!("  {e}");
+            }
+        }
+        println!("\ndry run: nothing was fetched or written");
+        return;
+    }
+    for o in &r.outputs {
+        println!(
+            "wrote {} (volume {}, {} bytes, BLAKE3 {})",
+            o.path.display(),
+            o.volume,
+            o.bytes,
+            o.blake3.as_deref().unwrap_or("-")
+        );
+    }
+    println!(
+        "verified by {}; fetch {:.1}s, write {:.1}s, verify {:.1}s, total {:.1}s",
+        r.verified_by.as_deref().unwrap_or("-"),
+        r.timings.fetch_s,
+        r.timings.write_s,
+        r.timings.verify_s,
+        r.timings.total_s
+    );
+}

@@ -1,0 +1,59 @@
+//! `capmedia dp list`.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use capmedia_dp::{Dp, DpOptions};
+
+pub fn list(dp: &str, ca_file: Option<std::path::PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
+    let dp = Dp::open(
+        dp,
+        DpOptions {
+            ca_file,
+            ..DpOptions::default()
+        },
+    )?;
+    let pkgs = dp
+        .list_packages()
+        .with_context(|| format!("listing packages on DP {}", dp.name()))?;
+    if json {
+        let rows: Vec<_> = pkgs
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "package": p.id,
+                    "content": p.content.as_ref().map(ToString::to_string),
+                    "version": p.content.as_ref().map(|c| c.version),
+                    "kind": p.kind,
+                    "size": p.size,
+                    "files": p.files,
+                    "problem": p.problem,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        println!(
+            "{:<10} {:<14} {:<15} {:>14} {:>6}",
+            "PACKAGE", "CONTENT", "KIND", "SIZE", "FILES"
+        );
+        for p in &pkgs {
+            println!(
+                "{:<10} {:<14} {:<15} {:>14} {:>6}{}",
+                p.id.as_str(),
+                p.content
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| "-".into()),
+                p.kind.as_str(),
+                p.size,
+                p.files,
+                p.problem
+                    .as_deref()
+                    .map(|x| format!("  ({x})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
