@@ -121,7 +121,9 @@ fn cancelled_rebuild_leaves_old_set() {
     // A check refusal touches nothing either.
     let mut small = plan.clone();
     small.capacity = Capacity::Bytes(1 << 20);
-    let e = IsoSetSink.write(&small, &NoProgress, &NeverCancel).unwrap_err();
+    let e = IsoSetSink
+        .write(&small, &NoProgress, &NeverCancel)
+        .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Refused);
     assert_intact(&out, &snap);
     no_temps(&out);
@@ -189,7 +191,11 @@ fn killed_rebuild_leaves_old_set() {
 
     assert_intact(&out, &snap);
     let stale = names_with(out.parent().unwrap(), "capmedia-tmp");
-    assert_eq!(stale.len(), 1, "the killed run left its temporary: {stale:?}");
+    assert_eq!(
+        stale.len(),
+        1,
+        "the killed run left its temporary: {stale:?}"
+    );
 
     // check() touches nothing; the next write cleans the stale temporary
     // and replaces the two-volume set with one volume.
