@@ -151,12 +151,13 @@ fn mib(n: u64) -> String {
 /// nothing, else a path under `capmedia-boot/`.
 fn place_boot_image(
     plan: &MediaPlan,
-    source: &Path,
+    source: Option<&Path>,
     preferred: &str,
     name: &str,
 ) -> (String, bool) {
     if let Some(e) = plan.entries.iter().find(|e| {
-        e.role.is_boot_volume() && matches!(&e.source, EntrySource::File(p) if p == source)
+        e.role.is_boot_volume()
+            && matches!(&e.source, EntrySource::File(p) if Some(p.as_path()) == source)
     }) {
         return (e.path.as_str().to_owned(), true);
     }
@@ -188,7 +189,7 @@ fn resolve_boot(plan: &MediaPlan) -> Result<Boot, IsoError> {
     let mut boot = Boot::default();
     if let Some(b) = &plan.boot.bios {
         let (path, in_plan) =
-            place_boot_image(plan, &b.source, "boot/etfsboot.com", "etfsboot.com");
+            place_boot_image(plan, Some(&b.source), "boot/etfsboot.com", "etfsboot.com");
         boot.bios = Some(BootImage {
             path,
             content: ImageSource::Host(b.source.clone()),
@@ -199,7 +200,7 @@ fn resolve_boot(plan: &MediaPlan) -> Result<Boot, IsoError> {
     if let Some(u) = &plan.boot.uefi {
         let (path, in_plan) = place_boot_image(
             plan,
-            &u.source,
+            Some(&u.source),
             "efi/microsoft/boot/efisys.bin",
             "efisys.bin",
         );
@@ -213,12 +214,8 @@ fn resolve_boot(plan: &MediaPlan) -> Result<Boot, IsoError> {
         let loaders = efiboot::loaders(plan);
         if !loaders.is_empty() {
             let bytes = efiboot::build(plan, &loaders)?;
-            let (path, _) = place_boot_image(
-                plan,
-                Path::new(""),
-                "efi/microsoft/boot/efisys.bin",
-                "efisys.bin",
-            );
+            let (path, _) =
+                place_boot_image(plan, None, "efi/microsoft/boot/efisys.bin", "efisys.bin");
             boot.uefi = Some(BootImage {
                 path,
                 content: ImageSource::Bytes(std::sync::Arc::new(bytes)),

@@ -285,8 +285,29 @@ fn check_refuses_before_writing() {
     let p = plan(builder(&src, t.path(), Capacity::Unlimited, true));
     assert_eq!(IsoSetSink.check(&p).unwrap_err().kind, ErrorKind::Refused);
 
-    // Not enough free space: a 1 MiB tmpfs is not available unprivileged,
-    // so use /dev/shm's real numbers against an unlimited 1 TiB plan instead.
+    // Not enough free space: a sparse 4 TiB source (size taken from the
+    // file, never read) on an unlimited medium.
+    let huge = t.path().join("huge.bin");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(1 << 42)
+        .unwrap();
+    let mut b = builder(&src, &out, Capacity::Unlimited, true);
+    b.add_known(capmedia_content::PlanEntry {
+        path: capmedia_content::MediaPath::new("SMS/huge.bin").unwrap(),
+        source: EntrySource::File(huge),
+        size: 1 << 42,
+        blake3: "0".repeat(64),
+        role: capmedia_content::EntryRole::Package,
+        group: "H".to_owned(),
+    });
+    let p = plan(b);
+    let e = IsoSetSink.check(&p).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Refused);
+    assert!(e.message.contains("bytes free"), "{}", e.message);
+    let e = IsoSetSink.write(&p, &NoProgress, &NeverCancel).unwrap_err();
+    assert!(e.message.contains("bytes free"), "{}", e.message);
+    assert!(!out.exists());
     assert!(names_with(t.path(), "capmedia-tmp").is_empty());
 }
 
