@@ -1,0 +1,211 @@
+//! The FAT image for the El Torito EFI entry, built when the boot files
+//! have `efi/boot/boot*.efi` but no `efisys.bin`.
+//!
+//! UEFI firmware boots optical media by mounting the El Torito EFI image as
+//! a FAT volume and starting `\EFI\BOOT\BOOT<ARCH>.EFI` from it. The image
+//! is FAT12/16, just big enough, and deterministic: fixed volume id derived
+//! from the set id, and every timestamp from `SOURCE_DATE_EPOCH`.
+
+use std::collections::BTreeMap;
+use std::io::{self, Cursor, Read, Write};
+use std::sync::{Mutex, OnceLock};
+
+use capmedia_content::{MediaPlan, PlanEntry};
+use fatfs::{Date, FileSystem, FormatVolumeOptions, FsOptions, Time, TimeProvider};
+
+use crate::IsoError;
+
+/// The EFI loaders UEFI looks for, as media paths (case-folded) and as
+/// names inside the FAT image.
+pub const LOADERS: [(&str, &str); 3] = [
+    ("efi/boot/bootx64.efi", "BOOTX64.EFI"),
+    ("efi/boot/bootia32.efi", "BOOTIA32.EFI"),
+    ("efi/boot/bootaa64.efi", "BOOTAA64.EFI"),
+];
+
+/// Loaders larger than this in total are refused: the image is built in
+/// memory, and real loaders are a few MiB.
+pub const MAX_LOADERS: u64 = 64 << 20;
+
+/// The plan's EFI loaders, with their FAT names.
+pub fn loaders(plan: &MediaPlan) -> Vec<(&PlanEntry, &'static str)> {
+    LOADERS
+        .iter()
+        .filter_map(|(path, name)| {
+            plan.entries
+                .iter()
+                .find(|e| e.path.case_key() == *path)
+                .map(|e| (e, *name))
+        })
+        .collect()
+}
+
+/// A clock fixed at one instant, so the FAT image is reproducible.
+#[derive(Debug)]
+struct FixedTime(fatfs::DateTime);
+
+impl TimeProvider for FixedTime {
+    fn get_current_date(&self) -> Date {
+        self.0.date
+    }
+    fn get_current_date_time(&self) -> fatfs::DateTime {
+        self.0
+    }
+}
+
+/// `fatfs` 0.3 wants a `&'static` time provider; one is kept per distinct
+/// epoch, so memory is bounded by the epochs a process ever uses.
+fn provider(epoch: u64) -> &'static FixedTime {
+    static CLOCKS: OnceLock<Mutex<BTreeMap<u64, &'static FixedTime>>> = OnceLock::new();
+    let mut map = CLOCKS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    map.entry(epoch)
+        .or_insert_with(|| Box::leak(Box::new(FixedTime(dos_time(epoch)))))
+}
+
+/// `epoch` as a FAT date and time (UTC), clamped to FAT's 1980..=2107.
+pub fn dos_time(epoch: u64) -> fatfs::DateTime {
+    let days = (epoch / 86_400) as i64;
+    let secs = epoch % 86_400;
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u16;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u16;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day, secs) = if year < 1980 {
+        (1980, 1, 1, 0)
+    } else if year > 2107 {
+        (2107, 12, 31, 86_399)
+    } else {
+        (year as u16, month, day, secs)
+    };
+    fatfs::DateTime {
+        date: Date { year, month, day },
+        time: Time {
+            hour: (secs / 3600) as u16,
+            min: (secs / 60 % 60) as u16,
+            sec: (secs % 60) as u16,
+            millis: 0,
+        },
+    }
+}
+
+/// Build the FAT image holding `EFI/BOOT/<name>` for each loader.
+pub fn build(plan: &MediaPlan, loaders: &[(&PlanEntry, &str)]) -> Result<Vec<u8>, IsoError> {
+    let total: u64 = loaders.iter().map(|(e, _)| e.size).sum();
+    if total > MAX_LOADERS {
+        return Err(IsoError::Refused(format!(
+            "the EFI loaders are {total} bytes, more than the {MAX_LOADERS} an El Torito EFI image built by capmedia may hold; supply efisys.bin instead"
+        )));
+    }
+    let id_hash = blake3::hash(plan.set_id.as_bytes());
+    let hb = id_hash.as_bytes();
+    let volume_id = u32::from_le_bytes([hb[0], hb[1], hb[2], hb[3]]);
+    // Data sectors, directories (root, EFI, BOOT) and FAT overhead; grown
+    // until everything fits.
+    let mut sectors = (total.div_ceil(512) * 11 / 10 + 128).max(256);
+    for _ in 0..16 {
+        match try_build(plan, loaders, sectors, volume_id) {
+            Ok(img) => return Ok(img),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof || is_full(&e) => {
+                sectors = sectors * 5 / 4 + 64;
+            }
+            Err(e) => return Err(IsoError::EfiImage(e.to_string())),
+        }
+    }
+    Err(IsoError::EfiImage(
+        "could not size the FAT image for the EFI loaders".to_owned(),
+    ))
+}
+
+fn is_full(e: &io::Error) -> bool {
+    let s = e.to_string().to_ascii_lowercase();
+    s.contains("no space") || s.contains("full") || s.contains("cluster")
+}
+
+fn try_build(
+    plan: &MediaPlan,
+    loaders: &[(&PlanEntry, &str)],
+    sectors: u64,
+    volume_id: u32,
+) -> io::Result<Vec<u8>> {
+    let sectors32 = u32::try_from(sectors).map_err(|_| io::Error::other("too large"))?;
+    let mut disk = Cursor::new(vec![0u8; sectors as usize * 512]);
+    fatfs::format_volume(
+        &mut disk,
+        FormatVolumeOptions::new()
+            .total_sectors(sectors32)
+            .bytes_per_sector(512)
+            .volume_id(volume_id)
+            .volume_label(*b"EFISYS     "),
+    )?;
+    disk.set_position(0);
+    let clock = provider(plan.source_date_epoch);
+    {
+        let fs = FileSystem::new(&mut disk, FsOptions::new().time_provider(clock))?;
+        // Every timestamp comes from the fixed clock.
+        {
+            let boot = fs.root_dir().create_dir("EFI")?.create_dir("BOOT")?;
+            for (entry, name) in loaders {
+                let mut f = boot.create_file(name)?;
+                let mut src = entry.source.open()?;
+                let mut buf = vec![0u8; 64 << 10];
+                loop {
+                    let n = src.read(&mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    f.write_all(&buf[..n])?;
+                }
+                f.flush()?;
+            }
+        }
+        fs.unmount()?;
+    }
+    Ok(disk.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn image_is_reproducible_and_holds_the_loader() {
+        let mk = || {
+            let mut b = capmedia_content::PlanBuilder::new("x", "iso-set", "/tmp/x.iso");
+            b.add_bytes(
+                "EFI/Boot/bootx64.efi",
+                vec![7u8; 5000],
+                capmedia_content::EntryRole::Boot,
+                "boot",
+            )
+            .unwrap();
+            let plan = b.source_date_epoch(1_700_000_000).build().unwrap();
+            build(&plan, &loaders(&plan)).unwrap()
+        };
+        let img = mk();
+        assert_eq!(img, mk());
+        let fs = FileSystem::new(Cursor::new(img), FsOptions::new()).unwrap();
+        let mut f = fs.root_dir().open_file("EFI/BOOT/BOOTX64.EFI").unwrap();
+        let mut v = Vec::new();
+        f.read_to_end(&mut v).unwrap();
+        assert_eq!(v, vec![7u8; 5000]);
+    }
+
+    #[test]
+    fn dos_times() {
+        let t = dos_time(1_700_000_000); // 2023-11-14 22:13:20 UTC
+        assert_eq!((t.date.year, t.date.month, t.date.day), (2023, 11, 14));
+        assert_eq!((t.time.hour, t.time.min, t.time.sec), (22, 13, 20));
+        assert_eq!(dos_time(0).date.year, 1980);
+        assert_eq!(dos_time(u64::MAX / 4).date.year, 2107);
+    }
+}

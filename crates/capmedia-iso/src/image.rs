@@ -1,0 +1,284 @@
+//! One volume as a `hadris_fs::Tree` plus `IsoOptions`, the exact size
+//! `hadris_iso::plan` gives it, and writing it to a file.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use capmedia_content::{EntrySource, MediaPlan, PlanEntry};
+use capmedia_sink::{Cancel, Progress};
+use hadris_fs::{Content, DateTime, Node, Tree};
+use hadris_io::{Error as HError, ErrorKind as HKind, ErrorType};
+use hadris_iso::{BootEntry, ElTorito, IsoId, IsoLevel, IsoOptions};
+use hadris_storage::{BlockIndex, BlockSize};
+
+use crate::IsoError;
+
+/// A boot image placed in the file tree of volume 1 for El Torito.
+#[derive(Debug, Clone)]
+pub struct BootImage {
+    /// Tree path (no leading slash).
+    pub path: String,
+    pub content: ImageSource,
+    /// Whether the file is already in the plan (then it is not added again).
+    pub in_plan: bool,
+    pub load_sectors: Option<u16>,
+}
+
+/// Where a boot image's bytes come from.
+#[derive(Debug, Clone)]
+pub enum ImageSource {
+    Host(std::path::PathBuf),
+    /// The FAT image built for the EFI entry (small: it holds EFI loaders).
+    Bytes(std::sync::Arc<Vec<u8>>),
+}
+
+/// The El Torito setup of volume 1.
+#[derive(Debug, Clone, Default)]
+pub struct Boot {
+    pub bios: Option<BootImage>,
+    pub uefi: Option<BootImage>,
+}
+
+impl Boot {
+    pub fn is_empty(&self) -> bool {
+        self.bios.is_none() && self.uefi.is_none()
+    }
+
+    /// Bytes the boot images add to volume 1 when not already in the plan,
+    /// plus the catalog.
+    pub fn extra_bytes(&self) -> u64 {
+        if self.is_empty() {
+            return 0;
+        }
+        let mut n = crate::layout::SECTOR;
+        for img in [&self.bios, &self.uefi].into_iter().flatten() {
+            if !img.in_plan {
+                n += crate::layout::sectors(img.len()) + 512;
+            }
+        }
+        n
+    }
+}
+
+impl BootImage {
+    pub fn len(&self) -> u64 {
+        match &self.content {
+            ImageSource::Host(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+            ImageSource::Bytes(b) => b.len() as u64,
+        }
+    }
+}
+
+/// Tree content for a plan entry: host files are streamed by the writer,
+/// inline bytes are small by construction.
+fn entry_content(e: &PlanEntry) -> Result<Content, IsoError> {
+    match &e.source {
+        EntrySource::File(p) => {
+            let c = hadris_fs::host::file(p).map_err(|err| IsoError::Source {
+                path: p.clone(),
+                message: err.to_string(),
+            })?;
+            if c.len() != e.size {
+                return Err(IsoError::SourceChanged {
+                    path: p.clone(),
+                    planned: e.size,
+                    actual: c.len(),
+                });
+            }
+            Ok(c)
+        }
+        EntrySource::Inline(b) => Ok(Content::bytes(b.clone())),
+    }
+}
+
+/// Everything needed to lay out one volume.
+#[derive(Debug)]
+pub struct VolumeImage {
+    pub tree: Tree,
+    pub options: IsoOptions,
+}
+
+/// The time every timestamp on the medium gets.
+pub fn epoch_time(plan: &MediaPlan) -> Result<DateTime, IsoError> {
+    i64::try_from(plan.source_date_epoch)
+        .ok()
+        .and_then(|s| DateTime::from_unix_seconds(s).ok())
+        .ok_or(IsoError::BadEpoch(plan.source_date_epoch))
+}
+
+/// Build the tree and options of one volume.
+pub fn volume_image<'a>(
+    plan: &MediaPlan,
+    entries: impl Iterator<Item = &'a PlanEntry>,
+    manifest: Vec<u8>,
+    volume_id: &str,
+    boot: Option<&Boot>,
+) -> Result<VolumeImage, IsoError> {
+    let mut tree = Tree::new();
+    let insert = |tree: &mut Tree, path: &str, content: Content| {
+        tree.insert(path, Node::file(content))
+            .map_err(|err| IsoError::Layout(format!("{path}: {err}")))
+    };
+    for e in entries {
+        insert(&mut tree, e.path.as_str(), entry_content(e)?)?;
+    }
+    insert(
+        &mut tree,
+        capmedia_content::MANIFEST_PATH,
+        Content::bytes(manifest),
+    )?;
+    let time = epoch_time(plan)?;
+    let mut options = IsoOptions::new()
+        .with_id(IsoId::Volume, volume_id)
+        .with_id(IsoId::Application, "CAPMEDIA")
+        .with_id(IsoId::VolumeSet, &plan.set_id.to_ascii_uppercase())
+        .with_level(IsoLevel::L3)
+        .with_joliet()
+        .with_time(time);
+    if let Some(boot) = boot.filter(|b| !b.is_empty()) {
+        let mut et = ElTorito::new();
+        for (img, bios) in [(&boot.bios, true), (&boot.uefi, false)] {
+            let Some(img) = img else { continue };
+            if !img.in_plan {
+                let content = match &img.content {
+                    ImageSource::Host(p) => {
+                        hadris_fs::host::file(p).map_err(|err| IsoError::Source {
+                            path: p.clone(),
+                            message: err.to_string(),
+                        })?
+                    }
+                    ImageSource::Bytes(b) => Content::bytes(b.as_slice()),
+                };
+                insert(&mut tree, &img.path, content)?;
+            }
+            let entry = if bios {
+                BootEntry::bios(&img.path).with_load_size(img.load_sectors.unwrap_or(8))
+            } else {
+                let e = BootEntry::uefi(&img.path);
+                match img.load_sectors {
+                    Some(n) => e.with_load_size(n),
+                    None => e,
+                }
+            };
+            et = et.with_entry(entry);
+        }
+        options = options.with_el_torito(et);
+    }
+    Ok(VolumeImage { tree, options })
+}
+
+/// The exact image size `hadris_iso` will write.
+pub fn exact_size(img: &VolumeImage) -> Result<u64, IsoError> {
+    let report =
+        hadris_iso::plan(&img.tree, &img.options).map_err(|e| IsoError::Layout(e.to_string()))?;
+    Ok(report.size())
+}
+
+/// Shared write progress across the volumes of a set.
+pub struct Meter<'a> {
+    pub progress: &'a dyn Progress,
+    pub cancel: &'a dyn Cancel,
+    pub done: u64,
+    pub total: u64,
+    pub cancelled: bool,
+}
+
+impl std::fmt::Debug for Meter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Meter")
+            .field("done", &self.done)
+            .field("total", &self.total)
+            .finish()
+    }
+}
+
+/// An output file as a 2048-byte block device that reports progress and
+/// stops at the first write after a cancel request.
+struct OutDevice<'m, 'a> {
+    file: &'m File,
+    len: u64,
+    meter: &'m mut Meter<'a>,
+}
+
+const BLOCK: u32 = 2048;
+const BLOCK_SIZE: BlockSize = match BlockSize::new(BLOCK) {
+    Some(b) => b,
+    None => panic!("2048 is a valid block size"),
+};
+
+impl ErrorType for OutDevice<'_, '_> {
+    type Error = io::Error;
+}
+
+impl hadris_storage::sync::BlockDevice for OutDevice<'_, '_> {
+    fn block_size(&self) -> BlockSize {
+        BLOCK_SIZE
+    }
+
+    fn block_count(&self) -> u64 {
+        self.len / u64::from(BLOCK)
+    }
+
+    fn max_block_count(&self) -> u64 {
+        u64::MAX / u64::from(BLOCK)
+    }
+
+    fn writable(&self) -> bool {
+        true
+    }
+
+    fn read_blocks(&mut self, first: BlockIndex, buf: &mut [u8]) -> Result<(), HError<io::Error>> {
+        self.file
+            .read_exact_at(buf, first.get() * u64::from(BLOCK))
+            .map_err(|e| HError::device(e, "reading the image failed"))
+    }
+
+    fn write_blocks(&mut self, first: BlockIndex, buf: &[u8]) -> Result<(), HError<io::Error>> {
+        if self.meter.cancelled || self.meter.cancel.is_cancelled() {
+            self.meter.cancelled = true;
+            return Err(HError::new(HKind::Busy, "cancelled"));
+        }
+        let at = first.get() * u64::from(BLOCK);
+        self.file
+            .write_all_at(buf, at)
+            .map_err(|e| HError::device(e, "writing the image failed"))?;
+        self.len = self.len.max(at + buf.len() as u64);
+        self.meter.done += buf.len() as u64;
+        self.meter.progress.update(
+            "write",
+            self.meter.done.min(self.meter.total),
+            self.meter.total,
+        );
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), HError<io::Error>> {
+        self.file
+            .sync_data()
+            .map_err(|e| HError::device(e, "syncing the image failed"))
+    }
+}
+
+/// Write `img` into `file` (new and empty), make its length the image size
+/// and sync it. Returns the image size.
+pub fn write_image(img: &VolumeImage, file: &File, meter: &mut Meter<'_>) -> Result<u64, IsoError> {
+    let dev = OutDevice {
+        file,
+        len: 0,
+        meter,
+    };
+    let result = hadris_iso::sync::write(dev, &img.tree, &img.options);
+    if meter.cancelled {
+        return Err(IsoError::Cancelled);
+    }
+    let report = result.map_err(|e| IsoError::Write(e.to_string()))?;
+    let size = report.size();
+    // Blocks the writer left as holes (system area, gaps) read as zeros;
+    // the file must still be as long as the image.
+    if file.metadata().map_err(IsoError::io("stat"))?.len() != size {
+        file.set_len(size).map_err(IsoError::io("resize"))?;
+    }
+    file.sync_all().map_err(IsoError::io("sync"))?;
+    Ok(size)
+}
