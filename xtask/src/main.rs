@@ -3,6 +3,7 @@
 //! - `dist`: release binary + every sink plugin into `dist/` (relocatable).
 //! - `test`: everything CI runs (Debian tools, fmt, clippy, the whole test suite).
 //! - `bench`: side-by-side timings of capmedia against reference tools.
+//! - `demo`: the bundled sample DP turned into capture media with every sink.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -11,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod demo;
 mod deps;
 mod dist;
 
@@ -25,6 +27,9 @@ struct Cli {
 enum Task {
     /// Build `dist/capmedia` and its sink plugins in `dist/plugins/` (release).
     Dist,
+    /// Build everything, write the sample DP, and build verified capture
+    /// media from it with every sink into ./out/.
+    Demo,
     /// Run everything CI runs: install/check Debian tools, fmt, clippy, tests.
     Test {
         /// Only check that the Debian tools are there; never install.
@@ -74,6 +79,7 @@ fn main() -> ExitCode {
         Task::Dist => dist::dist().map(|d| {
             println!("dist: {}", d.display());
         }),
+        Task::Demo => demo::demo(),
         Task::Test {
             no_install,
             cargo_args,

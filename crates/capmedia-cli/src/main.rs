@@ -12,6 +12,7 @@ mod dp;
 mod inspect;
 mod plugins;
 mod ui;
+mod verify;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -66,6 +67,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Read media back (ISO volume, disk image, VHD, device or folder) and
+    /// check every file against the capmedia.json manifest on it.
+    Verify {
+        #[arg(required = true, value_name = "OUTPUT")]
+        outputs: Vec<PathBuf>,
+        #[command(flatten)]
+        plugins: PluginArgs,
+        #[arg(long)]
+        json: bool,
+    },
     /// List the sinks found, with ABI and version.
     Plugins {
         #[command(flatten)]
@@ -88,6 +99,11 @@ fn main() -> ExitCode {
                     json,
                 },
         } => dp::list(&dp, dp_ca_file, json),
+        Command::Verify {
+            outputs,
+            plugins,
+            json,
+        } => verify::run(&outputs, &plugins.plugin_dirs, json),
         Command::Plugins { plugins, json } => plugins::run(&plugins.plugin_dirs, json),
         Command::Inspect { file, json } => inspect::run(&file, json),
     };

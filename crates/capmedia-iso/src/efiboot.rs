@@ -98,7 +98,15 @@ pub fn dos_time(epoch: u64) -> fatfs::DateTime {
 }
 
 /// Build the FAT image holding `EFI/BOOT/<name>` for each loader.
-pub fn build(plan: &MediaPlan, loaders: &[(&PlanEntry, &str)]) -> Result<Vec<u8>, IsoError> {
+///
+/// With `content == false` the loaders are written as zeros of their
+/// planned sizes: the image's size (all `check` needs) depends only on the
+/// sizes, and `check` runs before the sources are fetched.
+pub fn build(
+    plan: &MediaPlan,
+    loaders: &[(&PlanEntry, &str)],
+    content: bool,
+) -> Result<Vec<u8>, IsoError> {
     let total: u64 = loaders.iter().map(|(e, _)| e.size).sum();
     if total > MAX_LOADERS {
         return Err(IsoError::Refused(format!(
@@ -112,7 +120,7 @@ pub fn build(plan: &MediaPlan, loaders: &[(&PlanEntry, &str)]) -> Result<Vec<u8>
     // until everything fits.
     let mut sectors = (total.div_ceil(512) * 11 / 10 + 128).max(256);
     for _ in 0..16 {
-        match try_build(plan, loaders, sectors, volume_id) {
+        match try_build(plan, loaders, sectors, volume_id, content) {
             Ok(img) => return Ok(img),
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof || is_full(&e) => {
                 sectors = sectors * 5 / 4 + 64;
@@ -135,6 +143,7 @@ fn try_build(
     loaders: &[(&PlanEntry, &str)],
     sectors: u64,
     volume_id: u32,
+    content: bool,
 ) -> io::Result<Vec<u8>> {
     let sectors32 = u32::try_from(sectors).map_err(|_| io::Error::other("too large"))?;
     let mut disk = Cursor::new(vec![0u8; sectors as usize * 512]);
@@ -155,7 +164,11 @@ fn try_build(
             let boot = fs.root_dir().create_dir("EFI")?.create_dir("BOOT")?;
             for (entry, name) in loaders {
                 let mut f = boot.create_file(name)?;
-                let mut src = entry.source.open()?;
+                let mut src: Box<dyn Read + '_> = if content {
+                    entry.source.open()?
+                } else {
+                    Box::new(io::repeat(0).take(entry.size))
+                };
                 let mut buf = vec![0u8; 64 << 10];
                 loop {
                     let n = src.read(&mut buf)?;

@@ -23,6 +23,9 @@ pub struct BootImage {
     /// Whether the file is already in the plan (then it is not added again).
     pub in_plan: bool,
     pub load_sectors: Option<u16>,
+    /// The planned size of a host image (the file may not exist yet when
+    /// `check` runs).
+    pub size: u64,
 }
 
 /// Where a boot image's bytes come from.
@@ -64,7 +67,7 @@ impl Boot {
 impl BootImage {
     pub fn len(&self) -> u64 {
         match &self.content {
-            ImageSource::Host(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+            ImageSource::Host(_) => self.size,
             ImageSource::Bytes(b) => b.len() as u64,
         }
     }

@@ -185,7 +185,7 @@ fn place_boot_image(
 }
 
 /// The El Torito setup the plan asks for.
-fn resolve_boot(plan: &MediaPlan) -> Result<Boot, IsoError> {
+fn resolve_boot(plan: &MediaPlan, content: bool) -> Result<Boot, IsoError> {
     let mut boot = Boot::default();
     if let Some(b) = &plan.boot.bios {
         let (path, in_plan) =
@@ -195,6 +195,7 @@ fn resolve_boot(plan: &MediaPlan) -> Result<Boot, IsoError> {
             content: ImageSource::Host(b.source.clone()),
             in_plan,
             load_sectors: Some(b.load_sectors.unwrap_or(8)),
+            size: b.size,
         });
     }
     if let Some(u) = &plan.boot.uefi {
@@ -209,11 +210,12 @@ fn resolve_boot(plan: &MediaPlan) -> Result<Boot, IsoError> {
             content: ImageSource::Host(u.source.clone()),
             in_plan,
             load_sectors: u.load_sectors,
+            size: u.size,
         });
     } else {
         let loaders = efiboot::loaders(plan);
         if !loaders.is_empty() {
-            let bytes = efiboot::build(plan, &loaders)?;
+            let bytes = efiboot::build(plan, &loaders, content)?;
             let (path, _) =
                 place_boot_image(plan, None, "efi/microsoft/boot/efisys.bin", "efisys.bin");
             boot.uefi = Some(BootImage {
@@ -221,16 +223,13 @@ fn resolve_boot(plan: &MediaPlan) -> Result<Boot, IsoError> {
                 content: ImageSource::Bytes(std::sync::Arc::new(bytes)),
                 in_plan: false,
                 load_sectors: None,
+                size: 0,
             });
         }
     }
     for img in [&boot.bios, &boot.uefi].into_iter().flatten() {
         if let ImageSource::Host(p) = &img.content {
-            let meta = std::fs::metadata(p).map_err(IsoError::io(format!(
-                "cannot read boot image {}",
-                p.display()
-            )))?;
-            if meta.len() == 0 {
+            if img.size == 0 {
                 return Err(IsoError::Refused(format!(
                     "boot image {} is empty",
                     p.display()
@@ -242,8 +241,15 @@ fn resolve_boot(plan: &MediaPlan) -> Result<Boot, IsoError> {
 }
 
 /// Lay out and check a plan: everything that can refuse refuses here,
-/// before any byte is written.
+/// before any byte is written. Reads no source: only the sizes the plan
+/// states (the driver checks before it fetches).
 pub fn prepare(plan: &MediaPlan) -> Result<SetLayout, IsoError> {
+    prepare_with(plan, false)
+}
+
+/// [`prepare`], with the generated EFI image holding the real loaders when
+/// `content` is set (for writing).
+fn prepare_with(plan: &MediaPlan, content: bool) -> Result<SetLayout, IsoError> {
     plan.validate()
         .map_err(|e| IsoError::Refused(format!("invalid plan: {e}")))?;
     let dir = output::output_dir(&plan.output)?;
@@ -273,7 +279,7 @@ pub fn prepare(plan: &MediaPlan) -> Result<SetLayout, IsoError> {
             }
         }
     }
-    let boot = resolve_boot(plan)?;
+    let boot = resolve_boot(plan, content)?;
 
     // Volume 1 with only what must be on it: refuse early, with the room it
     // needs.
@@ -362,7 +368,7 @@ pub fn write_set(
     let dir = output::output_dir(&plan.output)?;
     let _lock = output::DirLock::acquire(&dir)?;
     output::clean_stale_temps(&dir, &plan.output)?;
-    let set = prepare(plan)?;
+    let set = prepare_with(plan, true)?;
     if cancel.is_cancelled() {
         return Err(IsoError::Cancelled);
     }

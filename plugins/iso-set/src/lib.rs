@@ -1,0 +1,4 @@
+//! The `iso-set` sink, exported as a capmedia plugin. All logic lives in
+//! `capmedia-iso`, so it is testable and reusable without dynamic loading.
+
+capmedia_sink::export_sink!(capmedia_iso::IsoSetSink);
