@@ -7,7 +7,7 @@ use capmedia_manifest::MediaReader;
 use fatfs::{FileSystem, FsOptions};
 
 use crate::layout::{PartitionScheme, SECTOR};
-use crate::stream::{ReadOnly, Slice};
+use crate::stream::{BlockCache, ReadOnly, Slice};
 use crate::DiskError;
 
 /// Where the FAT volume of a disk lies.
@@ -81,7 +81,7 @@ pub fn find_fat_partition<T: Read + Seek>(disk: &mut T) -> Result<FatPartition, 
 /// The files of a disk written by [`crate::write_disk`] (or any disk with a
 /// FAT partition), opened read-only.
 pub struct DiskReader<T: Read + Seek> {
-    fs: FileSystem<Slice<ReadOnly<T>>>,
+    fs: FileSystem<Slice<BlockCache<ReadOnly<T>>>>,
     part: FatPartition,
 }
 
@@ -95,7 +95,8 @@ impl<T: Read + Seek> DiskReader<T> {
     pub fn open(mut disk: T) -> Result<Self, DiskError> {
         let part = find_fat_partition(&mut disk)?;
         let fs = FileSystem::new(
-            Slice::new(ReadOnly(disk), part.offset, part.len),
+            // The cache keeps the FAT in memory while file data streams past.
+            Slice::new(BlockCache::new(ReadOnly(disk)), part.offset, part.len),
             FsOptions::new(),
         )
         .map_err(|e| DiskError::NoFatPartition(format!("the FAT volume cannot be read: {e}")))?;

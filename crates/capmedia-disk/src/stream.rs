@@ -14,6 +14,8 @@ pub struct Slice<T> {
     offset: u64,
     len: u64,
     pos: u64,
+    /// Where the inner stream is known to be, to skip needless seeks.
+    inner_pos: Option<u64>,
 }
 
 impl<T> Slice<T> {
@@ -23,6 +25,7 @@ impl<T> Slice<T> {
             offset,
             len,
             pos: 0,
+            inner_pos: None,
         }
     }
 
@@ -31,6 +34,7 @@ impl<T> Slice<T> {
     }
 
     pub fn get_mut(&mut self) -> &mut T {
+        self.inner_pos = None;
         &mut self.inner
     }
 }
@@ -42,6 +46,32 @@ impl<T> fmt::Debug for Slice<T> {
             .field("len", &self.len)
             .field("pos", &self.pos)
             .finish()
+    }
+}
+
+impl<T: Seek> Slice<T> {
+    fn seek_inner(&mut self) -> io::Result<()> {
+        let want = self.offset + self.pos;
+        if self.inner_pos != Some(want) {
+            self.inner_pos = None;
+            self.inner.seek(SeekFrom::Start(want))?;
+            self.inner_pos = Some(want);
+        }
+        Ok(())
+    }
+
+    fn advance(&mut self, k: io::Result<usize>) -> io::Result<usize> {
+        match k {
+            Ok(k) => {
+                self.pos += k as u64;
+                self.inner_pos = self.inner_pos.map(|p| p + k as u64);
+                Ok(k)
+            }
+            Err(e) => {
+                self.inner_pos = None;
+                Err(e)
+            }
+        }
     }
 }
 
@@ -71,10 +101,9 @@ impl<T: Read + Seek> Read for Slice<T> {
             return Ok(0);
         }
         let n = buf.len().min(usize::try_from(self.len - self.pos).unwrap_or(usize::MAX));
-        self.inner.seek(SeekFrom::Start(self.offset + self.pos))?;
-        let k = self.inner.read(&mut buf[..n])?;
-        self.pos += k as u64;
-        Ok(k)
+        self.seek_inner()?;
+        let k = self.inner.read(&mut buf[..n]);
+        self.advance(k)
     }
 }
 
@@ -90,10 +119,9 @@ impl<T: Write + Seek> Write for Slice<T> {
             ));
         }
         let n = buf.len().min(usize::try_from(self.len - self.pos).unwrap_or(usize::MAX));
-        self.inner.seek(SeekFrom::Start(self.offset + self.pos))?;
-        let k = self.inner.write(&buf[..n])?;
-        self.pos += k as u64;
-        Ok(k)
+        self.seek_inner()?;
+        let k = self.inner.write(&buf[..n]);
+        self.advance(k)
     }
 
     fn flush(&mut self) -> io::Result<()> {
