@@ -174,12 +174,11 @@ impl DiskLayout {
                 minimum: min_fat32_partition() + ALIGN + GPT_TAIL_SECTORS * SECTOR,
             });
         }
-        let fat = FatGeometry::choose(part_sectors as u32).map_err(|_| {
-            DiskError::TooSmallForFat32 {
+        let fat =
+            FatGeometry::choose(part_sectors as u32).map_err(|_| DiskError::TooSmallForFat32 {
                 size: disk_bytes,
                 minimum: min_fat32_partition() + ALIGN + (GPT_TAIL_SECTORS + 1) * SECTOR,
-            }
-        })?;
+            })?;
         Ok(DiskLayout {
             scheme,
             disk_bytes: sectors * SECTOR,
@@ -323,6 +322,7 @@ pub fn fat_label(label: &str) -> [u8; 11] {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -337,9 +337,9 @@ mod tests {
     #[test]
     fn fat32_geometry_is_fat32() {
         for mib in [34u64, 40, 64, 100, 200, 300, 1024, 9000, 20000, 40000] {
-            let g = FatGeometry::choose((mib << 20) as u32 / 512).unwrap();
+            let g = FatGeometry::choose(((mib << 20) / 512) as u32).unwrap();
             assert!(g.clusters >= MIN_FAT32_CLUSTERS, "{mib} MiB: {g:?}");
         }
-        assert!(FatGeometry::choose((32u64 << 20) as u32 / 512).is_err());
+        assert!(FatGeometry::choose(((32u64 << 20) / 512) as u32).is_err());
     }
 }

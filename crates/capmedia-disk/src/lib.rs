@@ -13,10 +13,10 @@
 //! directories. Everything is deterministic: ids derive from the plan's
 //! `set_id`, every timestamp is the plan's `source_date_epoch`.
 
-mod stream;
 mod layout;
 mod raw;
 mod read;
+mod stream;
 mod write;
 
 pub use crate::stream::{BlockCache, ReadOnly, Slice};
@@ -36,7 +36,9 @@ pub enum DiskError {
     FileTooLarge { path: String, size: u64 },
     #[error("{path}: {reason}")]
     BadName { path: String, reason: String },
-    #[error("the content needs {needed} bytes on FAT32 but a {disk}-byte disk has room for {available}")]
+    #[error(
+        "the content needs {needed} bytes on FAT32 but a {disk}-byte disk has room for {available}"
+    )]
     DoesNotFit {
         needed: u64,
         available: u64,
@@ -102,13 +104,10 @@ fn check_name(name: &str) -> Result<(), String> {
         return Err("a FAT name cannot end with a dot or space".into());
     }
     for c in name.chars() {
-        let ok = match c {
-            'a'..='z' | 'A'..='Z' | '0'..='9' => true,
-            '\u{80}'..='\u{FFFF}' => true,
-            '$' | '%' | '\'' | '-' | '_' | '@' | '~' | '`' | '!' | '(' | ')' | '{' | '}' | '.'
-            | ' ' | '+' | ',' | ';' | '=' | '[' | ']' | '^' | '#' | '&' => true,
-            _ => false,
-        };
+        let ok = matches!(c,
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '\u{80}'..='\u{FFFF}'
+            | '$' | '%' | '\'' | '-' | '_' | '@' | '~' | '`' | '!' | '(' | ')' | '{' | '}' | '.'
+            | ' ' | '+' | ',' | ';' | '=' | '[' | ']' | '^' | '#' | '&');
         if !ok {
             return Err(format!("character {c:?} cannot appear in a FAT name"));
         }

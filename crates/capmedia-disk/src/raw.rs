@@ -138,7 +138,10 @@ impl Bpb {
         let mut c = first;
         while self.valid(c) {
             if out.len() as u64 > self.clusters {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "cluster chain loops"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "cluster chain loops",
+                ));
             }
             out.push(c);
             let mut e = [0u8; 4];
@@ -199,7 +202,8 @@ const ATTR_DIR: u8 = 0x10;
 const ATTR_VOLUME: u8 = 0x08;
 
 fn first_cluster(e: &[u8]) -> u32 {
-    (u32::from(u16::from_le_bytes([e[20], e[21]])) << 16) | u32::from(u16::from_le_bytes([e[26], e[27]]))
+    (u32::from(u16::from_le_bytes([e[20], e[21]])) << 16)
+        | u32::from(u16::from_le_bytes([e[26], e[27]]))
 }
 
 fn set_first_cluster(e: &mut [u8], c: u32) {
@@ -230,7 +234,10 @@ pub(crate) fn fix_directories<T: Read + Write + Seek>(vol: &mut T) -> io::Result
     while let Some((dir, parent)) = stack.pop() {
         seen += 1;
         if seen > bpb.clusters {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "directory tree loops"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "directory tree loops",
+            ));
         }
         fix_one(vol, &bpb, dir, parent)?;
         for c in subdirs(vol, &bpb, dir)? {
@@ -272,7 +279,12 @@ fn subdirs<T: Read + Seek>(vol: &mut T, bpb: &Bpb, dir: u32) -> io::Result<Vec<u
         .collect())
 }
 
-fn fix_one<T: Read + Write + Seek>(vol: &mut T, bpb: &Bpb, dir: u32, parent: u32) -> io::Result<()> {
+fn fix_one<T: Read + Write + Seek>(
+    vol: &mut T,
+    bpb: &Bpb,
+    dir: u32,
+    parent: u32,
+) -> io::Result<()> {
     let (chain, buf) = read_dir(vol, bpb, dir)?;
     let entries: Vec<&[u8]> = slots(&buf).collect();
     // Drop the long-name run in front of "." and "..", then put them first.
@@ -281,7 +293,10 @@ fn fix_one<T: Read + Write + Seek>(vol: &mut T, bpb: &Bpb, dir: u32, parent: u32
     let mut dotdot: Option<Vec<u8>> = None;
     for e in entries {
         if is_dot(e) || is_dotdot(e) {
-            while keep.last().is_some_and(|p| p[11] == ATTR_LFN && p[0] != 0xE5) {
+            while keep
+                .last()
+                .is_some_and(|p| p[11] == ATTR_LFN && p[0] != 0xE5)
+            {
                 keep.pop();
             }
             if is_dot(e) {
@@ -323,6 +338,7 @@ fn fix_one<T: Read + Write + Seek>(vol: &mut T, bpb: &Bpb, dir: u32, parent: u32
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

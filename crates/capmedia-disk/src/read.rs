@@ -28,9 +28,12 @@ pub fn find_fat_partition<T: Read + Seek>(disk: &mut T) -> Result<FatPartition, 
     let size = disk.seek(SeekFrom::End(0))?;
     let mut s = [0u8; 512];
     disk.seek(SeekFrom::Start(0))?;
-    disk.read_exact(&mut s).map_err(|e| DiskError::NoFatPartition(format!("reading sector 0: {e}")))?;
+    disk.read_exact(&mut s)
+        .map_err(|e| DiskError::NoFatPartition(format!("reading sector 0: {e}")))?;
     if s[510] != 0x55 || s[511] != 0xAA {
-        return Err(DiskError::NoFatPartition("no boot signature in sector 0".into()));
+        return Err(DiskError::NoFatPartition(
+            "no boot signature in sector 0".into(),
+        ));
     }
     if &s[82..90] == b"FAT32   " || &s[54..59] == b"FAT16" || &s[54..59] == b"FAT12" {
         return Ok(FatPartition {
@@ -87,7 +90,9 @@ pub struct DiskReader<T: Read + Seek> {
 
 impl<T: Read + Seek> std::fmt::Debug for DiskReader<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DiskReader").field("part", &self.part).finish()
+        f.debug_struct("DiskReader")
+            .field("part", &self.part)
+            .finish()
     }
 }
 

@@ -100,7 +100,9 @@ impl<T: Read + Seek> Read for Slice<T> {
         if self.pos >= self.len {
             return Ok(0);
         }
-        let n = buf.len().min(usize::try_from(self.len - self.pos).unwrap_or(usize::MAX));
+        let n = buf
+            .len()
+            .min(usize::try_from(self.len - self.pos).unwrap_or(usize::MAX));
         self.seek_inner()?;
         let k = self.inner.read(&mut buf[..n]);
         self.advance(k)
@@ -118,7 +120,9 @@ impl<T: Write + Seek> Write for Slice<T> {
                 "write past the end of the partition",
             ));
         }
-        let n = buf.len().min(usize::try_from(self.len - self.pos).unwrap_or(usize::MAX));
+        let n = buf
+            .len()
+            .min(usize::try_from(self.len - self.pos).unwrap_or(usize::MAX));
         self.seek_inner()?;
         let k = self.inner.write(&buf[..n]);
         self.advance(k)
@@ -320,7 +324,10 @@ impl<T: Read + Write + Seek> Seek for BlockCache<T> {
                 self.pos = n;
                 Ok(n)
             }
-            None => Err(io::Error::new(io::ErrorKind::InvalidInput, "seek before start")),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek before start",
+            )),
         }
     }
 }

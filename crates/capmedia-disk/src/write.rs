@@ -160,7 +160,12 @@ pub fn write_disk<T: Read + Write + Seek>(
             let dir = parent_dir(&root, &mut dirs, path)?;
             w.copy(&dir, path, &mut src, e.size)?;
         }
-        w.copy(&root, MANIFEST_PATH, &mut manifest.as_slice(), manifest.len() as u64)?;
+        w.copy(
+            &root,
+            MANIFEST_PATH,
+            &mut manifest.as_slice(),
+            manifest.len() as u64,
+        )?;
         drop(dirs);
         drop(root);
         fs.unmount()?;
@@ -190,8 +195,10 @@ fn write_partition_table<T: Read + Write + Seek>(
         }
         PartitionScheme::Gpt => {
             let pt = |e: gpt::GptError| DiskError::PartitionTable(e.to_string());
-            let disk_guid = uuid::Builder::from_random_bytes(derived_id(set_id, "gpt-disk")).into_uuid();
-            let part_guid = uuid::Builder::from_random_bytes(derived_id(set_id, "gpt-esp")).into_uuid();
+            let disk_guid =
+                uuid::Builder::from_random_bytes(derived_id(set_id, "gpt-disk")).into_uuid();
+            let part_guid =
+                uuid::Builder::from_random_bytes(derived_id(set_id, "gpt-esp")).into_uuid();
             let mut g = gpt::GptConfig::new()
                 .writable(true)
                 .logical_block_size(gpt::disk::LogicalBlockSize::Lb512)

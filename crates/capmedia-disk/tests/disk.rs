@@ -1,6 +1,8 @@
 //! Disks written by capmedia-disk, checked with tools nobody here wrote:
 //! fsck.fat, sfdisk, sgdisk and mtools.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap (HELPERS.md)
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -17,7 +19,9 @@ fn run(tool: &str, package: &str, args: &[&str]) -> (bool, String) {
         .args(args)
         .env("MTOOLS_SKIP_CHECK", "1")
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {tool} ({e}): install the Debian package {package}"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run {tool} ({e}): install the Debian package {package}")
+        });
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -30,7 +34,9 @@ fn lcg_bytes(seed: u64, n: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
     (0..n)
         .map(|_| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (x >> 33) as u8
         })
         .collect()
@@ -69,9 +75,15 @@ fn source_tree(dir: &Path) {
 
 fn plan_for(dir: &Path, label: &str) -> MediaPlan {
     let mut b = PlanBuilder::new(label, "usb-raw", "unused");
-    b.add_tree("", dir, EntryRole::Template, "template").unwrap();
-    b.add_bytes("MediaLabel.txt", format!("label={label}").into_bytes(), EntryRole::Generated, "boot")
+    b.add_tree("", dir, EntryRole::Template, "template")
         .unwrap();
+    b.add_bytes(
+        "MediaLabel.txt",
+        format!("label={label}").into_bytes(),
+        EntryRole::Generated,
+        "boot",
+    )
+    .unwrap();
     b.source_date_epoch(1_700_000_000).build().unwrap()
 }
 
@@ -109,23 +121,36 @@ fn check_image(img: &Path, src: &Path, plan: &MediaPlan, scheme: PartitionScheme
             let (ok, out) = run("sfdisk", "fdisk", &["-V", img_s]);
             assert!(ok, "sfdisk -V: {out}");
             let (_, dump) = run("sfdisk", "fdisk", &["-d", img_s]);
-            assert!(dump.contains("type=c") && dump.contains("bootable"), "{dump}");
+            assert!(
+                dump.contains("type=c") && dump.contains("bootable"),
+                "{dump}"
+            );
             assert!(dump.contains("start=        2048"), "{dump}");
         }
         PartitionScheme::Gpt => {
             let (ok, out) = run("sgdisk", "gdisk", &["-v", img_s]);
             assert!(ok && out.contains("No problems found"), "sgdisk -v: {out}");
             let (_, info) = run("sgdisk", "gdisk", &["-i", "1", img_s]);
-            assert!(info.contains("C12A7328-F81F-11D2-BA4B-00A0C93EC93B"), "{info}");
+            assert!(
+                info.contains("C12A7328-F81F-11D2-BA4B-00A0C93EC93B"),
+                "{info}"
+            );
             assert!(info.contains("First sector: 2048"), "{info}");
         }
     }
     // File system.
     let part = tmp.path().join("part.img");
     let offset = extract_partition(img, &part);
-    let (ok, out) = run("fsck.fat", "dosfstools", &["-n", "-v", part.to_str().unwrap()]);
+    let (ok, out) = run(
+        "fsck.fat",
+        "dosfstools",
+        &["-n", "-v", part.to_str().unwrap()],
+    );
     assert!(ok, "fsck.fat -n: {out}");
-    assert!(!out.contains("differ") && !out.contains("summary wrong"), "fsck.fat: {out}");
+    assert!(
+        !out.contains("differ") && !out.contains("summary wrong"),
+        "fsck.fat: {out}"
+    );
     assert!(out.contains("32 bit entries"), "fsck.fat: {out}");
     // Label and files through mtools, addressing the partition inside the image.
     let at = format!("{img_s}@@{offset}");
@@ -133,12 +158,19 @@ fn check_image(img: &Path, src: &Path, plan: &MediaPlan, scheme: PartitionScheme
     assert!(ok, "mdir: {out}");
     let label = capmedia_disk::fat_label(&plan.label);
     let label = String::from_utf8_lossy(&label).trim_end().to_owned();
-    assert!(out.contains(&format!("Volume in drive : is {label}")), "mdir: {out}");
+    assert!(
+        out.contains(&format!("Volume in drive : is {label}")),
+        "mdir: {out}"
+    );
     for e in &plan.entries {
         let dest = tmp.path().join("out.bin");
         let _ = fs::remove_file(&dest);
         let from = format!("::/{}", e.path.as_str());
-        let (ok, out) = run("mcopy", "mtools", &["-n", "-i", &at, &from, dest.to_str().unwrap()]);
+        let (ok, out) = run(
+            "mcopy",
+            "mtools",
+            &["-n", "-i", &at, &from, dest.to_str().unwrap()],
+        );
         assert!(ok, "mcopy {from}: {out}");
         let expected = match &e.source {
             EntrySource::File(p) => fs::read(p).unwrap(),
@@ -168,7 +200,10 @@ fn both(scheme: PartitionScheme) {
     check_image(&a, src.path(), &plan, scheme);
     // Reproducible: a second build is byte-identical.
     write_image(&b, &plan, size, scheme);
-    assert!(fs::read(&a).unwrap() == fs::read(&b).unwrap(), "two builds differ");
+    assert!(
+        fs::read(&a).unwrap() == fs::read(&b).unwrap(),
+        "two builds differ"
+    );
 }
 
 #[test]
@@ -210,22 +245,49 @@ fn refuses_before_writing() {
     b.add_known(fake_entry("sources/install.wim", 5 << 30));
     let plan = b.build().unwrap();
     let mut target = std::io::Cursor::new(vec![0xAAu8; 64 << 20]);
-    let err = write_disk(&mut target, 64 << 20, &plan, PartitionScheme::Mbr, &mut |_, _| {}, &|| false)
-        .unwrap_err();
+    let err = write_disk(
+        &mut target,
+        64 << 20,
+        &plan,
+        PartitionScheme::Mbr,
+        &mut |_, _| {},
+        &|| false,
+    )
+    .unwrap_err();
     assert!(matches!(err, DiskError::FileTooLarge { .. }), "{err}");
     assert!(err.to_string().contains("sources/install.wim"), "{err}");
-    assert!(target.get_ref().iter().all(|&b| b == 0xAA), "bytes were written");
+    assert!(
+        target.get_ref().iter().all(|&b| b == 0xAA),
+        "bytes were written"
+    );
 
     let mut b = PlanBuilder::new("x", "usb-raw", "o");
     b.add_known(fake_entry("big.bin", 100 << 20));
     let plan = b.build().unwrap();
-    let err = write_disk(&mut target, 64 << 20, &plan, PartitionScheme::Mbr, &mut |_, _| {}, &|| false)
-        .unwrap_err();
+    let err = write_disk(
+        &mut target,
+        64 << 20,
+        &plan,
+        PartitionScheme::Mbr,
+        &mut |_, _| {},
+        &|| false,
+    )
+    .unwrap_err();
     assert!(matches!(err, DiskError::DoesNotFit { .. }), "{err}");
-    assert!(target.get_ref().iter().all(|&b| b == 0xAA), "bytes were written");
+    assert!(
+        target.get_ref().iter().all(|&b| b == 0xAA),
+        "bytes were written"
+    );
 
-    let err = write_disk(&mut target, 20 << 20, &plan, PartitionScheme::Mbr, &mut |_, _| {}, &|| false)
-        .unwrap_err();
+    let err = write_disk(
+        &mut target,
+        20 << 20,
+        &plan,
+        PartitionScheme::Mbr,
+        &mut |_, _| {},
+        &|| false,
+    )
+    .unwrap_err();
     assert!(matches!(err, DiskError::TooSmallForFat32 { .. }), "{err}");
     assert!(min_disk_size(&plan) > 100 << 20);
 }
@@ -238,16 +300,30 @@ fn cancel_and_changed_source_stop_the_write() {
     let size = min_disk_size(&plan);
     let mut target = std::io::Cursor::new(vec![0u8; size as usize]);
     let calls = std::cell::Cell::new(0);
-    let err = write_disk(&mut target, size, &plan, PartitionScheme::Mbr, &mut |_, _| {}, &|| {
-        calls.set(calls.get() + 1);
-        calls.get() > 3
-    })
+    let err = write_disk(
+        &mut target,
+        size,
+        &plan,
+        PartitionScheme::Mbr,
+        &mut |_, _| {},
+        &|| {
+            calls.set(calls.get() + 1);
+            calls.get() > 3
+        },
+    )
     .unwrap_err();
     assert!(matches!(err, DiskError::Cancelled), "{err}");
 
     fs::write(src.path().join("bootmgr"), b"shorter").unwrap();
-    let err = write_disk(&mut target, size, &plan, PartitionScheme::Mbr, &mut |_, _| {}, &|| false)
-        .unwrap_err();
+    let err = write_disk(
+        &mut target,
+        size,
+        &plan,
+        PartitionScheme::Mbr,
+        &mut |_, _| {},
+        &|| false,
+    )
+    .unwrap_err();
     assert!(matches!(err, DiskError::SourceChanged { .. }), "{err}");
     assert!(err.to_string().contains("bootmgr"), "{err}");
 }
@@ -262,7 +338,15 @@ fn target_longer_than_the_disk_keeps_its_tail() {
     let mut buf = vec![0u8; size as usize + 512];
     buf[size as usize..].fill(0x5A);
     let mut target = std::io::Cursor::new(buf);
-    write_disk(&mut target, size, &plan, PartitionScheme::Gpt, &mut |_, _| {}, &|| false).unwrap();
+    write_disk(
+        &mut target,
+        size,
+        &plan,
+        PartitionScheme::Gpt,
+        &mut |_, _| {},
+        &|| false,
+    )
+    .unwrap();
     let buf = target.into_inner();
     assert!(buf[size as usize..].iter().all(|&b| b == 0x5A));
     let mut f = tempfile::NamedTempFile::new().unwrap();

@@ -152,10 +152,13 @@ fn bus_of(path: &Path) -> Bus {
 /// with kernel name `name` (`sdb`, `nvme0n1`, `loop3p1`).
 pub fn probe(sys: &SystemPaths, name: &str) -> Result<DeviceInfo, ProbeError> {
     let link = sys.sysfs.join("class/block").join(name);
-    let dir = fs::canonicalize(&link).map_err(|_| ProbeError::Unknown(name.to_owned(), link.clone()))?;
+    let dir =
+        fs::canonicalize(&link).map_err(|_| ProbeError::Unknown(name.to_owned(), link.clone()))?;
     let is_partition = dir.join("partition").exists();
     let disk_dir = if is_partition {
-        dir.parent().map(Path::to_path_buf).unwrap_or_else(|| dir.clone())
+        dir.parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| dir.clone())
     } else {
         dir.clone()
     };
@@ -163,7 +166,9 @@ pub fn probe(sys: &SystemPaths, name: &str) -> Result<DeviceInfo, ProbeError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| name.to_owned());
-    let sectors: u64 = read_trim(&dir.join("size")).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let sectors: u64 = read_trim(&dir.join("size"))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let model = [
         read_trim(&disk_dir.join("device/vendor")),
         read_trim(&disk_dir.join("device/model")),
@@ -186,7 +191,11 @@ pub fn probe(sys: &SystemPaths, name: &str) -> Result<DeviceInfo, ProbeError> {
 
     let mut holders = Vec::new();
     for (n, _) in &family {
-        let d = if *n == disk { disk_dir.clone() } else { disk_dir.join(n) };
+        let d = if *n == disk {
+            disk_dir.clone()
+        } else {
+            disk_dir.join(n)
+        };
         holders.extend(list_dir(&d.join("holders")));
     }
 
@@ -228,7 +237,11 @@ pub fn probe(sys: &SystemPaths, name: &str) -> Result<DeviceInfo, ProbeError> {
     Ok(DeviceInfo {
         name: name.to_owned(),
         is_partition,
-        model: if model.is_empty() { "unknown model".to_owned() } else { model },
+        model: if model.is_empty() {
+            "unknown model".to_owned()
+        } else {
+            model
+        },
         size: sectors * 512,
         removable: read_trim(&disk_dir.join("removable")).as_deref() == Some("1"),
         bus: bus_of(&disk_dir),
@@ -247,7 +260,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -271,7 +287,11 @@ impl DeviceInfo {
             self.model,
             human_size(self.size),
             self.bus,
-            if self.removable { "removable" } else { "not removable" },
+            if self.removable {
+                "removable"
+            } else {
+                "not removable"
+            },
             if self.is_partition {
                 format!(", partition of {}", self.disk)
             } else {
@@ -351,10 +371,15 @@ impl DeviceInfo {
 
 /// `16.0 GB (14.9 GiB)`: sticks are sold in decimal units.
 pub fn human_size(b: u64) -> String {
-    format!("{:.1} GB ({:.1} GiB)", b as f64 / 1e9, b as f64 / (1u64 << 30) as f64)
+    format!(
+        "{:.1} GB ({:.1} GiB)",
+        b as f64 / 1e9,
+        b as f64 / (1u64 << 30) as f64
+    )
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -370,8 +395,21 @@ mod tests {
             bus_of(Path::new("/sys/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1:1.0/host6/target6:0:0/6:0:0:0/block/sdb")),
             Bus::Usb
         );
-        assert_eq!(bus_of(Path::new("/sys/devices/pci0000:00/0000:00:1d.0/nvme/nvme0/nvme0n1")), Bus::Nvme);
-        assert_eq!(bus_of(Path::new("/sys/devices/pci0000:00/0000:00:17.0/ata1/host0/target0:0:0/0:0:0:0/block/sda")), Bus::Ata);
-        assert_eq!(bus_of(Path::new("/sys/devices/virtual/block/loop0")), Bus::Virtual);
+        assert_eq!(
+            bus_of(Path::new(
+                "/sys/devices/pci0000:00/0000:00:1d.0/nvme/nvme0/nvme0n1"
+            )),
+            Bus::Nvme
+        );
+        assert_eq!(
+            bus_of(Path::new(
+                "/sys/devices/pci0000:00/0000:00:17.0/ata1/host0/target0:0:0/0:0:0:0/block/sda"
+            )),
+            Bus::Ata
+        );
+        assert_eq!(
+            bus_of(Path::new("/sys/devices/virtual/block/loop0")),
+            Bus::Virtual
+        );
     }
 }

@@ -97,10 +97,15 @@ impl UsbRawSink {
     }
 
     /// Examine a device and apply the safety rules; the note names it.
-    pub fn examine_device(&self, path: &Path, plan: &MediaPlan) -> Result<(PathBuf, DeviceInfo), SinkError> {
+    pub fn examine_device(
+        &self,
+        path: &Path,
+        plan: &MediaPlan,
+    ) -> Result<(PathBuf, DeviceInfo), SinkError> {
         let resolved = fs::canonicalize(path).map_err(|e| io_err("cannot resolve", path, e))?;
         let name = Self::kernel_name(&resolved)?;
-        let info = device::probe(&self.system, &name).map_err(|e| SinkError::refused(e.to_string()))?;
+        let info =
+            device::probe(&self.system, &name).map_err(|e| SinkError::refused(e.to_string()))?;
         let mut refusals = info.refusals(plan.flag("allow-fixed-disk"));
         if refusals.is_empty() && !plan.flag("yes") {
             refusals.push(format!(
@@ -115,7 +120,10 @@ impl UsbRawSink {
                 refusals.join("; ")
             )));
         }
-        if let Err(e) = rustix::fs::access(&resolved, rustix::fs::Access::READ_OK | rustix::fs::Access::WRITE_OK) {
+        if let Err(e) = rustix::fs::access(
+            &resolved,
+            rustix::fs::Access::READ_OK | rustix::fs::Access::WRITE_OK,
+        ) {
             return Err(SinkError::refused(format!(
                 "cannot open {} for writing: {e}",
                 resolved.display()
@@ -166,7 +174,10 @@ impl UsbRawSink {
                 )));
             }
             if out.file_name().is_none() {
-                return Err(SinkError::refused(format!("{} names no file", out.display())));
+                return Err(SinkError::refused(format!(
+                    "{} names no file",
+                    out.display()
+                )));
             }
             let size = match plan.capacity {
                 Capacity::Bytes(b) => b / 512 * 512,
@@ -191,7 +202,13 @@ impl UsbRawSink {
                 )));
             }
             notes.push(format!("target image {} of {size} bytes", out.display()));
-            (Target::Image { path: out.clone(), size }, size)
+            (
+                Target::Image {
+                    path: out.clone(),
+                    size,
+                },
+                size,
+            )
         };
         let layout = DiskLayout::new(size, scheme).map_err(disk_err)?;
         layout.check_fits(plan).map_err(disk_err)?;
@@ -264,7 +281,9 @@ impl UsbRawSink {
             return Err(SinkError::cancelled());
         }
         // Keep the permissions of the file replaced; a new image is 0644.
-        let mode = fs::metadata(path).map(|m| m.permissions().mode()).unwrap_or(0o644);
+        let mode = fs::metadata(path)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0o644);
         fs::set_permissions(&tmp_path, fs::Permissions::from_mode(mode))
             .map_err(|e| io_err("cannot set permissions of", &tmp_path, e))?;
         tmp.persist(path)
@@ -292,7 +311,8 @@ impl UsbRawSink {
             .custom_flags(libc::O_EXCL)
             .open(path)
             .map_err(|e| io_err("cannot open (exclusively)", path, e))?;
-        let size = io::Seek::seek(&mut f, io::SeekFrom::End(0)).map_err(|e| io_err("cannot size", path, e))?;
+        let size = io::Seek::seek(&mut f, io::SeekFrom::End(0))
+            .map_err(|e| io_err("cannot size", path, e))?;
         write_disk(
             &mut f,
             size,
@@ -341,10 +361,14 @@ fn remove_stale_temps(dir: &Path, prefix: &str) {
     let Ok(it) = fs::read_dir(dir) else { return };
     for e in it.filter_map(Result::ok) {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(prefix) else { continue };
+        let Some(rest) = name.strip_prefix(prefix) else {
+            continue;
+        };
         let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
         let alive = match pid {
-            Some(pid) if Path::new("/proc/self").exists() => Path::new(&format!("/proc/{pid}")).exists(),
+            Some(pid) if Path::new("/proc/self").exists() => {
+                Path::new(&format!("/proc/{pid}")).exists()
+            }
             _ => false,
         };
         if !alive {
@@ -365,11 +389,12 @@ fn verify_path(
         drop_cache(&f);
     }
     let mut reader = DiskReader::open(f).map_err(disk_err)?;
-    let outcome = capmedia_manifest::verify(&mut reader, &mut |d, t| progress.update("verify", d, t))
-        .map_err(|e| match e {
-            capmedia_manifest::ManifestError::Io(e) => io_err("reading", path, e),
-            e => SinkError::corrupt(format!("{}: {e}", path.display())),
-        })?;
+    let outcome =
+        capmedia_manifest::verify(&mut reader, &mut |d, t| progress.update("verify", d, t))
+            .map_err(|e| match e {
+                capmedia_manifest::ManifestError::Io(e) => io_err("reading", path, e),
+                e => SinkError::corrupt(format!("{}: {e}", path.display())),
+            })?;
     Ok(outcome)
 }
 
@@ -436,7 +461,9 @@ impl MediaSink for UsbRawSink {
                 self.write_image(plan, path, *size, scheme, progress, cancel)?;
                 *size
             }
-            Target::Device { path, .. } => self.write_device(plan, path, scheme, progress, cancel)?,
+            Target::Device { path, .. } => {
+                self.write_device(plan, path, scheme, progress, cancel)?
+            }
         };
         Ok(WriteReport {
             sink: NAME.to_owned(),

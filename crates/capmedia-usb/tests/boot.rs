@@ -20,14 +20,34 @@ fn boots(scheme: &str) {
     let out = tempfile::tempdir().unwrap();
     let img = out.path().join("media.img");
     let mut b = PlanBuilder::new("Configuration Manager", "usb-raw", &img);
-    b.add_bytes("efi/boot/bootx64.efi", efi_app(Arch::X64, &marker), EntryRole::Boot, "boot")
+    b.add_bytes(
+        "efi/boot/bootx64.efi",
+        efi_app(Arch::X64, &marker),
+        EntryRole::Boot,
+        "boot",
+    )
+    .unwrap();
+    b.add_bytes(
+        "MediaLabel.txt",
+        b"label=Configuration Manager".to_vec(),
+        EntryRole::Generated,
+        "boot",
+    )
+    .unwrap();
+    let plan = b
+        .option("partition-scheme", scheme)
+        .source_date_epoch(1)
+        .build()
         .unwrap();
-    b.add_bytes("MediaLabel.txt", b"label=Configuration Manager".to_vec(), EntryRole::Generated, "boot")
+    UsbRawSink::new()
+        .write(&plan, &NoProgress, &NeverCancel)
         .unwrap();
-    let plan = b.option("partition-scheme", scheme).source_date_epoch(1).build().unwrap();
-    UsbRawSink::new().write(&plan, &NoProgress, &NeverCancel).unwrap();
     let drive = format!("file={},format=raw,snapshot=on", img.display());
-    let r = qemu_boot(&["-bios", OVMF_PATH, "-drive", &drive], &marker, BOOT_TIMEOUT);
+    let r = qemu_boot(
+        &["-bios", OVMF_PATH, "-drive", &drive],
+        &marker,
+        BOOT_TIMEOUT,
+    );
     match r {
         Ok(serial) => assert!(serial.contains(&marker)),
         Err(e) => panic!("{scheme} image did not boot: {e}"),

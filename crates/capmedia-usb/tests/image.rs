@@ -1,5 +1,7 @@
 //! The usb-raw sink writing image files.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap (HELPERS.md)
+
 mod common;
 
 use std::fs;
@@ -21,7 +23,14 @@ fn writes_verifies_and_is_reproducible() {
     assert_eq!(sink.describe().name, "usb-raw");
     let report = sink.check(&plan).unwrap();
     assert_eq!(report.volumes.len(), 1);
-    assert!(report.notes.iter().any(|n| n.contains("mbr partition table")), "{:?}", report.notes);
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("mbr partition table")),
+        "{:?}",
+        report.notes
+    );
     assert!(!img.exists(), "check wrote something");
 
     let rec = Recorder::default();
@@ -71,8 +80,14 @@ fn check_refuses_before_touching_the_target() {
     let p = b.build().unwrap();
     let e = sink.check(&p).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Refused);
-    assert!(e.message.contains("sources/install.wim") && e.message.contains("4 GiB"), "{e}");
-    assert_eq!(sink.write(&p, &NoProgress, &NeverCancel).unwrap_err().kind, ErrorKind::Refused);
+    assert!(
+        e.message.contains("sources/install.wim") && e.message.contains("4 GiB"),
+        "{e}"
+    );
+    assert_eq!(
+        sink.write(&p, &NoProgress, &NeverCancel).unwrap_err().kind,
+        ErrorKind::Refused
+    );
 
     let mut b = PlanBuilder::new("x", "usb-raw", &img);
     b.add_known(fake_entry("big.bin", 200 << 20));
@@ -81,15 +96,26 @@ fn check_refuses_before_touching_the_target() {
     assert_eq!(e.kind, ErrorKind::Refused);
     assert!(e.message.contains("needs"), "{e}");
 
-    let p = PlanBuilder::new("x", "usb-raw", out.path().join("missing/media.img")).build().unwrap();
+    let p = PlanBuilder::new("x", "usb-raw", out.path().join("missing/media.img"))
+        .build()
+        .unwrap();
     let e = sink.check(&p).unwrap_err();
     assert!(e.message.contains("does not exist"), "{e}");
 
-    let p = PlanBuilder::new("x", "usb-raw", &img).option("partition-scheme", "apm").build().unwrap();
+    let p = PlanBuilder::new("x", "usb-raw", &img)
+        .option("partition-scheme", "apm")
+        .build()
+        .unwrap();
     assert!(sink.check(&p).unwrap_err().message.contains("apm"));
 
-    let p = PlanBuilder::new("x", "usb-raw", out.path()).build().unwrap();
-    assert!(sink.check(&p).unwrap_err().message.contains("neither a regular file"));
+    let p = PlanBuilder::new("x", "usb-raw", out.path())
+        .build()
+        .unwrap();
+    assert!(sink
+        .check(&p)
+        .unwrap_err()
+        .message
+        .contains("neither a regular file"));
 
     assert_eq!(fs::read(&img).unwrap(), b"old");
     assert!(temps(out.path()).is_empty());
@@ -145,13 +171,18 @@ fn stale_temporaries_are_removed() {
     let img = out.path().join("media.img");
     // A temp of a killed run (no such pid) and one of a live run (ours).
     let stale = out.path().join(".media.img.capmedia-tmp-999999999-abcdef");
-    let live = out.path().join(format!(".media.img.capmedia-tmp-{}-live", std::process::id()));
+    let live = out.path().join(format!(
+        ".media.img.capmedia-tmp-{}-live",
+        std::process::id()
+    ));
     let other = out.path().join(".other.img.capmedia-tmp-999999999-x");
     for p in [&stale, &live, &other] {
         fs::write(p, b"junk").unwrap();
     }
     let plan = plan(src.path(), &img, &[]);
-    UsbRawSink::new().write(&plan, &NoProgress, &NeverCancel).unwrap();
+    UsbRawSink::new()
+        .write(&plan, &NoProgress, &NeverCancel)
+        .unwrap();
     assert!(!stale.exists());
     assert!(live.exists(), "a live writer's temp was removed");
     assert!(other.exists(), "another target's temp was removed");

@@ -1,6 +1,8 @@
 //! The device path on a real block device: a loop device (needs root and
 //! util-linux's losetup, mount, blockdev).
 
+#![allow(clippy::unwrap_used)] // tests may unwrap (HELPERS.md)
+
 mod common;
 
 use std::fs;
@@ -36,8 +38,15 @@ fn attach(img: &Path) -> Loop {
         is_root(),
         "this test needs root: it attaches a loop device with losetup (util-linux)"
     );
-    let (ok, out) = run("losetup", "mount", &["-f", "--show", "-P", img.to_str().unwrap()]);
-    assert!(ok, "losetup -f --show -P failed (are loop devices available?): {out}");
+    let (ok, out) = run(
+        "losetup",
+        "mount",
+        &["-f", "--show", "-P", img.to_str().unwrap()],
+    );
+    assert!(
+        ok,
+        "losetup -f --show -P failed (are loop devices available?): {out}"
+    );
     Loop {
         dev: out.trim().to_owned(),
         mounted: None,
@@ -59,19 +68,36 @@ fn loop_device_refused_then_written_then_refused_while_mounted() {
     let p = plan(src.path(), &dev, &[("yes", "true")]);
     let e = sink.check(&p).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Refused);
-    assert!(e.message.contains("not removable and not on the USB bus"), "{e}");
+    assert!(
+        e.message.contains("not removable and not on the USB bus"),
+        "{e}"
+    );
     assert!(e.message.contains("bus virtual"), "{e}");
-    assert_eq!(sink.write(&p, &NoProgress, &NeverCancel).unwrap_err().kind, ErrorKind::Refused);
+    assert_eq!(
+        sink.write(&p, &NoProgress, &NeverCancel).unwrap_err().kind,
+        ErrorKind::Refused
+    );
 
     // The override alone is not consent to erase.
     let p = plan(src.path(), &dev, &[("allow-fixed-disk", "true")]);
     assert!(sink.check(&p).unwrap_err().message.contains("pass yes"));
 
     // With both: written in place and read back.
-    let p = plan(src.path(), &dev, &[("allow-fixed-disk", "true"), ("yes", "true")]);
+    let p = plan(
+        src.path(),
+        &dev,
+        &[("allow-fixed-disk", "true"), ("yes", "true")],
+    );
     let report = sink.check(&p).unwrap();
     let name = dev.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(report.notes.iter().any(|n| n.contains(&name) && n.contains("erased")), "{:?}", report.notes);
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains(&name) && n.contains("erased")),
+        "{:?}",
+        report.notes
+    );
     let w = sink.write(&p, &NoProgress, &NeverCancel).unwrap();
     assert!(w.verified);
     assert_eq!(w.outputs[0].bytes, 64 << 20);
@@ -94,16 +120,26 @@ fn loop_device_refused_then_written_then_refused_while_mounted() {
         .unwrap_or_default()
         .lines()
         .any(|l| l.trim_end().ends_with("vfat"));
-    let mounted_dev = if has_partitions { part.clone() } else { lo.dev.clone() };
+    let mounted_dev = if has_partitions {
+        part.clone()
+    } else {
+        lo.dev.clone()
+    };
     if has_partitions && kernel_has_vfat {
-        let (ok, out) = run("mount", "mount", &["-t", "vfat", "-o", "ro", &part, mnt.to_str().unwrap()]);
+        let (ok, out) = run(
+            "mount",
+            "mount",
+            &["-t", "vfat", "-o", "ro", &part, mnt.to_str().unwrap()],
+        );
         assert!(ok, "mount -t vfat {part}: {out}");
         lo.mounted = Some(mnt.clone());
         assert_eq!(
             fs::read(mnt.join("sources/boot.wim")).unwrap(),
             fs::read(src.path().join("sources/boot.wim")).unwrap()
         );
-        assert!(mnt.join("A long folder name/another long folder name/a long file name.txt").is_file());
+        assert!(mnt
+            .join("A long folder name/another long folder name/a long file name.txt")
+            .is_file());
     } else {
         eprintln!(
             "kernel partition scanning of loop devices: {has_partitions}, vfat: {kernel_has_vfat}; \
@@ -111,21 +147,40 @@ fn loop_device_refused_then_written_then_refused_while_mounted() {
         );
         let (ok, out) = run("mkfs.ext2", "e2fsprogs", &["-q", "-F", &mounted_dev]);
         assert!(ok, "mkfs.ext2 {mounted_dev}: {out}");
-        let (ok, out) = run("mount", "mount", &["-t", "ext2", &mounted_dev, mnt.to_str().unwrap()]);
+        let (ok, out) = run(
+            "mount",
+            "mount",
+            &["-t", "ext2", &mounted_dev, mnt.to_str().unwrap()],
+        );
         assert!(ok, "mounting {mounted_dev} is impossible here: {out}");
         lo.mounted = Some(mnt.clone());
     }
-    let mounted_name = Path::new(&mounted_dev).file_name().unwrap().to_string_lossy().into_owned();
+    let mounted_name = Path::new(&mounted_dev)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
 
     // Refused while the disk or a partition of it is mounted, even with the override.
     let e = sink.check(&p).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Refused);
-    assert!(e.message.contains(&format!("{mounted_name} on {}", mnt.display())), "{e}");
-    assert_eq!(sink.write(&p, &NoProgress, &NeverCancel).unwrap_err().kind, ErrorKind::Refused);
+    assert!(
+        e.message
+            .contains(&format!("{mounted_name} on {}", mnt.display())),
+        "{e}"
+    );
+    assert_eq!(
+        sink.write(&p, &NoProgress, &NeverCancel).unwrap_err().kind,
+        ErrorKind::Refused
+    );
 
     // A partition is not a whole disk.
     if has_partitions {
         let pp = plan(src.path(), Path::new(&part), &[("yes", "true")]);
-        assert!(sink.check(&pp).unwrap_err().message.contains("is a partition of"));
+        assert!(sink
+            .check(&pp)
+            .unwrap_err()
+            .message
+            .contains("is a partition of"));
     }
 }

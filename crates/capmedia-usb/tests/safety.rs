@@ -1,5 +1,7 @@
 //! The drive-safety decision over fake sysfs trees shaped like real ones.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap (HELPERS.md)
+
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::PathBuf;
@@ -33,7 +35,11 @@ impl Fake {
             let node = sysfs.join("devices").join(d.devpath).join(d.name);
             fs::create_dir_all(node.join("device")).unwrap();
             fs::create_dir_all(node.join("holders")).unwrap();
-            fs::write(node.join("removable"), if d.removable { "1\n" } else { "0\n" }).unwrap();
+            fs::write(
+                node.join("removable"),
+                if d.removable { "1\n" } else { "0\n" },
+            )
+            .unwrap();
             fs::write(node.join("size"), format!("{}\n", d.sectors)).unwrap();
             fs::write(node.join("ro"), "0\n").unwrap();
             fs::write(node.join("dev"), format!("{}\n", d.dev)).unwrap();
@@ -53,7 +59,11 @@ impl Fake {
         let mi = dir.path().join("mountinfo");
         fs::write(&mi, mountinfo).unwrap();
         let sw = dir.path().join("swaps");
-        fs::write(&sw, format!("Filename\tType\tSize\tUsed\tPriority\n{swaps}")).unwrap();
+        fs::write(
+            &sw,
+            format!("Filename\tType\tSize\tUsed\tPriority\n{swaps}"),
+        )
+        .unwrap();
         Fake {
             sys: SystemPaths {
                 sysfs,
@@ -110,9 +120,19 @@ fn removable_usb_stick_is_accepted_and_named() {
     assert!(info.removable && !info.is_partition);
     assert_eq!(info.size, 31_266_816 * 512);
     assert_eq!(info.partitions, ["sdb1"]);
-    assert!(info.refusals(false).is_empty(), "{:?}", info.refusals(false));
+    assert!(
+        info.refusals(false).is_empty(),
+        "{:?}",
+        info.refusals(false)
+    );
     let d = info.describe();
-    for want in ["sdb", "SanDisk Cruzer Blade", "16.0 GB", "bus USB", "removable"] {
+    for want in [
+        "sdb",
+        "SanDisk Cruzer Blade",
+        "16.0 GB",
+        "bus USB",
+        "removable",
+    ] {
         assert!(d.contains(want), "{d}");
     }
 }
@@ -123,7 +143,11 @@ fn usb_disk_reporting_fixed_is_accepted_for_its_bus() {
     let info = probe(&f.sys, "sdb").unwrap();
     assert!(!info.removable);
     assert_eq!(info.bus, Bus::Usb);
-    assert!(info.refusals(false).is_empty(), "{:?}", info.refusals(false));
+    assert!(
+        info.refusals(false).is_empty(),
+        "{:?}",
+        info.refusals(false)
+    );
     assert!(info.describe().contains("not removable"));
 }
 
@@ -138,7 +162,10 @@ fn nvme_disk_is_refused_unless_allowed() {
     let info = probe(&f.sys, "nvme1n1").unwrap();
     assert_eq!(info.bus, Bus::Nvme);
     let r = info.refusals(false);
-    assert!(joined(&r).contains("not removable and not on the USB bus"), "{r:?}");
+    assert!(
+        joined(&r).contains("not removable and not on the USB bus"),
+        "{r:?}"
+    );
     assert!(info.refusals(true).is_empty(), "{:?}", info.refusals(true));
 }
 
@@ -161,7 +188,10 @@ fn sata_system_disk_is_refused_even_when_allowed() {
     assert_eq!(info.bus, Bus::Ata);
     for allow in [false, true] {
         let r = joined(&info.refusals(allow));
-        assert!(r.contains("holds the running system (sda2 is mounted on /)"), "{r}");
+        assert!(
+            r.contains("holds the running system (sda2 is mounted on /)"),
+            "{r}"
+        );
         assert!(r.contains("swap (sda3)"), "{r}");
     }
     assert!(joined(&info.refusals(false)).contains("not removable"));
@@ -176,7 +206,10 @@ fn mounted_partition_is_refused_even_when_allowed() {
     let info = probe(&f.sys, "sdb").unwrap();
     for allow in [false, true] {
         let r = joined(&info.refusals(allow));
-        assert!(r.contains("is mounted (sdb1 on /media/user/MY STICK)"), "{r}");
+        assert!(
+            r.contains("is mounted (sdb1 on /media/user/MY STICK)"),
+            "{r}"
+        );
     }
 }
 
@@ -188,14 +221,19 @@ fn partition_is_refused_unless_allowed() {
     assert_eq!(info.disk, "sdb");
     assert_eq!(info.model, "SanDisk Cruzer Blade");
     let r = joined(&info.refusals(false));
-    assert!(r.contains("sdb1 is a partition of sdb, not a whole disk"), "{r}");
+    assert!(
+        r.contains("sdb1 is a partition of sdb, not a whole disk"),
+        "{r}"
+    );
     assert!(info.refusals(true).is_empty());
 }
 
 #[test]
 fn device_mapper_holder_is_refused() {
     let f = Fake::new(&[stick(true)], BASE_MOUNTS, "");
-    let holders: PathBuf = fs::canonicalize(f.sys.sysfs.join("class/block/sdb1")).unwrap().join("holders");
+    let holders: PathBuf = fs::canonicalize(f.sys.sysfs.join("class/block/sdb1"))
+        .unwrap()
+        .join("holders");
     fs::create_dir_all(holders.join("dm-0")).unwrap();
     let info = probe(&f.sys, "sdb").unwrap();
     assert!(joined(&info.refusals(true)).contains("in use by dm-0"));

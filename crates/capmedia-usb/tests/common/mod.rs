@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
 use std::fs;
@@ -14,7 +15,9 @@ pub fn run(tool: &str, package: &str, args: &[&str]) -> (bool, String) {
         .args(args)
         .env("MTOOLS_SKIP_CHECK", "1")
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {tool} ({e}): install the Debian package {package}"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run {tool} ({e}): install the Debian package {package}")
+        });
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -30,20 +33,33 @@ pub fn source_tree(dir: &Path) {
         ("efi/microsoft/boot/bcd", 8192),
         ("sources/boot.wim", (2 << 20) + 3),
         ("SMS/data/TsmBootstrap.ini", 30),
-        ("A long folder name/another long folder name/a long file name.txt", 999),
+        (
+            "A long folder name/another long folder name/a long file name.txt",
+            999,
+        ),
     ];
     for (i, (p, n)) in files.iter().enumerate() {
         let host = dir.join(p);
         fs::create_dir_all(host.parent().unwrap()).unwrap();
-        fs::write(&host, (0..*n).map(|k| (k * 7 + i) as u8).collect::<Vec<u8>>()).unwrap();
+        fs::write(
+            &host,
+            (0..*n).map(|k| (k * 7 + i) as u8).collect::<Vec<u8>>(),
+        )
+        .unwrap();
     }
 }
 
 pub fn plan(src: &Path, output: &Path, options: &[(&str, &str)]) -> MediaPlan {
     let mut b = PlanBuilder::new("Configuration Manager", "usb-raw", output);
-    b.add_tree("", src, EntryRole::Template, "template").unwrap();
-    b.add_bytes("MediaLabel.txt", b"label=Configuration Manager".to_vec(), EntryRole::Generated, "boot")
+    b.add_tree("", src, EntryRole::Template, "template")
         .unwrap();
+    b.add_bytes(
+        "MediaLabel.txt",
+        b"label=Configuration Manager".to_vec(),
+        EntryRole::Generated,
+        "boot",
+    )
+    .unwrap();
     let mut b = b.source_date_epoch(1_700_000_000);
     for (k, v) in options {
         b = b.option(k, v);
