@@ -291,11 +291,13 @@ pub fn min_disk_size(plan: &MediaPlan) -> u64 {
         if fits(PartitionScheme::Mbr) && fits(PartitionScheme::Gpt) {
             return size;
         }
-        let step = (size / 64).div_ceil(ALIGN).max(1) * ALIGN;
-        size = size.saturating_add(step);
-        if size == u64::MAX {
+        // Past 2 TiB the partition stops growing (32-bit sector counts):
+        // return the size and let the fit check refuse it.
+        if size > u64::from(u32::MAX) * SECTOR + 2 * ALIGN {
             return size;
         }
+        let step = (size / 64).div_ceil(ALIGN).max(1) * ALIGN;
+        size = size.saturating_add(step);
     }
 }
 
