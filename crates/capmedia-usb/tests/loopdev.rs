@@ -82,10 +82,13 @@ fn loop_device_refused_then_written_then_refused_while_mounted() {
     let p = plan(src.path(), &dev, &[("allow-fixed-disk", "true")]);
     assert!(sink.check(&p).unwrap_err().message.contains("pass yes"));
 
-    // With both: written in place and read back.
+    // With both: written in place and read back, named through a link as
+    // /dev/disk/by-id names drives.
+    let link = work.path().join("usb-Fake_Stick_0123-0:0");
+    std::os::unix::fs::symlink(&dev, &link).unwrap();
     let p = plan(
         src.path(),
-        &dev,
+        &link,
         &[("allow-fixed-disk", "true"), ("yes", "true")],
     );
     let report = sink.check(&p).unwrap();
