@@ -1,0 +1,498 @@
+//! The `usb-raw` sink: capture media as a whole bootable disk (one FAT32
+//! partition, MBR or GPT) written to a USB drive or to a raw image file.
+//!
+//! The disk itself comes from `capmedia-disk`; this crate decides where it
+//! goes and keeps that safe:
+//! - a block device is examined first (sysfs, mount table, swaps; see
+//!   [`device`]) and named to the user by model, size and bus; internal,
+//!   mounted and system disks are refused, and erasing needs `yes`;
+//! - an image file is written beside its target under a temporary name,
+//!   synced, read back and only then renamed over the old one;
+//! - every medium is read back against its `capmedia.json`, bypassing the
+//!   page cache for devices.
+
+pub mod device;
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::num::NonZeroU64;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use capmedia_content::{Capacity, MediaPlan, Volume};
+use capmedia_disk::{
+    check_plan, min_disk_size, write_disk, DiskError, DiskLayout, DiskReader, PartitionScheme,
+};
+use capmedia_sink::{
+    Cancel, CheckReport, MediaSink, OutputFile, Progress, SinkError, SinkInfo, SinkOption,
+    VerifyReport, VerifyRequest, VolumeVerify, WriteReport,
+};
+
+pub use device::{Bus, DeviceInfo, Mount, SystemPaths};
+
+/// The sink's name, as given to `--sink`.
+pub const NAME: &str = "usb-raw";
+
+/// The `usb-raw` sink.
+#[derive(Debug, Clone, Default)]
+pub struct UsbRawSink {
+    system: SystemPaths,
+}
+
+/// Where the disk goes, as `check` found it.
+#[derive(Debug, Clone)]
+enum Target {
+    Image { path: PathBuf, size: u64 },
+    Device { path: PathBuf },
+}
+
+/// Everything `check` decided; `write` acts on it.
+#[derive(Debug, Clone)]
+struct Prepared {
+    target: Target,
+    layout: DiskLayout,
+    notes: Vec<String>,
+}
+
+fn disk_err(e: DiskError) -> SinkError {
+    match e {
+        DiskError::Cancelled => SinkError::cancelled(),
+        DiskError::Io(e) => SinkError::io(e.to_string()),
+        DiskError::Source { .. } | DiskError::SourceChanged { .. } => SinkError::io(e.to_string()),
+        DiskError::NoFatPartition(_) => SinkError::corrupt(e.to_string()),
+        DiskError::NotFat32(_) | DiskError::PartitionTable(_) => SinkError::internal(e.to_string()),
+        _ => SinkError::refused(e.to_string()),
+    }
+}
+
+fn io_err(what: &str, path: &Path, e: io::Error) -> SinkError {
+    SinkError::io(format!("{what} {}: {e}", path.display()))
+}
+
+impl UsbRawSink {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A sink reading sysfs, the mount table and swaps from elsewhere
+    /// (tests use fake trees).
+    pub fn with_system(system: SystemPaths) -> Self {
+        UsbRawSink { system }
+    }
+
+    fn scheme(plan: &MediaPlan) -> Result<PartitionScheme, SinkError> {
+        match plan.option("partition-scheme") {
+            None => Ok(PartitionScheme::Mbr),
+            Some(s) => s.parse().map_err(disk_err),
+        }
+    }
+
+    /// The kernel name of a block device path (`/dev/disk/by-id/usb-X` ->
+    /// `sdb`), via its resolved node name.
+    fn kernel_name(resolved: &Path) -> Result<String, SinkError> {
+        resolved
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| SinkError::refused(format!("{} names no device", resolved.display())))
+    }
+
+    /// Examine a device and apply the safety rules; the note names it.
+    pub fn examine_device(
+        &self,
+        path: &Path,
+        plan: &MediaPlan,
+    ) -> Result<(PathBuf, DeviceInfo), SinkError> {
+        let resolved = fs::canonicalize(path).map_err(|e| io_err("cannot resolve", path, e))?;
+        let name = Self::kernel_name(&resolved)?;
+        let info =
+            device::probe(&self.system, &name).map_err(|e| SinkError::refused(e.to_string()))?;
+        let mut refusals = info.refusals(plan.flag("allow-fixed-disk"));
+        if refusals.is_empty() && !plan.flag("yes") {
+            refusals.push(format!(
+                "writing {} erases everything on it: pass yes to confirm",
+                resolved.display()
+            ));
+        }
+        if !refusals.is_empty() {
+            return Err(SinkError::refused(format!(
+                "refusing to write {}: {}",
+                info.describe(),
+                refusals.join("; ")
+            )));
+        }
+        if let Err(e) = rustix::fs::access(
+            &resolved,
+            rustix::fs::Access::READ_OK | rustix::fs::Access::WRITE_OK,
+        ) {
+            return Err(SinkError::refused(format!(
+                "cannot open {} for writing: {e}",
+                resolved.display()
+            )));
+        }
+        Ok((resolved, info))
+    }
+
+    fn prepare(&self, plan: &MediaPlan) -> Result<Prepared, SinkError> {
+        let scheme = Self::scheme(plan)?;
+        check_plan(plan).map_err(disk_err)?;
+        let out = &plan.output;
+        let meta = fs::metadata(out);
+        let is_device = matches!(&meta, Ok(m) if m.file_type().is_block_device());
+        let mut notes = Vec::new();
+        let (target, size) = if is_device {
+            let (path, info) = self.examine_device(out, plan)?;
+            if let Some(cap) = plan.capacity.bytes() {
+                if cap < info.size {
+                    notes.push(format!(
+                        "media size {cap} bytes is ignored for a device: the whole {} is used",
+                        device::human_size(info.size)
+                    ));
+                }
+            }
+            notes.push(format!(
+                "target device {}: {}; everything on it will be erased",
+                path.display(),
+                info.describe()
+            ));
+            let size = info.size;
+            (Target::Device { path }, size)
+        } else {
+            match &meta {
+                Ok(m) if !m.is_file() => {
+                    return Err(SinkError::refused(format!(
+                        "{} exists and is neither a regular file nor a block device",
+                        out.display()
+                    )))
+                }
+                _ => {}
+            }
+            let parent = parent_dir(out);
+            if !parent.is_dir() {
+                return Err(SinkError::refused(format!(
+                    "the output folder {} does not exist",
+                    parent.display()
+                )));
+            }
+            if out.file_name().is_none() {
+                return Err(SinkError::refused(format!(
+                    "{} names no file",
+                    out.display()
+                )));
+            }
+            let size = match plan.capacity {
+                Capacity::Bytes(b) => b / 512 * 512,
+                Capacity::Unlimited => min_disk_size(plan),
+            };
+            // The data actually written must fit on the file system holding
+            // the image (the rest stays sparse).
+            if let Ok(st) = rustix::fs::statvfs(&parent) {
+                let free = st.f_bavail.saturating_mul(st.f_frsize);
+                let need = plan.content_bytes() + (4 << 20);
+                if free < need {
+                    return Err(SinkError::refused(format!(
+                        "{} has {free} bytes free; the image needs about {need}",
+                        parent.display()
+                    )));
+                }
+            }
+            if let Err(e) = rustix::fs::access(&parent, rustix::fs::Access::WRITE_OK) {
+                return Err(SinkError::refused(format!(
+                    "cannot write in {}: {e}",
+                    parent.display()
+                )));
+            }
+            notes.push(format!("target image {} of {size} bytes", out.display()));
+            (
+                Target::Image {
+                    path: out.clone(),
+                    size,
+                },
+                size,
+            )
+        };
+        let layout = DiskLayout::new(size, scheme).map_err(disk_err)?;
+        layout.check_fits(plan).map_err(disk_err)?;
+        notes.push(format!(
+            "{} partition table, FAT32 with {}-byte clusters, label {:?}",
+            scheme,
+            layout.fat.cluster_bytes(),
+            String::from_utf8_lossy(&capmedia_disk::fat_label(&plan.label)).trim_end()
+        ));
+        Ok(Prepared {
+            target,
+            layout,
+            notes,
+        })
+    }
+
+    fn volume(plan: &MediaPlan, p: &Prepared) -> Volume {
+        Volume {
+            number: 1,
+            count: 1,
+            output: plan.output.clone(),
+            entries: plan.entries.iter().map(|e| e.path.clone()).collect(),
+            used: plan.content_bytes(),
+            capacity: Capacity::Bytes(p.layout.disk_bytes),
+        }
+    }
+
+    fn write_image(
+        &self,
+        plan: &MediaPlan,
+        path: &Path,
+        size: u64,
+        scheme: PartitionScheme,
+        progress: &dyn Progress,
+        cancel: &dyn Cancel,
+    ) -> Result<(), SinkError> {
+        let parent = parent_dir(path);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let prefix = format!(".{name}.capmedia-tmp-");
+        remove_stale_temps(&parent, &prefix);
+        // The pid in the name tells a later run whether the writer still lives.
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!("{prefix}{}-", std::process::id()))
+            .tempfile_in(&parent)
+            .map_err(|e| io_err("cannot create a temporary file in", &parent, e))?;
+        let tmp_path = tmp.path().to_path_buf();
+        tmp.as_file()
+            .set_len(size)
+            .map_err(|e| io_err("cannot size", &tmp_path, e))?;
+        write_disk(
+            tmp.as_file_mut(),
+            size,
+            plan,
+            scheme,
+            &mut |d, t| progress.update("write", d, t),
+            &|| cancel.is_cancelled(),
+        )
+        .map_err(disk_err)?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| io_err("cannot sync", &tmp_path, e))?;
+        let outcome = verify_path(&tmp_path, false, progress)?;
+        if !outcome.is_ok() {
+            return Err(corrupt(&tmp_path, &outcome));
+        }
+        if cancel.is_cancelled() {
+            return Err(SinkError::cancelled());
+        }
+        // Keep the permissions of the file replaced; a new image is 0644.
+        let mode = fs::metadata(path)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0o644);
+        fs::set_permissions(&tmp_path, fs::Permissions::from_mode(mode))
+            .map_err(|e| io_err("cannot set permissions of", &tmp_path, e))?;
+        tmp.persist(path)
+            .map_err(|e| io_err("cannot rename the new image to", path, e.error))?;
+        if let Ok(d) = File::open(&parent) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    fn write_device(
+        &self,
+        plan: &MediaPlan,
+        path: &Path,
+        scheme: PartitionScheme,
+        progress: &dyn Progress,
+        cancel: &dyn Cancel,
+    ) -> Result<u64, SinkError> {
+        // O_EXCL on a block device: the kernel refuses it while anything
+        // (a mount, device-mapper) holds the device, closing the window
+        // between the check and the write.
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_EXCL)
+            .open(path)
+            .map_err(|e| io_err("cannot open (exclusively)", path, e))?;
+        let size = io::Seek::seek(&mut f, io::SeekFrom::End(0))
+            .map_err(|e| io_err("cannot size", path, e))?;
+        write_disk(
+            &mut f,
+            size,
+            plan,
+            scheme,
+            &mut |d, t| progress.update("write", d, t),
+            &|| cancel.is_cancelled(),
+        )
+        .map_err(|e| match e {
+            DiskError::Cancelled => SinkError::cancelled(),
+            e => SinkError::io(format!(
+                "writing {} failed part-way ({e}); the drive must be written again",
+                path.display()
+            )),
+        })?;
+        f.sync_all().map_err(|e| io_err("cannot sync", path, e))?;
+        drop(f);
+        let outcome = verify_path(path, true, progress)?;
+        if !outcome.is_ok() {
+            return Err(corrupt(path, &outcome));
+        }
+        Ok(size)
+    }
+}
+
+fn corrupt(path: &Path, o: &capmedia_manifest::VerifyOutcome) -> SinkError {
+    let list: Vec<String> = o.problems.iter().take(5).map(|p| p.to_string()).collect();
+    SinkError::corrupt(format!(
+        "read-back of {} found {} bad file(s): {}",
+        path.display(),
+        o.problems.len(),
+        list.join("; ")
+    ))
+}
+
+fn parent_dir(p: &Path) -> PathBuf {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Remove temporaries a killed run left beside the target: those whose
+/// writer (the pid in the name) no longer runs.
+fn remove_stale_temps(dir: &Path, prefix: &str) {
+    let Ok(it) = fs::read_dir(dir) else { return };
+    for e in it.filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        let alive = match pid {
+            Some(pid) if Path::new("/proc/self").exists() => {
+                Path::new(&format!("/proc/{pid}")).exists()
+            }
+            _ => false,
+        };
+        if !alive {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Read a medium back against its manifest. For devices, drop the page
+/// cache first so the bytes come from the drive, not from memory.
+fn verify_path(
+    path: &Path,
+    bypass_cache: bool,
+    progress: &dyn Progress,
+) -> Result<capmedia_manifest::VerifyOutcome, SinkError> {
+    let f = File::open(path).map_err(|e| io_err("cannot open", path, e))?;
+    if bypass_cache {
+        drop_cache(&f);
+    }
+    let mut reader = DiskReader::open(f).map_err(disk_err)?;
+    let outcome =
+        capmedia_manifest::verify(&mut reader, &mut |d, t| progress.update("verify", d, t))
+            .map_err(|e| match e {
+                capmedia_manifest::ManifestError::Io(e) => io_err("reading", path, e),
+                e => SinkError::corrupt(format!("{}: {e}", path.display())),
+            })?;
+    Ok(outcome)
+}
+
+/// Flush and evict the device's cached pages (best effort: the read-back
+/// stays correct without it, only less strict).
+fn drop_cache(f: &File) {
+    let _ = f.sync_all();
+    let _ = rustix::fs::fadvise(f, 0, None::<NonZeroU64>, rustix::fs::Advice::DontNeed);
+}
+
+impl MediaSink for UsbRawSink {
+    fn describe(&self) -> SinkInfo {
+        SinkInfo {
+            name: NAME.to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            description: "a bootable FAT32 disk (MBR or GPT) written to a removable drive or a raw image file".to_owned(),
+            options: vec![
+                SinkOption {
+                    name: "partition-scheme".into(),
+                    values: "mbr|gpt".into(),
+                    default: Some("mbr".into()),
+                    help: "mbr: one active FAT32 partition; gpt: one EFI System Partition".into(),
+                },
+                SinkOption {
+                    name: "allow-fixed-disk".into(),
+                    values: "true".into(),
+                    default: None,
+                    help: "also write a disk that is not removable and not on USB, or a partition".into(),
+                },
+                SinkOption {
+                    name: "yes".into(),
+                    values: "true".into(),
+                    default: None,
+                    help: "confirm erasing the target device".into(),
+                },
+            ],
+        }
+    }
+
+    fn check(&self, plan: &MediaPlan) -> Result<CheckReport, SinkError> {
+        let p = self.prepare(plan)?;
+        Ok(CheckReport {
+            volumes: vec![Self::volume(plan, &p)],
+            notes: p.notes,
+        })
+    }
+
+    fn write(
+        &self,
+        plan: &MediaPlan,
+        progress: &dyn Progress,
+        cancel: &dyn Cancel,
+    ) -> Result<WriteReport, SinkError> {
+        let p = self.prepare(plan)?;
+        for n in &p.notes {
+            progress.message(n);
+        }
+        if cancel.is_cancelled() {
+            return Err(SinkError::cancelled());
+        }
+        let scheme = p.layout.scheme;
+        let bytes = match &p.target {
+            Target::Image { path, size } => {
+                self.write_image(plan, path, *size, scheme, progress, cancel)?;
+                *size
+            }
+            Target::Device { path, .. } => {
+                self.write_device(plan, path, scheme, progress, cancel)?
+            }
+        };
+        Ok(WriteReport {
+            sink: NAME.to_owned(),
+            set_id: plan.set_id.clone(),
+            outputs: vec![OutputFile {
+                path: plan.output.clone(),
+                bytes,
+                volume: 1,
+            }],
+            verified: true,
+        })
+    }
+
+    fn verify(
+        &self,
+        request: &VerifyRequest,
+        progress: &dyn Progress,
+    ) -> Result<VerifyReport, SinkError> {
+        let mut volumes = Vec::new();
+        for out in &request.outputs {
+            let is_device = fs::metadata(out)
+                .map(|m| m.file_type().is_block_device())
+                .map_err(|e| io_err("cannot open", out, e))?;
+            let outcome = verify_path(out, is_device, progress)?;
+            volumes.push(VolumeVerify {
+                output: out.clone(),
+                outcome,
+            });
+        }
+        Ok(VerifyReport { volumes })
+    }
+}
