@@ -47,7 +47,9 @@ pub enum VhdError {
         entries: u32,
         file_len: u64,
     },
-    #[error("block {block} at sector {sector} lies outside the data area of the {file_len}-byte file")]
+    #[error(
+        "block {block} at sector {sector} lies outside the data area of the {file_len}-byte file"
+    )]
     BlockOutOfBounds {
         block: u64,
         sector: u32,

@@ -363,6 +363,7 @@ fn arr<const N: usize>(b: &[u8]) -> [u8; N] {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -163,9 +163,8 @@ impl<F: Read + Write + Seek> VhdWriter<F> {
             None => Some(pos),
             Some(d) => {
                 let e = *d.bat.get(usize::try_from(pos / BLOCK).ok()?)?;
-                (e != UNALLOCATED).then(|| {
-                    u64::from(e) * SECTOR + bitmap_len(BLOCK_SIZE) + pos % BLOCK
-                })
+                (e != UNALLOCATED)
+                    .then(|| u64::from(e) * SECTOR + bitmap_len(BLOCK_SIZE) + pos % BLOCK)
             }
         }
     }
