@@ -12,6 +12,8 @@
 mod error;
 mod format;
 mod reader;
+#[cfg(feature = "sink")]
+mod sink;
 mod writer;
 
 pub use error::VhdError;
@@ -20,4 +22,6 @@ pub use format::{
     MAX_SIZE,
 };
 pub use reader::{detect, VhdInfo, VhdReader};
+#[cfg(feature = "sink")]
+pub use sink::{verify_vhd, VhdSink, OPT_PARTITION_SCHEME, OPT_VHD_TYPE, SINK_NAME};
 pub use writer::{VhdParams, VhdWriter};
