@@ -378,7 +378,7 @@ mod tests {
                 sectors_per_track: 255
             }
         );
-        // A 4095 MiB... value computed by hand from the algorithm.
+        // 4158 MiB = 66 * 63 MiB: 16 heads, 63 sectors, 8448 cylinders exactly.
         let g = Geometry::for_sectors(4158 * 2048);
         assert_eq!((g.heads, g.sectors_per_track), (16, 63));
         assert_eq!(g.sectors(), 4158 * 2048);

@@ -82,6 +82,10 @@ fn disk_error(e: DiskError) -> SinkError {
 fn vhd_error(path: &Path, e: VhdError) -> SinkError {
     match e {
         VhdError::Io(e) => SinkError::io(format!("{}: {e}", path.display())),
+        // Not a VHD at all: another sink's format, not a damaged VHD.
+        VhdError::TooSmall(_) | VhdError::FooterCookie(_) => {
+            SinkError::unsupported(format!("{}: not a VHD: {e}", path.display()))
+        }
         other => SinkError::corrupt(format!("{}: {other}", path.display())),
     }
 }

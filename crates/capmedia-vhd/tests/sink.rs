@@ -182,6 +182,15 @@ fn corrupt_footer_checksum_is_reported_by_verify() {
     let e = VhdSink.verify(&req, &NoProgress).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Corrupt);
     assert!(e.message.contains("checksum"), "{}", e.message);
+    // A file that is no VHD at all is another format, not a corrupt VHD.
+    let raw = dir.join("plain.img");
+    fs::write(&raw, vec![0u8; 4096]).unwrap();
+    let req = VerifyRequest {
+        outputs: vec![raw],
+        ..Default::default()
+    };
+    let e = VhdSink.verify(&req, &NoProgress).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unsupported, "{}", e.message);
 }
 
 #[test]
