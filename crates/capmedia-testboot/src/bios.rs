@@ -1,0 +1,85 @@
+//! The El Torito no-emulation BIOS boot program (our stand-in for `etfsboot.com`).
+//!
+//! El Torito 1.0, section 2.0/5.3: for a no-emulation entry the BIOS copies
+//! "sector count" virtual (512-byte) sectors from the image's load RBA to
+//! `load segment:0`, where load segment 0 means the traditional 0x07C0, and
+//! jumps there in 16-bit real mode. Some BIOSes jump to 0000:7C00, others to
+//! 07C0:0000, so the program never assumes CS: it takes DS from CS and finds its
+//! message with a `call`/`pop` pair (the IP-relative idiom of real mode).
+
+use crate::asm::Asm;
+
+/// Size of the program we hand back: one CD sector (2048 bytes), which is also
+/// El Torito's "boot-load-size 8" (8 x 512). The BIOS never loads more than that.
+pub const BIOS_BOOT_SIZE: usize = 2048;
+
+/// Assembles the program. `marker` is truncated (on a UTF-8 boundary) so that
+/// program + marker + CR LF fit in [`BIOS_BOOT_SIZE`].
+pub fn bios_boot_sector(marker: &str) -> Vec<u8> {
+    let mut a = Asm::new();
+    a.emit(&[0xFA]) // cli                  ; no interrupts while we move the stack
+        .emit(&[0x0E]) // push cs
+        .emit(&[0x1F]) // pop ds             ; DS = CS, whatever segment the BIOS used
+        .emit(&[0x31, 0xC0]) // xor ax,ax
+        .emit(&[0x8E, 0xD0]) // mov ss,ax    ; stack just below 0000:7C00 ...
+        .emit(&[0xBC, 0x00, 0x7C]) // mov sp,0x7C00
+        .emit(&[0xFB]) // sti                ; ... then interrupts back on (int 10h needs them)
+        .emit(&[0xFC]) // cld                ; lodsb counts upwards
+        // call here: E8 rel16 with displacement 0 = "call the next instruction",
+        // which pushes the IP of `here`, so the `pop` below learns where we run.
+        .emit(&[0xE8, 0x00, 0x00])
+        .label("here")
+        .emit(&[0x5E]) // pop si             ; SI = CS-relative offset of `here`
+        .diff16(&[0x81, 0xC6], "msg", "here") // add si, msg-here ; SI -> message
+        .diff16(&[0xB9], "msg_end", "msg") // mov cx, msg_end-msg ; byte count
+        // Pass 1: the whole string to COM1. (Two passes rather than one
+        // interleaved loop: SeaBIOS may mirror int 10h output to the same serial
+        // port, which would interleave the two copies character by character.)
+        .emit(&[0x56]) // push si
+        .emit(&[0x51]) // push cx
+        .label("ser_next")
+        .emit(&[0xBA, 0xFD, 0x03]) // mov dx,0x3FD ; COM1 line status register
+        .label("ser_wait")
+        .emit(&[0xEC]) // in al,dx
+        .emit(&[0xA8, 0x20]) // test al,0x20 ; bit 5 = transmit holding register empty
+        .rel8(&[0x74], "ser_wait") // jz ser_wait
+        .emit(&[0xAC]) // lodsb              ; AL = [DS:SI], SI += 1
+        .emit(&[0xBA, 0xF8, 0x03]) // mov dx,0x3F8 ; COM1 transmit holding register
+        .emit(&[0xEE]) // out dx,al           ; character to the serial port
+        .rel8(&[0xE2], "ser_next") // loop ser_next ; CX -= 1, again while CX != 0
+        .emit(&[0x59]) // pop cx
+        .emit(&[0x5E]) // pop si
+        // Pass 2: the whole string through the video BIOS teletype.
+        .label("vid_next")
+        .emit(&[0xAC]) // lodsb
+        .emit(&[0x60]) // pusha               ; the video BIOS may clobber registers
+        .emit(&[0xB4, 0x0E]) // mov ah,0x0E  ; int 10h teletype output of AL
+        .emit(&[0xBB, 0x07, 0x00]) // mov bx,0x0007 ; page 0, light grey
+        .emit(&[0xCD, 0x10]) // int 0x10
+        .emit(&[0x61]) // popa
+        .rel8(&[0xE2], "vid_next") // loop vid_next
+        .label("done")
+        .emit(&[0xFA]) // cli
+        .emit(&[0xF4]) // hlt                 ; stop here for good (NMI would resume:
+        .rel8(&[0xEB], "done"); // jmp done   ;  so halt again)
+    a.label("msg");
+    let room = BIOS_BOOT_SIZE - a.bytes.len() - 2;
+    a.emit(truncate(marker, room).as_bytes())
+        .emit(b"\r\n")
+        .label("msg_end");
+    let mut out = a.finish();
+    out.resize(BIOS_BOOT_SIZE, 0);
+    out
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a char boundary.
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
