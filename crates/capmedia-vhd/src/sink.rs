@@ -1,0 +1,295 @@
+//! The `vhd` sink: the bootable disk of the USB-raw sink (written by
+//! `capmedia-disk`, no second copy of partitioning or FAT code) inside a
+//! fixed or dynamic VHD, for reference computers that are virtual machines.
+
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use capmedia_content::{MediaPlan, Volume};
+use capmedia_disk::{
+    check_plan, min_disk_size, write_disk, DiskError, DiskLayout, DiskReader, PartitionScheme,
+};
+use capmedia_manifest::{ManifestError, VerifyOutcome};
+use capmedia_sink::{
+    Cancel, CheckReport, MediaSink, OutputFile, Progress, SinkError, SinkInfo, SinkOption,
+    VerifyReport, VerifyRequest, VolumeVerify, WriteReport,
+};
+
+use crate::{
+    unique_id_from_seed, virtual_size_for, VhdError, VhdParams, VhdReader, VhdType, VhdWriter,
+};
+
+/// The sink's name, given to `--sink`.
+pub const SINK_NAME: &str = "vhd";
+/// `fixed` (default) or `dynamic`.
+pub const OPT_VHD_TYPE: &str = "vhd-type";
+/// `mbr` (default) or `gpt`, as for the USB-raw sink.
+pub const OPT_PARTITION_SCHEME: &str = "partition-scheme";
+
+/// Writes the plan as a VHD; see the module documentation.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct VhdSink;
+
+/// Everything `write` needs, decided before the first byte is written.
+#[derive(Debug, Clone, Copy)]
+struct Decided {
+    vhd_type: VhdType,
+    scheme: PartitionScheme,
+    /// The virtual disk's size: whole MiB, CHS-exact ([`virtual_size_for`]).
+    disk_bytes: u64,
+}
+
+fn decide(plan: &MediaPlan) -> Result<Decided, SinkError> {
+    let vhd_type = match plan.option(OPT_VHD_TYPE) {
+        None => VhdType::Fixed,
+        Some(v) => v
+            .parse()
+            .map_err(|e: VhdError| SinkError::refused(format!("--{OPT_VHD_TYPE}: {e}")))?,
+    };
+    let scheme = match plan.option(OPT_PARTITION_SCHEME) {
+        None => PartitionScheme::default(),
+        Some(v) => v
+            .parse()
+            .map_err(|e: DiskError| SinkError::refused(format!("--{OPT_PARTITION_SCHEME}: {e}")))?,
+    };
+    check_plan(plan).map_err(disk_error)?;
+    // --media-size, or the content plus slack.
+    let wanted = plan.capacity.bytes().unwrap_or_else(|| min_disk_size(plan));
+    let disk_bytes = virtual_size_for(wanted).map_err(|e| SinkError::refused(e.to_string()))?;
+    DiskLayout::new(disk_bytes, scheme)
+        .and_then(|l| l.check_fits(plan))
+        .map_err(disk_error)?;
+    Ok(Decided {
+        vhd_type,
+        scheme,
+        disk_bytes,
+    })
+}
+
+fn disk_error(e: DiskError) -> SinkError {
+    match e {
+        DiskError::Cancelled => SinkError::cancelled(),
+        DiskError::FileTooLarge { .. }
+        | DiskError::BadName { .. }
+        | DiskError::DoesNotFit { .. }
+        | DiskError::TooSmallForFat32 { .. }
+        | DiskError::BadScheme(_) => SinkError::refused(e.to_string()),
+        DiskError::NoFatPartition(_) | DiskError::NotFat32(_) => SinkError::corrupt(e.to_string()),
+        other => SinkError::io(other.to_string()),
+    }
+}
+
+fn vhd_error(path: &Path, e: VhdError) -> SinkError {
+    match e {
+        VhdError::Io(e) => SinkError::io(format!("{}: {e}", path.display())),
+        // Not a VHD at all: another sink's format, not a damaged VHD.
+        VhdError::TooSmall(_) | VhdError::FooterCookie(_) => {
+            SinkError::unsupported(format!("{}: not a VHD: {e}", path.display()))
+        }
+        other => SinkError::corrupt(format!("{}: {other}", path.display())),
+    }
+}
+
+/// The temporary file beside `out` that becomes `out` once verified.
+fn temp_path(out: &Path) -> PathBuf {
+    let name = out.file_name().map_or_else(
+        || "capmedia.vhd".into(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    out.with_file_name(format!(".{name}.capmedia-{}.tmp", std::process::id()))
+}
+
+/// Removes the temporary file unless the write succeeded.
+struct TempFile(Option<PathBuf>);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+/// Read a VHD back through [`VhdReader`] and the disk crate's reader, and
+/// check every file against the manifest on it.
+pub fn verify_vhd(path: &Path, progress: &dyn Progress) -> Result<VerifyOutcome, SinkError> {
+    let vhd = VhdReader::open_path(path).map_err(|e| vhd_error(path, e))?;
+    let mut disk = DiskReader::open(vhd)
+        .map_err(|e| SinkError::corrupt(format!("{}: {e}", path.display())))?;
+    capmedia_manifest::verify(&mut disk, &mut |done, total| {
+        progress.update("verify", done, total)
+    })
+    .map_err(|e| match e {
+        ManifestError::Io(e) => SinkError::io(format!("{}: {e}", path.display())),
+        other => SinkError::corrupt(format!("{}: {other}", path.display())),
+    })
+}
+
+impl MediaSink for VhdSink {
+    fn describe(&self) -> SinkInfo {
+        SinkInfo {
+            name: SINK_NAME.to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            description: "the bootable capture disk as a VHD (fixed or dynamic) for virtual machines"
+                .to_owned(),
+            options: vec![
+                SinkOption {
+                    name: OPT_VHD_TYPE.to_owned(),
+                    values: "fixed|dynamic".to_owned(),
+                    default: Some("fixed".to_owned()),
+                    help: "fixed: the raw disk plus a footer; dynamic: only the 2 MiB blocks that hold data"
+                        .to_owned(),
+                },
+                SinkOption {
+                    name: OPT_PARTITION_SCHEME.to_owned(),
+                    values: "mbr|gpt".to_owned(),
+                    default: Some(PartitionScheme::default().to_string()),
+                    help: "the partition table in front of the FAT32 volume".to_owned(),
+                },
+            ],
+        }
+    }
+
+    fn check(&self, plan: &MediaPlan) -> Result<CheckReport, SinkError> {
+        let d = decide(plan)?;
+        if plan.output.is_dir() {
+            return Err(SinkError::refused(format!(
+                "{} is a directory; --out names the .vhd file",
+                plan.output.display()
+            )));
+        }
+        let parent = plan.output.parent().filter(|p| !p.as_os_str().is_empty());
+        if let Some(p) = parent {
+            if !p.is_dir() {
+                return Err(SinkError::refused(format!(
+                    "the folder {} does not exist",
+                    p.display()
+                )));
+            }
+        }
+        let mut notes = vec![format!(
+            "{} VHD, {} partition table, virtual disk of {} bytes",
+            d.vhd_type, d.scheme, d.disk_bytes
+        )];
+        if plan.output.exists() {
+            notes.push(format!(
+                "{} exists; it is replaced only once the new VHD is complete and verified",
+                plan.output.display()
+            ));
+        }
+        let used = match d.vhd_type {
+            VhdType::Fixed => d.disk_bytes + 512,
+            // About the content, rounded to blocks, plus metadata.
+            VhdType::Dynamic => plan.content_bytes() + (d.disk_bytes >> 9) + (4 << 20),
+        };
+        Ok(CheckReport {
+            volumes: vec![Volume {
+                number: 1,
+                count: 1,
+                output: plan.output.clone(),
+                entries: plan.entries.iter().map(|e| e.path.clone()).collect(),
+                used,
+                capacity: plan.capacity,
+            }],
+            notes,
+        })
+    }
+
+    fn write(
+        &self,
+        plan: &MediaPlan,
+        progress: &dyn Progress,
+        cancel: &dyn Cancel,
+    ) -> Result<WriteReport, SinkError> {
+        self.check(plan)?;
+        let d = decide(plan)?;
+        let out = &plan.output;
+        let tmp_path = temp_path(out);
+        let io_err = |e: std::io::Error| SinkError::io(format!("{}: {e}", tmp_path.display()));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&tmp_path)
+            .map_err(io_err)?;
+        let mut guard = TempFile(Some(tmp_path.clone()));
+        progress.message(&format!(
+            "writing a {} VHD of {} bytes to {}",
+            d.vhd_type,
+            d.disk_bytes,
+            out.display()
+        ));
+        let params = VhdParams {
+            vhd_type: d.vhd_type,
+            min_size: d.disk_bytes,
+            source_date_epoch: plan.source_date_epoch,
+            unique_id: unique_id_from_seed(format!("capmedia vhd {}", plan.set_id).as_bytes()),
+        };
+        let mut vhd = VhdWriter::create(file, &params).map_err(|e| vhd_error(&tmp_path, e))?;
+        write_disk(
+            &mut vhd,
+            d.disk_bytes,
+            plan,
+            d.scheme,
+            &mut |done, total| progress.update("write", done, total),
+            &|| cancel.is_cancelled(),
+        )
+        .map_err(disk_error)?;
+        let file = vhd.finish().map_err(|e| vhd_error(&tmp_path, e))?;
+        file.sync_all().map_err(io_err)?;
+        let bytes = file.metadata().map_err(io_err)?.len();
+        drop(file);
+        if cancel.is_cancelled() {
+            return Err(SinkError::cancelled());
+        }
+
+        let outcome = verify_vhd(&tmp_path, progress)?;
+        if !outcome.is_ok() {
+            let first = outcome
+                .problems
+                .first()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            return Err(SinkError::corrupt(format!(
+                "the new VHD does not read back as written ({} problems, first: {first}); {} was left alone",
+                outcome.problems.len(),
+                out.display()
+            )));
+        }
+        fs::rename(&tmp_path, out)
+            .map_err(|e| SinkError::io(format!("renaming to {}: {e}", out.display())))?;
+        guard.0 = None;
+        // Make the rename durable; not every platform can open a folder.
+        if let Some(dir) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(WriteReport {
+            sink: SINK_NAME.to_owned(),
+            set_id: plan.set_id.clone(),
+            outputs: vec![OutputFile {
+                path: out.clone(),
+                bytes,
+                volume: 1,
+            }],
+            verified: true,
+        })
+    }
+
+    fn verify(
+        &self,
+        request: &VerifyRequest,
+        progress: &dyn Progress,
+    ) -> Result<VerifyReport, SinkError> {
+        let mut volumes = Vec::new();
+        for output in &request.outputs {
+            let outcome = verify_vhd(output, progress)?;
+            volumes.push(VolumeVerify {
+                output: output.clone(),
+                outcome,
+            });
+        }
+        Ok(VerifyReport { volumes })
+    }
+}
