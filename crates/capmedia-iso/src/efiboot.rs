@@ -182,7 +182,94 @@ fn try_build(
         }
         fs.unmount()?;
     }
-    Ok(disk.into_inner())
+    let mut img = disk.into_inner();
+    fix_directories(&mut img)?;
+    Ok(img)
+}
+
+/// Repair what fatfs 0.3.6's `create_dir` writes wrongly (fsck.fat rejects
+/// both): long-name entries in front of `.` and `..`, and a `..` that points
+/// at the root's cluster instead of 0 in first-level folders.
+///
+/// capmedia-disk repairs FAT32 volumes; this image is FAT12/16 (its root is
+/// a fixed region) and holds only `EFI` and `EFI/BOOT`, each a handful of
+/// entries, so each folder is one cluster and the repair stays small.
+fn fix_directories(img: &mut [u8]) -> io::Result<()> {
+    let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_owned());
+    let u16at = |b: &[u8], o: usize| usize::from(u16::from_le_bytes([b[o], b[o + 1]]));
+    if img.len() < 512 {
+        return Err(bad("EFI image too small"));
+    }
+    let bps = u16at(img, 11);
+    let spc = usize::from(img[13]);
+    let reserved = u16at(img, 14);
+    let fats = usize::from(img[16]);
+    let root_entries = u16at(img, 17);
+    let spf = u16at(img, 22);
+    if bps != 512 || spc == 0 || spf == 0 {
+        return Err(bad("EFI image is not FAT12/16 with 512-byte sectors"));
+    }
+    let root_off = (reserved + fats * spf) * bps;
+    let data_off = root_off + root_entries * 32;
+    let cluster_bytes = spc * bps;
+    let cluster_off = |c: usize| data_off + (c - 2) * cluster_bytes;
+    let first_cluster = |e: &[u8]| u16at(e, 26);
+    let is_subdir = |e: &[u8]| {
+        e[0] != 0 && e[0] != 0xE5 && e[0] != b'.' && e[11] != 0x0F && e[11] & 0x10 != 0
+    };
+    // (folder cluster, cluster ".." must name: 0 for the root)
+    let mut todo: Vec<(usize, usize)> = img[root_off..data_off]
+        .chunks_exact(32)
+        .take_while(|e| e[0] != 0)
+        .filter(|e| is_subdir(e))
+        .map(|e| (first_cluster(e), 0))
+        .collect();
+    let mut seen = 0;
+    while let Some((dir, parent)) = todo.pop() {
+        seen += 1;
+        if dir < 2 || cluster_off(dir) + cluster_bytes > img.len() || seen > 64 {
+            return Err(bad("EFI image folder outside the image"));
+        }
+        let range = cluster_off(dir)..cluster_off(dir) + cluster_bytes;
+        let old = img[range.clone()].to_vec();
+        let used: Vec<&[u8]> = old.chunks_exact(32).take_while(|e| e[0] != 0).collect();
+        if used.len() == cluster_bytes / 32 {
+            return Err(bad("EFI image folder fills its cluster; the repair assumes one cluster"));
+        }
+        let mut keep: Vec<Vec<u8>> = Vec::new();
+        let (mut dot, mut dotdot) = (None, None);
+        for e in used {
+            if &e[..11] == b".          " || &e[..11] == b"..         " {
+                while keep.last().is_some_and(|p| p[11] == 0x0F) {
+                    keep.pop();
+                }
+                let mut v = e.to_vec();
+                let target = if e[1] == b'.' { parent } else { dir };
+                v[26..28].copy_from_slice(&(target as u16).to_le_bytes());
+                v[20..22].copy_from_slice(&[0, 0]);
+                if e[1] == b'.' {
+                    dotdot = Some(v);
+                } else {
+                    dot = Some(v);
+                }
+            } else {
+                if is_subdir(e) {
+                    todo.push((first_cluster(e), dir));
+                }
+                keep.push(e.to_vec());
+            }
+        }
+        let (Some(dot), Some(dotdot)) = (dot, dotdot) else {
+            return Err(bad("EFI image folder without . or .."));
+        };
+        let mut new = Vec::with_capacity(cluster_bytes);
+        new.extend_from_slice(&dot);
+        new.extend_from_slice(&dotdot);
+        keep.iter().for_each(|e| new.extend_from_slice(e));
+        new.resize(cluster_bytes, 0);
+        img[range].copy_from_slice(&new);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
