@@ -92,7 +92,8 @@ impl Events for Ui {
             done.saturating_mul(10) / total
         };
         if let Ok(mut g) = self.last_tenth.lock() {
-            if g.0 != phase || g.1 != tenth {
+            // Downloads report from several threads: print each tenth once.
+            if g.0 != phase || g.1 == u64::MAX || tenth > g.1 {
                 *g = (phase.to_owned(), tenth);
                 eprintln!(
                     "capmedia: {phase} {}% ({done} of {total} bytes)",

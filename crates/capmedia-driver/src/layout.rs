@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::pipeline::PENDING_HASH;
 use capmedia_content::{BootFile, BootSpec, EntryRole, EntrySource, MediaPath, PlanEntry};
 
 /// Where the boot files (bootmgr, boot/, efi/, etfsboot.com, efisys.bin) are.
@@ -167,7 +168,7 @@ pub fn boot_entries(files: &[BootFileEntry]) -> Vec<PlanEntry> {
             path: e.path.clone(),
             source: EntrySource::File(e.local.clone()),
             size: e.size,
-            blake3: String::new(),
+            blake3: PENDING_HASH.to_owned(),
             role: EntryRole::Boot,
             group: "boot".into(),
         })

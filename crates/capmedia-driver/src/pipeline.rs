@@ -18,6 +18,12 @@ use serde::Serialize;
 
 use crate::layout::{self, BootFileEntry, BootFiles, LayoutError};
 
+/// The BLAKE3 a plan entry carries until its bytes are hashed after the
+/// fetch: as long as a real one, so the manifest (and so each volume's
+/// size) that the sink checks is the size it writes.
+pub(crate) const PENDING_HASH: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
 /// What to build. Mirrors `capmedia capture`'s options.
 #[derive(Debug, Clone)]
 pub struct CaptureRequest {
@@ -320,7 +326,7 @@ pub fn capture(
         path: MediaPath::new("sources/boot.wim").map_err(PlanError::from)?,
         source: EntrySource::File(cache.path_of(&wim.sha256)),
         size: wim.size,
-        blake3: String::new(),
+        blake3: PENDING_HASH.to_owned(),
         role: EntryRole::BootImage,
         group: content.package.to_string(),
     });
@@ -341,7 +347,7 @@ pub fn capture(
             path: MediaPath::new(name).map_err(PlanError::from)?,
             source: EntrySource::File(p),
             size: data.len() as u64,
-            blake3: String::new(),
+            blake3: PENDING_HASH.to_owned(),
             role: EntryRole::Generated,
             group: "media".into(),
         })
@@ -369,7 +375,7 @@ pub fn capture(
         path: e.path.clone(),
         source: EntrySource::File(e.local.clone()),
         size: e.size,
-        blake3: String::new(),
+        blake3: PENDING_HASH.to_owned(),
         role: EntryRole::Template,
         group: "template".into(),
     }));

@@ -75,24 +75,69 @@ impl BootImage {
 
 /// Tree content for a plan entry: host files are streamed by the writer,
 /// inline bytes are small by construction.
-fn entry_content(e: &PlanEntry) -> Result<Content, IsoError> {
+fn entry_content(e: &PlanEntry, ph: Option<&Placeholders>) -> Result<Content, IsoError> {
     match &e.source {
-        EntrySource::File(p) => {
-            let c = hadris_fs::host::file(p).map_err(|err| IsoError::Source {
-                path: p.clone(),
-                message: err.to_string(),
-            })?;
-            if c.len() != e.size {
-                return Err(IsoError::SourceChanged {
-                    path: p.clone(),
-                    planned: e.size,
-                    actual: c.len(),
-                });
-            }
-            Ok(c)
-        }
+        EntrySource::File(p) => host_content(p, e.size, ph),
         EntrySource::Inline(b) => Ok(Content::bytes(b.clone())),
     }
+}
+
+/// Sparse files standing in for sources during layout: the driver checks a
+/// plan before it fetches the content, so a source may not exist yet, and
+/// planning needs only lengths. hadris-iso takes lengths only from real
+/// files (its length-only content kinds are private or refused when
+/// planning), so each stand-in is a sparse file of the planned size: no
+/// data, no disk space, removed with the folder after `check`.
+#[derive(Debug)]
+pub struct Placeholders {
+    dir: tempfile::TempDir,
+    next: std::cell::Cell<u64>,
+}
+
+impl Placeholders {
+    pub fn new() -> Result<Self, IsoError> {
+        Ok(Placeholders {
+            dir: tempfile::Builder::new()
+                .prefix("capmedia-iso-layout-")
+                .tempdir()
+                .map_err(IsoError::io("creating a layout folder".to_owned()))?,
+            next: std::cell::Cell::new(0),
+        })
+    }
+
+    fn sized(&self, size: u64) -> Result<Content, IsoError> {
+        let n = self.next.get();
+        self.next.set(n + 1);
+        let p = self.dir.path().join(n.to_string());
+        let f = std::fs::File::create(&p).map_err(IsoError::io("creating a layout placeholder".to_owned()))?;
+        f.set_len(size)
+            .map_err(IsoError::io("sizing a layout placeholder".to_owned()))?;
+        hadris_fs::host::file(&p).map_err(|err| IsoError::Layout(err.to_string()))
+    }
+}
+
+/// A host file as tree content; for layout only (`placeholders` given), a
+/// stand-in of the planned size.
+fn host_content(
+    p: &std::path::Path,
+    size: u64,
+    placeholders: Option<&Placeholders>,
+) -> Result<Content, IsoError> {
+    if let Some(ph) = placeholders {
+        return ph.sized(size);
+    }
+    let c = hadris_fs::host::file(p).map_err(|err| IsoError::Source {
+        path: p.to_path_buf(),
+        message: err.to_string(),
+    })?;
+    if c.len() != size {
+        return Err(IsoError::SourceChanged {
+            path: p.to_path_buf(),
+            planned: size,
+            actual: c.len(),
+        });
+    }
+    Ok(c)
 }
 
 /// Everything needed to lay out one volume.
@@ -117,6 +162,7 @@ pub fn volume_image<'a>(
     manifest: Vec<u8>,
     volume_id: &str,
     boot: Option<&Boot>,
+    placeholders: Option<&Placeholders>,
 ) -> Result<VolumeImage, IsoError> {
     let mut tree = Tree::new();
     let insert = |tree: &mut Tree, path: &str, content: Content| {
@@ -124,7 +170,7 @@ pub fn volume_image<'a>(
             .map_err(|err| IsoError::Layout(format!("{path}: {err}")))
     };
     for e in entries {
-        insert(&mut tree, e.path.as_str(), entry_content(e)?)?;
+        insert(&mut tree, e.path.as_str(), entry_content(e, placeholders)?)?;
     }
     insert(
         &mut tree,
@@ -145,12 +191,7 @@ pub fn volume_image<'a>(
             let Some(img) = img else { continue };
             if !img.in_plan {
                 let content = match &img.content {
-                    ImageSource::Host(p) => {
-                        hadris_fs::host::file(p).map_err(|err| IsoError::Source {
-                            path: p.clone(),
-                            message: err.to_string(),
-                        })?
-                    }
+                    ImageSource::Host(p) => host_content(p, img.size, placeholders)?,
                     ImageSource::Bytes(b) => Content::bytes(b.as_slice()),
                 };
                 insert(&mut tree, &img.path, content)?;

@@ -280,11 +280,17 @@ fn prepare_with(plan: &MediaPlan, content: bool) -> Result<SetLayout, IsoError> 
         }
     }
     let boot = resolve_boot(plan, content)?;
+    let placeholders = if content {
+        None
+    } else {
+        Some(image::Placeholders::new()?)
+    };
+    let ph = placeholders.as_ref();
 
     // Volume 1 with only what must be on it: refuse early, with the room it
     // needs.
     let (boot_idx, _) = layout::groups(plan);
-    let boot_only = build_volume(plan, &boot_idx, 1, 1, Some(&boot))?;
+    let boot_only = build_volume(plan, &boot_idx, 1, 1, Some(&boot), ph)?;
     let boot_size = image::exact_size(&boot_only)?;
     if !plan.capacity.holds(boot_size) {
         let (preset, _) = Capacity::smallest_preset_for(boot_size);
@@ -306,7 +312,7 @@ fn prepare_with(plan: &MediaPlan, content: bool) -> Result<SetLayout, IsoError> 
         for (i, (entries, output)) in bins.into_iter().zip(paths).enumerate() {
             let number = i as u32 + 1;
             let b = (number == 1).then_some(&boot);
-            let img = build_volume(plan, &entries, number, count, b)?;
+            let img = build_volume(plan, &entries, number, count, b, ph)?;
             let size = image::exact_size(&img)?;
             if let Some(cap) = cap {
                 overshoot = overshoot.max(size.saturating_sub(cap));
@@ -340,6 +346,7 @@ fn build_volume(
     number: u32,
     count: u32,
     boot: Option<&Boot>,
+    placeholders: Option<&image::Placeholders>,
 ) -> Result<VolumeImage, IsoError> {
     let manifest = Manifest::for_volume(
         plan,
@@ -354,6 +361,7 @@ fn build_volume(
         manifest,
         &layout::volume_id(&plan.label, number, count),
         boot,
+        placeholders,
     )
 }
 
