@@ -45,7 +45,13 @@ pub fn demo() -> Result<()> {
         let target = out.join(file);
         println!("\n== capmedia capture --sink {sink} --out {}", rel(&target));
         run(Command::new(&capmedia)
-            .args(["capture", "--dp", &dp, "--boot-image", capmedia_sample::X64_PACKAGE])
+            .args([
+                "capture",
+                "--dp",
+                &dp,
+                "--boot-image",
+                capmedia_sample::X64_PACKAGE,
+            ])
             .args(["--target-arch", "x64", "--sink", sink, "--out"])
             .arg(&target)
             .arg("--cache")
@@ -65,8 +71,5 @@ or with `-bios /usr/share/ovmf/OVMF.fd`).",
 }
 
 fn rel(p: &Path) -> String {
-    p.strip_prefix(root())
-        .unwrap_or(p)
-        .display()
-        .to_string()
+    p.strip_prefix(root()).unwrap_or(p).display().to_string()
 }

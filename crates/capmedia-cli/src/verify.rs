@@ -9,7 +9,8 @@ use capmedia_sink::{MediaSink, NoProgress, VerifyReport, VerifyRequest, VolumeVe
 
 /// Which sink reads this output back, from the bytes themselves.
 fn detect(path: &Path) -> anyhow::Result<&'static str> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut head = vec![0u8; 0x8006];
     let n = read_up_to(&mut f, &mut head)?;
     head.truncate(n);

@@ -214,9 +214,8 @@ fn fix_directories(img: &mut [u8]) -> io::Result<()> {
     let cluster_bytes = spc * bps;
     let cluster_off = |c: usize| data_off + (c - 2) * cluster_bytes;
     let first_cluster = |e: &[u8]| u16at(e, 26);
-    let is_subdir = |e: &[u8]| {
-        e[0] != 0 && e[0] != 0xE5 && e[0] != b'.' && e[11] != 0x0F && e[11] & 0x10 != 0
-    };
+    let is_subdir =
+        |e: &[u8]| e[0] != 0 && e[0] != 0xE5 && e[0] != b'.' && e[11] != 0x0F && e[11] & 0x10 != 0;
     // (folder cluster, cluster ".." must name: 0 for the root)
     let mut todo: Vec<(usize, usize)> = img[root_off..data_off]
         .chunks_exact(32)
@@ -234,7 +233,9 @@ fn fix_directories(img: &mut [u8]) -> io::Result<()> {
         let old = img[range.clone()].to_vec();
         let used: Vec<&[u8]> = old.chunks_exact(32).take_while(|e| e[0] != 0).collect();
         if used.len() == cluster_bytes / 32 {
-            return Err(bad("EFI image folder fills its cluster; the repair assumes one cluster"));
+            return Err(bad(
+                "EFI image folder fills its cluster; the repair assumes one cluster",
+            ));
         }
         let mut keep: Vec<Vec<u8>> = Vec::new();
         let (mut dot, mut dotdot) = (None, None);

@@ -109,7 +109,8 @@ impl Placeholders {
         let n = self.next.get();
         self.next.set(n + 1);
         let p = self.dir.path().join(n.to_string());
-        let f = std::fs::File::create(&p).map_err(IsoError::io("creating a layout placeholder".to_owned()))?;
+        let f = std::fs::File::create(&p)
+            .map_err(IsoError::io("creating a layout placeholder".to_owned()))?;
         f.set_len(size)
             .map_err(IsoError::io("sizing a layout placeholder".to_owned()))?;
         hadris_fs::host::file(&p).map_err(|err| IsoError::Layout(err.to_string()))
