@@ -138,6 +138,11 @@ pub(crate) enum BackendError {
     },
     /// Anything else (TLS failure, bad URL, ...), not worth retrying.
     Other(String),
+    /// Transient failures until the retries ran out.
+    GaveUp {
+        detail: String,
+        attempts: u32,
+    },
 }
 
 impl BackendError {
@@ -169,6 +174,12 @@ impl BackendError {
                 what,
                 detail,
                 attempts: 1,
+            },
+            BackendError::GaveUp { detail, attempts } => DpError::Transfer {
+                dp,
+                what,
+                detail,
+                attempts,
             },
             BackendError::Io(source) => DpError::Io { dp, what, source },
             BackendError::Unsafe { name, reason } => DpError::UnsafeName {

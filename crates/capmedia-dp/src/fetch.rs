@@ -110,11 +110,44 @@ pub(crate) fn parallel<T: Sync>(
     }
 }
 
+/// `f` over `items` on up to `threads` threads, results in item order.
+pub(crate) fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let slots: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    let worker = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(item) = items.get(i) else { break };
+        let r = f(item);
+        slots.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
+    };
+    let n = threads.clamp(1, items.len().max(1));
+    if n == 1 {
+        worker();
+    } else {
+        thread::scope(|s| {
+            for _ in 0..n {
+                s.spawn(worker);
+            }
+        });
+    }
+    slots
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
 /// Shared progress of one `fetch`.
 struct Progress<'a> {
     done: AtomicU64,
     total: u64,
     callback: &'a (dyn Fn(u64, u64) + Sync),
+    cancel: &'a (dyn Fn() -> bool + Sync),
 }
 
 impl Progress<'_> {
@@ -133,7 +166,7 @@ enum Pass {
     /// Retry (resuming where possible).
     Transient(String),
     /// Give up at once.
-    Fatal(DpError),
+    Fatal(Box<DpError>),
 }
 
 impl Dp {
@@ -148,6 +181,19 @@ impl Dp {
         cache: &ContentCache,
         progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<Vec<FetchedFile>, DpError> {
+        self.fetch_with_cancel(content, cache, progress, &|| false)
+    }
+
+    /// [`Dp::fetch`], stopping with [`DpError::Cancelled`] soon after
+    /// `cancel()` turns true (it is polled between buffers). What was
+    /// verified so far stays in the cache; partial files are removed.
+    pub fn fetch_with_cancel(
+        &self,
+        content: &PackageContent,
+        cache: &ContentCache,
+        progress: &(dyn Fn(u64, u64) + Sync),
+        cancel: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Vec<FetchedFile>, DpError> {
         let mut unique: BTreeMap<&str, &ContentFile> = BTreeMap::new();
         for f in &content.files {
             unique.entry(f.sha256.as_str()).or_insert(f);
@@ -158,6 +204,7 @@ impl Dp {
             done: AtomicU64::new(0),
             total,
             callback: progress,
+            cancel,
         };
         (prog.callback)(0, total);
         parallel(&jobs, self.opts.concurrency, |f| {
@@ -224,6 +271,9 @@ impl Dp {
         cache: &ContentCache,
         prog: &Progress<'_>,
     ) -> Result<(), DpError> {
+        if (prog.cancel)() {
+            return Err(DpError::Cancelled);
+        }
         if cache.contains(file) {
             prog.add(file.size);
             return Ok(());
@@ -237,7 +287,6 @@ impl Dp {
             .map_err(|e| cache_err(&cache.dir().join("tmp"), e))?;
         let mut mismatches = 0;
         let mut failures = 0u32;
-        let mut last_failure = String::new();
         let mut buf = vec![0u8; BUF];
         loop {
             // One whole verification round: from byte 0, resuming within it.
@@ -261,17 +310,16 @@ impl Dp {
                     Ok(()) => break,
                     Err(Pass::Fatal(e)) => {
                         prog.sub(written);
-                        return Err(e);
+                        return Err(*e);
                     }
                     Err(Pass::Transient(why)) => {
                         failures += 1;
-                        last_failure = why;
                         if failures > self.opts.retries {
                             prog.sub(written);
                             return Err(DpError::Transfer {
                                 dp: self.name.clone(),
                                 what: format!("{} of package {}", file.path, content.package),
-                                detail: last_failure,
+                                detail: why,
                                 attempts: failures,
                             });
                         }
@@ -299,7 +347,6 @@ impl Dp {
                     actual,
                 });
             }
-            let _ = &last_failure;
         }
         tmp.as_file_mut()
             .sync_data()
@@ -330,7 +377,7 @@ impl Dp {
         let blob = match self.backend.open_blob(&file.sha256, *written, None) {
             Ok(b) => b,
             Err(BackendError::Transient(why)) => return Err(Pass::Transient(why)),
-            Err(e) => return Err(Pass::Fatal(self.blob_err(content, file, e))),
+            Err(e) => return Err(Pass::Fatal(Box::new(self.blob_err(content, file, e)))),
         };
         if blob.offset != *written {
             // The server ignored `Range`: start this round over.
@@ -340,14 +387,17 @@ impl Dp {
             out.set_len(0)
                 .and_then(|_| out.seek(SeekFrom::Start(0)).map(|_| ()))
                 .map_err(|e| {
-                    Pass::Fatal(DpError::Cache {
+                    Pass::Fatal(Box::new(DpError::Cache {
                         path: PathBuf::from("(temporary file)"),
                         source: e,
-                    })
+                    }))
                 })?;
         }
         let mut reader = blob.reader;
         loop {
+            if (prog.cancel)() {
+                return Err(Pass::Fatal(Box::new(DpError::Cancelled)));
+            }
             let n = match reader.read(buf) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -356,10 +406,10 @@ impl Dp {
             };
             hasher.update(&buf[..n]);
             out.write_all(&buf[..n]).map_err(|e| {
-                Pass::Fatal(DpError::Cache {
+                Pass::Fatal(Box::new(DpError::Cache {
                     path: PathBuf::from("(temporary file)"),
                     source: e,
-                })
+                }))
             })?;
             *written += n as u64;
             prog.add(n as u64);
@@ -377,6 +427,6 @@ impl Dp {
     }
 }
 
-fn backoff(base: Duration, failure: u32) -> Duration {
+pub(crate) fn backoff(base: Duration, failure: u32) -> Duration {
     base.saturating_mul(1u32 << failure.saturating_sub(1).min(6))
 }

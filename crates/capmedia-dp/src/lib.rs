@@ -194,6 +194,27 @@ impl Dp {
         &self.opts
     }
 
+    /// Run an idempotent backend request, retrying transient failures with
+    /// backoff.
+    fn retry<T>(&self, f: impl Fn() -> Result<T, BackendError>) -> Result<T, BackendError> {
+        let mut failures = 0;
+        loop {
+            match f() {
+                Err(BackendError::Transient(detail)) => {
+                    failures += 1;
+                    if failures > self.opts.retries {
+                        return Err(BackendError::GaveUp {
+                            detail,
+                            attempts: failures,
+                        });
+                    }
+                    std::thread::sleep(fetch::backoff(self.opts.backoff, failures));
+                }
+                r => return r,
+            }
+        }
+    }
+
     fn err(&self, e: BackendError, what: impl Into<String>) -> DpError {
         e.into_dp(&self.name, what)
     }
@@ -211,11 +232,11 @@ impl Dp {
     /// if the exact spelling is absent. `Ok(None)` if there is no such file.
     fn read_ini(&self, lib: Lib, rel: &[&str]) -> Result<Option<(String, IniDoc)>, DpError> {
         let shown = |rel: &[&str]| format!("{}/{}", lib.name(), rel.join("/"));
-        let bytes = match self.backend.read_small(lib, rel, INI_LIMIT) {
+        let bytes = match self.retry(|| self.backend.read_small(lib, rel, INI_LIMIT)) {
             Ok(b) => Some((shown(rel), b)),
             Err(BackendError::NotFound) => {
                 let (last, parent) = rel.split_last().unwrap_or((&"", &[]));
-                let listing = match self.backend.list(lib, parent) {
+                let listing = match self.retry(|| self.backend.list(lib, parent)) {
                     Ok(l) => l,
                     Err(BackendError::NotFound) => return Ok(None),
                     Err(e) => {
@@ -230,8 +251,7 @@ impl Dp {
                         let mut real: Vec<&str> = parent.to_vec();
                         real.push(&entry.name);
                         let b = self
-                            .backend
-                            .read_small(lib, &real, INI_LIMIT)
+                            .retry(|| self.backend.read_small(lib, &real, INI_LIMIT))
                             .map_err(|e| self.err(e, shown(&real)))?;
                         Some((shown(&real), b))
                     }
@@ -254,27 +274,19 @@ impl Dp {
     /// errors on PkgLib itself fail the call.
     pub fn list_packages(&self) -> Result<Vec<PackageInfo>, DpError> {
         let entries = self
-            .backend
-            .list(Lib::PkgLib, &[])
+            .retry(|| self.backend.list(Lib::PkgLib, &[]))
             .map_err(|e| self.err(e, "PkgLib"))?;
+        let ids: Vec<PackageId> = entries
+            .iter()
+            .filter(|e| !e.is_dir)
+            .filter_map(|e| ini_stem(&e.name))
+            .filter_map(|stem| stem.parse().ok())
+            .collect();
+        let results =
+            fetch::parallel_map(&ids, self.opts.concurrency, |id| self.resolve_unchecked(id));
         let mut out = Vec::new();
-        for e in entries {
-            if e.is_dir {
-                continue;
-            }
-            let Some(stem) = e
-                .name
-                .len()
-                .checked_sub(4)
-                .filter(|&i| e.name.is_char_boundary(i) && e.name[i..].eq_ignore_ascii_case(".ini"))
-                .map(|i| &e.name[..i])
-            else {
-                continue;
-            };
-            let Ok(id) = stem.parse::<PackageId>() else {
-                continue;
-            };
-            let info = match self.resolve_unchecked(&id) {
+        for (id, result) in ids.into_iter().zip(results) {
+            out.push(match result {
                 Ok(c) => PackageInfo {
                     id,
                     size: c.total_size(),
@@ -294,8 +306,7 @@ impl Dp {
                     files: 0,
                     problem: Some(err.to_string()),
                 },
-            };
-            out.push(info);
+            });
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
@@ -326,7 +337,7 @@ impl Dp {
                 sha256: f.sha256.clone(),
                 detail,
             };
-            match self.backend.stat_blob(&f.sha256) {
+            match self.retry(|| self.backend.stat_blob(&f.sha256)) {
                 Ok(Some(n)) if n == f.size => Ok(()),
                 Ok(Some(n)) => Err(missing(format!(
                     "FileLib holds {n} bytes where DataLib records {} ({})",
@@ -380,13 +391,13 @@ impl Dp {
                 "DataLib has no {content_ini} (content still being distributed, or removed)"
             )));
         }
-        let mut files = Vec::new();
+        let mut pending: Vec<(Vec<String>, MediaPath)> = Vec::new();
         let mut dirs: Vec<(Vec<String>, usize)> = vec![(Vec::new(), 0)];
         while let Some((rel, depth)) = dirs.pop() {
             let mut full: Vec<&str> = vec![&cid];
             full.extend(rel.iter().map(String::as_str));
             let shown = format!("DataLib/{}", full.join("/"));
-            let entries = match self.backend.list(Lib::DataLib, &full) {
+            let entries = match self.retry(|| self.backend.list(Lib::DataLib, &full)) {
                 Ok(e) => e,
                 Err(BackendError::NotFound) if rel.is_empty() => {
                     return Err(not_distributed(format!("DataLib has no folder {cid}")))
@@ -408,15 +419,7 @@ impl Dp {
                     dirs.push((r, depth + 1));
                     continue;
                 }
-                let Some(stem) = e
-                    .name
-                    .len()
-                    .checked_sub(4)
-                    .filter(|&i| {
-                        e.name.is_char_boundary(i) && e.name[i..].eq_ignore_ascii_case(".ini")
-                    })
-                    .map(|i| &e.name[..i])
-                else {
+                let Some(stem) = ini_stem(&e.name) else {
                     continue; // not a DataLib entry (e.g. a stray file)
                 };
                 // `<folder>.INI` beside `<folder>\` describes the folder.
@@ -435,17 +438,21 @@ impl Dp {
                         name: e.name.clone(),
                         reason: err.to_string(),
                     })?;
-                let mut ini_path = full.clone();
-                ini_path.push(&e.name);
-                let ini_shown = format!("DataLib/{}", ini_path.join("/"));
-                let bytes = self
-                    .backend
-                    .read_small(Lib::DataLib, &ini_path, INI_LIMIT)
-                    .map_err(|err| self.err(err, ini_shown.clone()))?;
-                let doc = IniDoc::parse(&bytes).map_err(|err| self.ini_err(&ini_shown, err))?;
-                files.push(self.file_entry(&ini_shown, &doc, media)?);
+                let mut ini_path: Vec<String> = full.iter().map(|c| (*c).to_owned()).collect();
+                ini_path.push(e.name.clone());
+                pending.push((ini_path, media));
             }
         }
+        let read = fetch::parallel_map(&pending, self.opts.concurrency, |(ini_path, media)| {
+            let parts: Vec<&str> = ini_path.iter().map(String::as_str).collect();
+            let ini_shown = format!("DataLib/{}", parts.join("/"));
+            let bytes = self
+                .retry(|| self.backend.read_small(Lib::DataLib, &parts, INI_LIMIT))
+                .map_err(|err| self.err(err, ini_shown.clone()))?;
+            let doc = IniDoc::parse(&bytes).map_err(|err| self.ini_err(&ini_shown, err))?;
+            self.file_entry(&ini_shown, &doc, media.clone())
+        });
+        let mut files = read.into_iter().collect::<Result<Vec<_>, _>>()?;
         files.sort_by(|a, b| a.path.cmp(&b.path));
         let kind = if files.iter().any(|f| {
             f.path
@@ -501,6 +508,12 @@ impl Dp {
             sha256: hash.to_ascii_uppercase(),
         })
     }
+}
+
+/// `name` without a final `.INI` (any case), if it has one.
+fn ini_stem(name: &str) -> Option<&str> {
+    let i = name.len().checked_sub(4)?;
+    (name.is_char_boundary(i) && name[i..].eq_ignore_ascii_case(".ini")).then(|| &name[..i])
 }
 
 fn default_kind(id: &PackageId) -> PackageKind {

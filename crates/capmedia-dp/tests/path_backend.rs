@@ -327,9 +327,7 @@ fn no_read_access_names_dp_and_package() {
         .join(format!("{OTHER}.1"))
         .join("install.cmd.INI");
     use std::os::unix::fs::PermissionsExt;
-    for p in [fx.dir.path().to_path_buf()] {
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    fs::set_permissions(fx.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     fs::set_permissions(&ini, fs::Permissions::from_mode(0o000)).unwrap();
     let lib = fx.lib.to_str().unwrap().to_owned();
     if fs::read(&ini).is_err() {
@@ -372,4 +370,18 @@ fn check_no_access(lib: &str) {
 fn eacces_child() {
     let lib = std::env::var("CAPMEDIA_DP_EACCES_LIB").unwrap();
     check_no_access(&lib);
+}
+
+#[test]
+fn cancel_stops_the_fetch() {
+    let fx = fixture(false);
+    let dp = open(&fx, false);
+    let c = dp.resolve(&pid(BOOT)).unwrap();
+    let cache = ContentCache::open(fx.dir.path().join("cache")).unwrap();
+    let err = dp
+        .fetch_with_cancel(&c, &cache, &|_, _| {}, &|| true)
+        .unwrap_err();
+    assert!(matches!(err, DpError::Cancelled), "{err}");
+    assert!(c.files.iter().all(|f| !cache.contains(f)));
+    assert_eq!(fs::read_dir(cache.dir().join("tmp")).unwrap().count(), 0);
 }
