@@ -11,7 +11,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{mpsc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -287,10 +287,9 @@ impl Dp {
             .map_err(|e| cache_err(&cache.dir().join("tmp"), e))?;
         let mut mismatches = 0;
         let mut failures = 0u32;
-        let mut buf = vec![0u8; BUF];
         loop {
             // One whole verification round: from byte 0, resuming within it.
-            let mut hasher = Sha256::new();
+            let mut hasher = PipelinedHasher::new();
             let mut written: u64 = 0;
             tmp.as_file_mut()
                 .set_len(0)
@@ -303,7 +302,6 @@ impl Dp {
                     tmp.as_file_mut(),
                     &mut hasher,
                     &mut written,
-                    &mut buf,
                     prog,
                 );
                 match pass {
@@ -327,7 +325,7 @@ impl Dp {
                     }
                 }
             }
-            let actual = hex::encode_upper(hasher.finalize());
+            let actual = hex::encode_upper(hasher.finish());
             if written == file.size && actual == file.sha256 {
                 break;
             }
@@ -363,17 +361,21 @@ impl Dp {
     /// Returns when the expected size is reached (or exceeded: a longer body
     /// is read one buffer past the size so that verification fails) or the
     /// source ends.
-    #[allow(clippy::too_many_arguments)]
     fn one_pass(
         &self,
         content: &PackageContent,
         file: &ContentFile,
         out: &mut File,
-        hasher: &mut Sha256,
+        hasher: &mut PipelinedHasher,
         written: &mut u64,
-        buf: &mut [u8],
         prog: &Progress<'_>,
     ) -> Result<(), Pass> {
+        let cache_err = |e: io::Error| {
+            Pass::Fatal(Box::new(DpError::Cache {
+                path: PathBuf::from("(temporary file)"),
+                source: e,
+            }))
+        };
         let blob = match self.backend.open_blob(&file.sha256, *written, None) {
             Ok(b) => b,
             Err(BackendError::Transient(why)) => return Err(Pass::Transient(why)),
@@ -382,35 +384,37 @@ impl Dp {
         if blob.offset != *written {
             // The server ignored `Range`: start this round over.
             prog.sub(*written);
-            *hasher = Sha256::new();
+            hasher.reset();
             *written = 0;
             out.set_len(0)
                 .and_then(|_| out.seek(SeekFrom::Start(0)).map(|_| ()))
-                .map_err(|e| {
-                    Pass::Fatal(Box::new(DpError::Cache {
-                        path: PathBuf::from("(temporary file)"),
-                        source: e,
-                    }))
-                })?;
+                .map_err(cache_err)?;
         }
         let mut reader = blob.reader;
         loop {
             if (prog.cancel)() {
                 return Err(Pass::Fatal(Box::new(DpError::Cancelled)));
             }
-            let n = match reader.read(buf) {
-                Ok(0) => break,
+            let mut buf = hasher.buffer();
+            let n = match reader.read(&mut buf) {
+                Ok(0) => {
+                    hasher.give_back(buf);
+                    break;
+                }
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Pass::Transient(e.to_string())),
+                Err(e) => {
+                    hasher.give_back(buf);
+                    if e.kind() == io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    return Err(Pass::Transient(e.to_string()));
+                }
             };
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).map_err(|e| {
-                Pass::Fatal(Box::new(DpError::Cache {
-                    path: PathBuf::from("(temporary file)"),
-                    source: e,
-                }))
-            })?;
+            if let Err(e) = out.write_all(&buf[..n]) {
+                hasher.give_back(buf);
+                return Err(cache_err(e));
+            }
+            hasher.feed(buf, n);
             *written += n as u64;
             prog.add(n as u64);
             if *written > file.size {
@@ -424,6 +428,109 @@ impl Dp {
             )));
         }
         Ok(())
+    }
+}
+
+/// Buffers in flight per download: memory stays at `BUFFERS * BUF` per
+/// download thread whatever the file size.
+const BUFFERS: usize = 4;
+
+enum HashMsg {
+    Data(Vec<u8>, usize),
+    Reset,
+}
+
+/// SHA-256 computed on a helper thread from the buffers the download thread
+/// has just written, so that hashing overlaps reading and writing (a second
+/// core hashes while the first moves bytes). Buffers go round between the
+/// two threads; none is allocated beyond [`BUFFERS`].
+struct PipelinedHasher {
+    tx: Option<mpsc::SyncSender<HashMsg>>,
+    returned: mpsc::Receiver<Vec<u8>>,
+    spare: Vec<Vec<u8>>,
+    allocated: usize,
+    handle: Option<thread::JoinHandle<Sha256>>,
+}
+
+impl PipelinedHasher {
+    fn new() -> Self {
+        let (tx, rx) = mpsc::sync_channel::<HashMsg>(BUFFERS);
+        let (ret_tx, returned) = mpsc::channel::<Vec<u8>>();
+        let handle = thread::spawn(move || {
+            let mut h = Sha256::new();
+            for msg in rx {
+                match msg {
+                    HashMsg::Data(buf, n) => {
+                        h.update(&buf[..n]);
+                        let _ = ret_tx.send(buf);
+                    }
+                    HashMsg::Reset => h = Sha256::new(),
+                }
+            }
+            h
+        });
+        PipelinedHasher {
+            tx: Some(tx),
+            returned,
+            spare: Vec::new(),
+            allocated: 0,
+            handle: Some(handle),
+        }
+    }
+
+    /// A free buffer, waiting for the hasher to hand one back if all are
+    /// in flight.
+    fn buffer(&mut self) -> Vec<u8> {
+        while let Ok(b) = self.returned.try_recv() {
+            self.spare.push(b);
+        }
+        if let Some(b) = self.spare.pop() {
+            return b;
+        }
+        if self.allocated < BUFFERS {
+            self.allocated += 1;
+            return vec![0u8; BUF];
+        }
+        // The hasher thread only ends when `tx` is dropped, so a buffer
+        // comes back unless it died; then a fresh one keeps us going (the
+        // hash will be wrong and verification fails).
+        self.returned.recv().unwrap_or_else(|_| vec![0u8; BUF])
+    }
+
+    fn give_back(&mut self, buf: Vec<u8>) {
+        self.spare.push(buf);
+    }
+
+    fn feed(&mut self, buf: Vec<u8>, n: usize) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(HashMsg::Data(buf, n));
+        }
+    }
+
+    fn reset(&mut self) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(HashMsg::Reset);
+        }
+    }
+
+    /// The digest of everything fed since the last reset.
+    fn finish(mut self) -> [u8; 32] {
+        self.tx = None;
+        let h = self
+            .handle
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        h.finalize().into()
+    }
+}
+
+impl Drop for PipelinedHasher {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
     }
 }
 
