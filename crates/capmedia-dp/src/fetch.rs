@@ -1,10 +1,13 @@
 //! Fetching FileLib blobs into a local cache, verified as they stream.
 //!
 //! Each blob is written to a temporary file in the cache, hashed while it is
-//! written, flushed, and only then renamed to `<cache>/<HASH[0..2]>/<HASH>`.
-//! A file under its hash name has therefore been verified, which is why a
-//! later run (or another package sharing the file) reuses it without
-//! downloading again. Memory use is one buffer per download thread.
+//! written, and only renamed to `<cache>/<HASH[0..2]>/<HASH>` once the hash
+//! matches. A later run (or another package sharing the file) reuses it
+//! without downloading again, but hashes it once more before trusting it:
+//! the cache is not fsynced (that would cost more than the download on a
+//! fast link), so after a crash a file under its hash name could hold
+//! other bytes, and re-hashing a local file is cheap next to fetching it.
+//! Memory use is a few buffers per download thread.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -62,10 +65,29 @@ impl ContentCache {
         self.dir.join(prefix).join(up)
     }
 
-    /// Whether the cache already holds `file` (by name and size; the name is
-    /// only ever given to verified bytes).
+    /// Whether the cache holds a file for `file` with the right size (cheap;
+    /// [`ContentCache::verify`] checks the bytes).
     pub fn contains(&self, file: &ContentFile) -> bool {
         fs::metadata(self.path_of(&file.sha256)).is_ok_and(|m| m.is_file() && m.len() == file.size)
+    }
+
+    /// Whether the cached bytes of `file` hash to its SHA-256.
+    pub fn verify(&self, file: &ContentFile) -> io::Result<bool> {
+        let mut f = File::open(self.path_of(&file.sha256))?;
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; BUF];
+        let mut n_total = 0u64;
+        loop {
+            let n = match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            h.update(&buf[..n]);
+            n_total += n as u64;
+        }
+        Ok(n_total == file.size && hex::encode_upper(h.finalize()) == file.sha256)
     }
 }
 
@@ -274,15 +296,22 @@ impl Dp {
         if (prog.cancel)() {
             return Err(DpError::Cancelled);
         }
-        if cache.contains(file) {
-            prog.add(file.size);
-            return Ok(());
-        }
-        let final_path = cache.path_of(&file.sha256);
         let cache_err = |path: &Path, source: io::Error| DpError::Cache {
             path: path.to_owned(),
             source,
         };
+        if cache.contains(file) {
+            match cache.verify(file) {
+                Ok(true) => {
+                    prog.add(file.size);
+                    return Ok(());
+                }
+                // Not what its name says: fetch it again over it.
+                Ok(false) => {}
+                Err(e) => return Err(cache_err(&cache.path_of(&file.sha256), e)),
+            }
+        }
+        let final_path = cache.path_of(&file.sha256);
         let mut tmp = NamedTempFile::new_in(cache.dir().join("tmp"))
             .map_err(|e| cache_err(&cache.dir().join("tmp"), e))?;
         let mut mismatches = 0;
@@ -346,9 +375,6 @@ impl Dp {
                 });
             }
         }
-        tmp.as_file_mut()
-            .sync_data()
-            .map_err(|e| cache_err(tmp.path(), e))?;
         if let Some(parent) = final_path.parent() {
             fs::create_dir_all(parent).map_err(|e| cache_err(parent, e))?;
         }

@@ -385,3 +385,20 @@ fn cancel_stops_the_fetch() {
     assert!(c.files.iter().all(|f| !cache.contains(f)));
     assert_eq!(fs::read_dir(cache.dir().join("tmp")).unwrap().count(), 0);
 }
+
+#[test]
+fn a_damaged_cache_entry_is_fetched_again() {
+    let fx = fixture(false);
+    let dp = open(&fx, false);
+    let c = dp.resolve(&pid(BOOT)).unwrap();
+    let cache = ContentCache::open(fx.dir.path().join("cache")).unwrap();
+    dp.fetch(&c, &cache, &|_, _| {}).unwrap();
+    let wim = boot_wim(&c).unwrap();
+    let p = cache.path_of(&wim.sha256);
+    let mut b = fs::read(&p).unwrap();
+    b[0] ^= 1;
+    fs::write(&p, &b).unwrap();
+    assert!(cache.contains(wim) && !cache.verify(wim).unwrap());
+    dp.fetch(&c, &cache, &|_, _| {}).unwrap();
+    assert!(cache.verify(wim).unwrap());
+}
