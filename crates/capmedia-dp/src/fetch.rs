@@ -254,6 +254,9 @@ impl Dp {
     ) -> Result<Vec<u8>, DpError> {
         let what = || format!("{} of package {}", file.path, content.package);
         let len = max.min(file.size);
+        if len == 0 {
+            return Ok(Vec::new());
+        }
         let blob = self
             .backend
             .open_blob(&file.sha256, 0, Some(len))

@@ -137,6 +137,11 @@ impl HttpBackend {
 fn map_ureq(e: ureq::Error) -> BackendError {
     use ureq::Error as E;
     match e {
+        // rustls reports a refused certificate or handshake as InvalidData:
+        // asking again will not change the answer.
+        E::Io(ref io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            BackendError::Other(format!("TLS: {io}"))
+        }
         E::Io(_) | E::Timeout(_) | E::ConnectionFailed | E::Protocol(_) => {
             BackendError::Transient(e.to_string())
         }
