@@ -89,7 +89,19 @@ impl HttpBackend {
             None => RootCerts::PlatformVerifier,
         };
         let tls = TlsConfig::builder().root_certs(roots).build();
-        let config = Agent::config_builder()
+        let host = after_scheme.split('/').next().unwrap_or("");
+        let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+        let loopback = host.starts_with("127.")
+            || host.starts_with("[::1]")
+            || host.eq_ignore_ascii_case("localhost")
+            || host.to_ascii_lowercase().starts_with("localhost:");
+        let mut builder = Agent::config_builder();
+        if loopback {
+            // HTTP(S)_PROXY from the environment is honoured for real DPs,
+            // never for this machine's own servers (mirrors, tests).
+            builder = builder.proxy(None);
+        }
+        let config = builder
             .http_status_as_error(false)
             .tls_config(tls)
             .timeout_connect(Some(opts.connect_timeout))

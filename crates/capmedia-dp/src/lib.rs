@@ -161,26 +161,38 @@ impl Dp {
             } else if lower.contains("://") {
                 return Err(bad("only http:// and https:// URLs are supported".into()));
             } else {
-                let root = PathBuf::from(location);
-                match path::PathBackend::new(&root, &opts.extra_filelib_roots) {
-                    Ok(b) => Box::new(b),
-                    Err(reason) => {
-                        if let Err(e) = std::fs::read_dir(&root) {
-                            if e.kind() == std::io::ErrorKind::PermissionDenied {
-                                return Err(DpError::NoReadAccess {
-                                    dp: location.to_owned(),
-                                    what: "the content library folder".into(),
-                                    detail: e.to_string(),
-                                });
-                            }
-                        }
-                        return Err(bad(reason));
-                    }
-                }
+                return Dp::open_path(std::path::Path::new(location), opts);
             };
         Ok(Dp {
             name: location.to_owned(),
             backend,
+            opts,
+        })
+    }
+
+    /// Open an `SCCMContentLib` folder given as a path (which need not be
+    /// UTF-8).
+    pub fn open_path(root: &std::path::Path, opts: DpOptions) -> Result<Dp, DpError> {
+        let name = root.display().to_string();
+        let backend =
+            path::PathBackend::new(root, &opts.extra_filelib_roots).map_err(|reason| {
+                match std::fs::read_dir(root) {
+                    Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                        DpError::NoReadAccess {
+                            dp: name.clone(),
+                            what: "the content library folder".into(),
+                            detail: e.to_string(),
+                        }
+                    }
+                    _ => DpError::BadLocation {
+                        location: name.clone(),
+                        reason,
+                    },
+                }
+            })?;
+        Ok(Dp {
+            name,
+            backend: Box::new(backend),
             opts,
         })
     }
@@ -269,19 +281,28 @@ impl Dp {
         }
     }
 
-    /// The packages PkgLib lists, with what DataLib says of each. A package
-    /// whose DataLib cannot be read is listed with its `problem`; access
-    /// errors on PkgLib itself fail the call.
-    pub fn list_packages(&self) -> Result<Vec<PackageInfo>, DpError> {
+    /// The ids of the packages PkgLib lists: one request, without reading
+    /// DataLib.
+    pub fn list_package_ids(&self) -> Result<Vec<PackageId>, DpError> {
         let entries = self
             .retry(|| self.backend.list(Lib::PkgLib, &[]))
             .map_err(|e| self.err(e, "PkgLib"))?;
-        let ids: Vec<PackageId> = entries
+        let mut ids: Vec<PackageId> = entries
             .iter()
             .filter(|e| !e.is_dir)
             .filter_map(|e| ini_stem(&e.name))
             .filter_map(|stem| stem.parse().ok())
             .collect();
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// The packages PkgLib lists, with what DataLib says of each. A package
+    /// whose DataLib cannot be read is listed with its `problem`; access
+    /// errors on PkgLib itself fail the call.
+    pub fn list_packages(&self) -> Result<Vec<PackageInfo>, DpError> {
+        let ids = self.list_package_ids()?;
         let results =
             fetch::parallel_map(&ids, self.opts.concurrency, |id| self.resolve_unchecked(id));
         let mut out = Vec::new();

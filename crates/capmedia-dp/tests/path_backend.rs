@@ -334,8 +334,11 @@ fn no_read_access_names_dp_and_package() {
         check_no_access(&lib);
         return;
     }
-    // We are root: run the check as nobody.
-    let exe = std::env::current_exe().unwrap();
+    // We are root: run the check as nobody, from a copy of this test
+    // binary that nobody may execute wherever the build tree lives.
+    let exe = fx.dir.path().join("probe");
+    fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
     let out = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(exe)
