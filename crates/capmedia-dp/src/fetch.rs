@@ -34,7 +34,7 @@ pub struct ContentCache {
 }
 
 /// A file of a package, now in the cache.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FetchedFile {
     pub path: MediaPath,
     pub size: u64,

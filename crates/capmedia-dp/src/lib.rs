@@ -74,7 +74,7 @@ impl Default for DpOptions {
 }
 
 /// A package as `dp list` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PackageInfo {
     pub id: PackageId,
     /// The newest content version PkgLib lists, if it lists one.
@@ -89,7 +89,7 @@ pub struct PackageInfo {
 }
 
 /// One file of a package.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ContentFile {
     /// Path inside the package, relative to its root.
     pub path: MediaPath,
@@ -99,7 +99,7 @@ pub struct ContentFile {
 }
 
 /// A package resolved to its files, all present in FileLib when resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PackageContent {
     /// The DP it was resolved on (path or URL), for messages.
     pub dp: String,
