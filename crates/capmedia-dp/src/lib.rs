@@ -388,7 +388,11 @@ impl Dp {
         let (pkg_file, pkg_ini) = self
             .read_ini(Lib::PkgLib, &[&pkg_ini_name])?
             .ok_or_else(|| not_distributed(format!("PkgLib has no {pkg_ini_name}")))?;
-        let mut best: Option<ContentId> = None;
+        // A package's own content is `<PKGID>.<version>`; an application's
+        // PkgLib INI lists `Content_<GUID>.<version>` instead (one per
+        // deployment type). Take the package's own content if listed, else
+        // the first content listed; the newest version of it either way.
+        let mut listed: Vec<ContentId> = Vec::new();
         for key in pkg_ini.keys("Packages") {
             let cid: ContentId = key.parse().map_err(|_| DpError::MalformedIni {
                 dp: self.name.clone(),
@@ -396,10 +400,20 @@ impl Dp {
                 line: pkg_ini.line_of("Packages", key),
                 reason: format!("[Packages] key {key:?} is not a content id such as PS100005.1"),
             })?;
-            if &cid.package == package && best.as_ref().is_none_or(|b| cid.version > b.version) {
-                best = Some(cid);
-            }
+            listed.push(cid);
         }
+        let chosen = listed
+            .iter()
+            .find(|c| &c.package == package)
+            .or(listed.first())
+            .map(|c| c.package.clone());
+        let best = chosen.and_then(|p| {
+            listed
+                .iter()
+                .filter(|c| c.package == p)
+                .max_by_key(|c| c.version)
+                .cloned()
+        });
         let content = best.ok_or_else(|| {
             not_distributed(format!(
                 "{pkg_file} lists no content version of it in [Packages]"
@@ -482,7 +496,7 @@ impl Dp {
         }) {
             PackageKind::BootImage
         } else {
-            default_kind(package)
+            default_kind(&content.package)
         };
         Ok(PackageContent {
             dp: self.name.clone(),

@@ -405,3 +405,38 @@ fn a_damaged_cache_entry_is_fetched_again() {
     dp.fetch(&c, &cache, &|_, _| {}).unwrap();
     assert!(cache.verify(wim).unwrap());
 }
+
+#[test]
+fn an_application_lists_its_content_guid() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("app");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("setup.msi"), bytes(3, 1000)).unwrap();
+    let guid = "Content_3c2b5d4e-1a2b-4c3d-8e9f-0123456789ab";
+    let lib = dir.path().join("lib");
+    capmedia_dp::build_library(
+        &lib,
+        &[capmedia_dp::PackageSource {
+            id: pid(guid),
+            version: 2,
+            folder: &src,
+        }],
+        &capmedia_dp::BuildOptions {
+            encoding: capmedia_dp::IniEncoding::Utf8Bom,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    fs::remove_file(lib.join("PkgLib").join(format!("{guid}.INI"))).unwrap();
+    fs::write(
+        lib.join("PkgLib").join("PS100012.INI"),
+        encode_utf16le_crlf(&format!("[Packages]\r\n{guid}.1=\r\n{guid}.2=\r\n")),
+    )
+    .unwrap();
+    let dp = Dp::open(lib.to_str().unwrap(), DpOptions::default()).unwrap();
+    let c = dp.resolve(&pid("PS100012")).unwrap();
+    assert_eq!(c.content.to_string(), format!("{guid}.2"));
+    assert_eq!(c.kind, PackageKind::Application);
+    assert_eq!(c.files[0].path.as_str(), "setup.msi");
+    assert_eq!(dp.list_package_ids().unwrap(), [pid("PS100012")]);
+}
