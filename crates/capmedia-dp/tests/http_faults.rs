@@ -368,3 +368,20 @@ fn persistent_500_on_metadata_gives_up_naming_the_file() {
     );
     assert!(err.to_string().contains("setup.exe.INI"), "{err}");
 }
+
+#[test]
+fn a_server_that_never_answers_times_out_and_is_retried() {
+    let (fx, srv, dp) = on_wim(Fault::StallHead(Duration::from_secs(3)), 1);
+    let c = dp.resolve(&pid(BOOT)).unwrap();
+    fetch(&fx, &dp, &c).unwrap();
+    let gets: Vec<_> = srv
+        .hits(&wim_hash(&fx))
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .collect();
+    assert_eq!(gets.len(), 2, "{gets:?}");
+    assert_eq!(
+        gets[1].range, None,
+        "nothing was received, so nothing to resume"
+    );
+}
