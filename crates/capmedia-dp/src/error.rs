@@ -93,6 +93,15 @@ pub enum DpError {
         attempts: u32,
     },
 
+    /// A failure retrying will not cure (TLS, name resolution, oversized
+    /// answer, ...).
+    #[error("DP {dp}: {what}: {detail}")]
+    Request {
+        dp: String,
+        what: String,
+        detail: String,
+    },
+
     #[error("DP {dp}: {what}: {source}")]
     Io {
         dp: String,
@@ -138,6 +147,11 @@ pub(crate) enum BackendError {
     },
     /// Anything else (TLS failure, bad URL, ...), not worth retrying.
     Other(String),
+    /// Transient failures until the retries ran out.
+    GaveUp {
+        detail: String,
+        attempts: u32,
+    },
 }
 
 impl BackendError {
@@ -164,11 +178,18 @@ impl BackendError {
             BackendError::Denied(detail) => DpError::NoReadAccess { dp, what, detail },
             BackendError::AuthRequired => DpError::AuthRequired { dp, what },
             BackendError::Status(status) => DpError::HttpStatus { dp, what, status },
-            BackendError::Transient(detail) | BackendError::Other(detail) => DpError::Transfer {
+            BackendError::Transient(detail) => DpError::Transfer {
                 dp,
                 what,
                 detail,
                 attempts: 1,
+            },
+            BackendError::Other(detail) => DpError::Request { dp, what, detail },
+            BackendError::GaveUp { detail, attempts } => DpError::Transfer {
+                dp,
+                what,
+                detail,
+                attempts,
             },
             BackendError::Io(source) => DpError::Io { dp, what, source },
             BackendError::Unsafe { name, reason } => DpError::UnsafeName {

@@ -89,7 +89,19 @@ impl HttpBackend {
             None => RootCerts::PlatformVerifier,
         };
         let tls = TlsConfig::builder().root_certs(roots).build();
-        let config = Agent::config_builder()
+        let host = after_scheme.split('/').next().unwrap_or("");
+        let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+        let loopback = host.starts_with("127.")
+            || host.starts_with("[::1]")
+            || host.eq_ignore_ascii_case("localhost")
+            || host.to_ascii_lowercase().starts_with("localhost:");
+        let mut builder = Agent::config_builder();
+        if loopback {
+            // HTTP(S)_PROXY from the environment is honoured for real DPs,
+            // never for this machine's own servers (mirrors, tests).
+            builder = builder.proxy(None);
+        }
+        let config = builder
             .http_status_as_error(false)
             .tls_config(tls)
             .timeout_connect(Some(opts.connect_timeout))
@@ -137,6 +149,11 @@ impl HttpBackend {
 fn map_ureq(e: ureq::Error) -> BackendError {
     use ureq::Error as E;
     match e {
+        // rustls reports a refused certificate or handshake as InvalidData:
+        // asking again will not change the answer.
+        E::Io(ref io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            BackendError::Other(format!("TLS: {io}"))
+        }
         E::Io(_) | E::Timeout(_) | E::ConnectionFailed | E::Protocol(_) => {
             BackendError::Transient(e.to_string())
         }

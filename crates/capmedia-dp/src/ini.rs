@@ -172,6 +172,7 @@ pub fn encode_utf16le_crlf(text: &str) -> Vec<u8> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

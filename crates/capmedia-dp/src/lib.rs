@@ -76,7 +76,7 @@ impl Default for DpOptions {
 }
 
 /// A package as `dp list` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PackageInfo {
     pub id: PackageId,
     /// The newest content version PkgLib lists, if it lists one.
@@ -91,7 +91,7 @@ pub struct PackageInfo {
 }
 
 /// One file of a package.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ContentFile {
     /// Path inside the package, relative to its root.
     pub path: MediaPath,
@@ -101,7 +101,7 @@ pub struct ContentFile {
 }
 
 /// A package resolved to its files, all present in FileLib when resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PackageContent {
     /// The DP it was resolved on (path or URL), for messages.
     pub dp: String,
@@ -163,26 +163,38 @@ impl Dp {
             } else if lower.contains("://") {
                 return Err(bad("only http:// and https:// URLs are supported".into()));
             } else {
-                let root = PathBuf::from(location);
-                match path::PathBackend::new(&root, &opts.extra_filelib_roots) {
-                    Ok(b) => Box::new(b),
-                    Err(reason) => {
-                        if let Err(e) = std::fs::read_dir(&root) {
-                            if e.kind() == std::io::ErrorKind::PermissionDenied {
-                                return Err(DpError::NoReadAccess {
-                                    dp: location.to_owned(),
-                                    what: "the content library folder".into(),
-                                    detail: e.to_string(),
-                                });
-                            }
-                        }
-                        return Err(bad(reason));
-                    }
-                }
+                return Dp::open_path(std::path::Path::new(location), opts);
             };
         Ok(Dp {
             name: location.to_owned(),
             backend,
+            opts,
+        })
+    }
+
+    /// Open an `SCCMContentLib` folder given as a path (which need not be
+    /// UTF-8).
+    pub fn open_path(root: &std::path::Path, opts: DpOptions) -> Result<Dp, DpError> {
+        let name = root.display().to_string();
+        let backend =
+            path::PathBackend::new(root, &opts.extra_filelib_roots).map_err(|reason| {
+                match std::fs::read_dir(root) {
+                    Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                        DpError::NoReadAccess {
+                            dp: name.clone(),
+                            what: "the content library folder".into(),
+                            detail: e.to_string(),
+                        }
+                    }
+                    _ => DpError::BadLocation {
+                        location: name.clone(),
+                        reason,
+                    },
+                }
+            })?;
+        Ok(Dp {
+            name,
+            backend: Box::new(backend),
             opts,
         })
     }
@@ -194,6 +206,27 @@ impl Dp {
 
     pub fn options(&self) -> &DpOptions {
         &self.opts
+    }
+
+    /// Run an idempotent backend request, retrying transient failures with
+    /// backoff.
+    fn retry<T>(&self, f: impl Fn() -> Result<T, BackendError>) -> Result<T, BackendError> {
+        let mut failures = 0;
+        loop {
+            match f() {
+                Err(BackendError::Transient(detail)) => {
+                    failures += 1;
+                    if failures > self.opts.retries {
+                        return Err(BackendError::GaveUp {
+                            detail,
+                            attempts: failures,
+                        });
+                    }
+                    std::thread::sleep(fetch::backoff(self.opts.backoff, failures));
+                }
+                r => return r,
+            }
+        }
     }
 
     fn err(&self, e: BackendError, what: impl Into<String>) -> DpError {
@@ -213,11 +246,11 @@ impl Dp {
     /// if the exact spelling is absent. `Ok(None)` if there is no such file.
     fn read_ini(&self, lib: Lib, rel: &[&str]) -> Result<Option<(String, IniDoc)>, DpError> {
         let shown = |rel: &[&str]| format!("{}/{}", lib.name(), rel.join("/"));
-        let bytes = match self.backend.read_small(lib, rel, INI_LIMIT) {
+        let bytes = match self.retry(|| self.backend.read_small(lib, rel, INI_LIMIT)) {
             Ok(b) => Some((shown(rel), b)),
             Err(BackendError::NotFound) => {
                 let (last, parent) = rel.split_last().unwrap_or((&"", &[]));
-                let listing = match self.backend.list(lib, parent) {
+                let listing = match self.retry(|| self.backend.list(lib, parent)) {
                     Ok(l) => l,
                     Err(BackendError::NotFound) => return Ok(None),
                     Err(e) => {
@@ -232,8 +265,7 @@ impl Dp {
                         let mut real: Vec<&str> = parent.to_vec();
                         real.push(&entry.name);
                         let b = self
-                            .backend
-                            .read_small(lib, &real, INI_LIMIT)
+                            .retry(|| self.backend.read_small(lib, &real, INI_LIMIT))
                             .map_err(|e| self.err(e, shown(&real)))?;
                         Some((shown(&real), b))
                     }
@@ -251,32 +283,33 @@ impl Dp {
         }
     }
 
+    /// The ids of the packages PkgLib lists: one request, without reading
+    /// DataLib.
+    pub fn list_package_ids(&self) -> Result<Vec<PackageId>, DpError> {
+        let entries = self
+            .retry(|| self.backend.list(Lib::PkgLib, &[]))
+            .map_err(|e| self.err(e, "PkgLib"))?;
+        let mut ids: Vec<PackageId> = entries
+            .iter()
+            .filter(|e| !e.is_dir)
+            .filter_map(|e| ini_stem(&e.name))
+            .filter_map(|stem| stem.parse().ok())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
     /// The packages PkgLib lists, with what DataLib says of each. A package
     /// whose DataLib cannot be read is listed with its `problem`; access
     /// errors on PkgLib itself fail the call.
     pub fn list_packages(&self) -> Result<Vec<PackageInfo>, DpError> {
-        let entries = self
-            .backend
-            .list(Lib::PkgLib, &[])
-            .map_err(|e| self.err(e, "PkgLib"))?;
+        let ids = self.list_package_ids()?;
+        let results =
+            fetch::parallel_map(&ids, self.opts.concurrency, |id| self.resolve_unchecked(id));
         let mut out = Vec::new();
-        for e in entries {
-            if e.is_dir {
-                continue;
-            }
-            let Some(stem) = e
-                .name
-                .len()
-                .checked_sub(4)
-                .filter(|&i| e.name.is_char_boundary(i) && e.name[i..].eq_ignore_ascii_case(".ini"))
-                .map(|i| &e.name[..i])
-            else {
-                continue;
-            };
-            let Ok(id) = stem.parse::<PackageId>() else {
-                continue;
-            };
-            let info = match self.resolve_unchecked(&id) {
+        for (id, result) in ids.into_iter().zip(results) {
+            out.push(match result {
                 Ok(c) => PackageInfo {
                     id,
                     size: c.total_size(),
@@ -296,8 +329,7 @@ impl Dp {
                     files: 0,
                     problem: Some(err.to_string()),
                 },
-            };
-            out.push(info);
+            });
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
@@ -328,7 +360,7 @@ impl Dp {
                 sha256: f.sha256.clone(),
                 detail,
             };
-            match self.backend.stat_blob(&f.sha256) {
+            match self.retry(|| self.backend.stat_blob(&f.sha256)) {
                 Ok(Some(n)) if n == f.size => Ok(()),
                 Ok(Some(n)) => Err(missing(format!(
                     "FileLib holds {n} bytes where DataLib records {} ({})",
@@ -358,7 +390,11 @@ impl Dp {
         let (pkg_file, pkg_ini) = self
             .read_ini(Lib::PkgLib, &[&pkg_ini_name])?
             .ok_or_else(|| not_distributed(format!("PkgLib has no {pkg_ini_name}")))?;
-        let mut best: Option<ContentId> = None;
+        // A package's own content is `<PKGID>.<version>`; an application's
+        // PkgLib INI lists `Content_<GUID>.<version>` instead (one per
+        // deployment type). Take the package's own content if listed, else
+        // the first content listed; the newest version of it either way.
+        let mut listed: Vec<ContentId> = Vec::new();
         for key in pkg_ini.keys("Packages") {
             let cid: ContentId = key.parse().map_err(|_| DpError::MalformedIni {
                 dp: self.name.clone(),
@@ -366,10 +402,20 @@ impl Dp {
                 line: pkg_ini.line_of("Packages", key),
                 reason: format!("[Packages] key {key:?} is not a content id such as PS100005.1"),
             })?;
-            if &cid.package == package && best.as_ref().is_none_or(|b| cid.version > b.version) {
-                best = Some(cid);
-            }
+            listed.push(cid);
         }
+        let chosen = listed
+            .iter()
+            .find(|c| &c.package == package)
+            .or(listed.first())
+            .map(|c| c.package.clone());
+        let best = chosen.and_then(|p| {
+            listed
+                .iter()
+                .filter(|c| c.package == p)
+                .max_by_key(|c| c.version)
+                .cloned()
+        });
         let content = best.ok_or_else(|| {
             not_distributed(format!(
                 "{pkg_file} lists no content version of it in [Packages]"
@@ -382,13 +428,13 @@ impl Dp {
                 "DataLib has no {content_ini} (content still being distributed, or removed)"
             )));
         }
-        let mut files = Vec::new();
+        let mut pending: Vec<(Vec<String>, MediaPath)> = Vec::new();
         let mut dirs: Vec<(Vec<String>, usize)> = vec![(Vec::new(), 0)];
         while let Some((rel, depth)) = dirs.pop() {
             let mut full: Vec<&str> = vec![&cid];
             full.extend(rel.iter().map(String::as_str));
             let shown = format!("DataLib/{}", full.join("/"));
-            let entries = match self.backend.list(Lib::DataLib, &full) {
+            let entries = match self.retry(|| self.backend.list(Lib::DataLib, &full)) {
                 Ok(e) => e,
                 Err(BackendError::NotFound) if rel.is_empty() => {
                     return Err(not_distributed(format!("DataLib has no folder {cid}")))
@@ -410,15 +456,7 @@ impl Dp {
                     dirs.push((r, depth + 1));
                     continue;
                 }
-                let Some(stem) = e
-                    .name
-                    .len()
-                    .checked_sub(4)
-                    .filter(|&i| {
-                        e.name.is_char_boundary(i) && e.name[i..].eq_ignore_ascii_case(".ini")
-                    })
-                    .map(|i| &e.name[..i])
-                else {
+                let Some(stem) = ini_stem(&e.name) else {
                     continue; // not a DataLib entry (e.g. a stray file)
                 };
                 // `<folder>.INI` beside `<folder>\` describes the folder.
@@ -437,17 +475,21 @@ impl Dp {
                         name: e.name.clone(),
                         reason: err.to_string(),
                     })?;
-                let mut ini_path = full.clone();
-                ini_path.push(&e.name);
-                let ini_shown = format!("DataLib/{}", ini_path.join("/"));
-                let bytes = self
-                    .backend
-                    .read_small(Lib::DataLib, &ini_path, INI_LIMIT)
-                    .map_err(|err| self.err(err, ini_shown.clone()))?;
-                let doc = IniDoc::parse(&bytes).map_err(|err| self.ini_err(&ini_shown, err))?;
-                files.push(self.file_entry(&ini_shown, &doc, media)?);
+                let mut ini_path: Vec<String> = full.iter().map(|c| (*c).to_owned()).collect();
+                ini_path.push(e.name.clone());
+                pending.push((ini_path, media));
             }
         }
+        let read = fetch::parallel_map(&pending, self.opts.concurrency, |(ini_path, media)| {
+            let parts: Vec<&str> = ini_path.iter().map(String::as_str).collect();
+            let ini_shown = format!("DataLib/{}", parts.join("/"));
+            let bytes = self
+                .retry(|| self.backend.read_small(Lib::DataLib, &parts, INI_LIMIT))
+                .map_err(|err| self.err(err, ini_shown.clone()))?;
+            let doc = IniDoc::parse(&bytes).map_err(|err| self.ini_err(&ini_shown, err))?;
+            self.file_entry(&ini_shown, &doc, media.clone())
+        });
+        let mut files = read.into_iter().collect::<Result<Vec<_>, _>>()?;
         files.sort_by(|a, b| a.path.cmp(&b.path));
         let kind = if files.iter().any(|f| {
             f.path
@@ -456,7 +498,7 @@ impl Dp {
         }) {
             PackageKind::BootImage
         } else {
-            default_kind(package)
+            default_kind(&content.package)
         };
         Ok(PackageContent {
             dp: self.name.clone(),
@@ -503,6 +545,12 @@ impl Dp {
             sha256: hash.to_ascii_uppercase(),
         })
     }
+}
+
+/// `name` without a final `.INI` (any case), if it has one.
+fn ini_stem(name: &str) -> Option<&str> {
+    let i = name.len().checked_sub(4)?;
+    (name.is_char_boundary(i) && name[i..].eq_ignore_ascii_case(".ini")).then(|| &name[..i])
 }
 
 fn default_kind(id: &PackageId) -> PackageKind {

@@ -1,6 +1,6 @@
 //! The HTTP backend against a local test server that lists folders as IIS
 //! does and injects faults.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::result_large_err)]
 
 mod common;
 
@@ -334,4 +334,54 @@ fn not_distributed_over_http() {
     let (_fx, _srv, dp) = setup(|_, _| Fault::None);
     let err = dp.resolve(&pid("PS1000FF")).unwrap_err();
     assert!(matches!(err, DpError::NotDistributed { .. }), "{err}");
+}
+
+#[test]
+fn metadata_requests_are_retried_too() {
+    let (_fx, srv, dp) = setup(|r, nth| {
+        let flaky =
+            r.path.starts_with("DataLib") || (r.path.starts_with("FileLib") && r.method == "HEAD");
+        if flaky && nth == 0 {
+            Fault::Status(502)
+        } else {
+            Fault::None
+        }
+    });
+    let c = dp.resolve(&pid(BOOT)).unwrap();
+    assert_eq!(c.files.len(), 4);
+    assert!(srv.hits("DataLib").len() > 8);
+}
+
+#[test]
+fn persistent_500_on_metadata_gives_up_naming_the_file() {
+    let (_fx, _srv, dp) = setup(|r, _| {
+        if r.path.ends_with("setup.exe.INI") {
+            Fault::Status(500)
+        } else {
+            Fault::None
+        }
+    });
+    let err = dp.resolve(&pid(BOOT)).unwrap_err();
+    assert!(
+        matches!(err, DpError::Transfer { attempts: 4, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("setup.exe.INI"), "{err}");
+}
+
+#[test]
+fn a_server_that_never_answers_times_out_and_is_retried() {
+    let (fx, srv, dp) = on_wim(Fault::StallHead(Duration::from_secs(3)), 1);
+    let c = dp.resolve(&pid(BOOT)).unwrap();
+    fetch(&fx, &dp, &c).unwrap();
+    let gets: Vec<_> = srv
+        .hits(&wim_hash(&fx))
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .collect();
+    assert_eq!(gets.len(), 2, "{gets:?}");
+    assert_eq!(
+        gets[1].range, None,
+        "nothing was received, so nothing to resume"
+    );
 }

@@ -12,7 +12,7 @@ use std::thread;
 use std::time::Duration;
 
 use capmedia_content::PackageKind;
-use capmedia_dp::{boot_wim, ContentCache, Dp, DpError};
+use capmedia_dp::{boot_wim, ContentCache, Dp, DpError, DpOptions};
 use common::*;
 
 struct Nginx {
@@ -42,6 +42,11 @@ fn nginx_binary() -> String {
 /// Start nginx serving `lib` at `/SMS_DP_SMSPKG$/` with its own config, pid
 /// and logs in `dir`.
 fn start_nginx(dir: &Path, lib: &Path) -> Nginx {
+    start_nginx_with(dir, lib, None)
+}
+
+/// As [`start_nginx`]; with `tls = Some((cert, key))` it speaks HTTPS.
+fn start_nginx_with(dir: &Path, lib: &Path, tls: Option<(&Path, &Path)>) -> Nginx {
     let bin = nginx_binary();
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -65,7 +70,7 @@ http {{
     scgi_temp_path {d}/scgi;
     sendfile on;
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{ssl};
         location /SMS_DP_SMSPKG$/ {{
             alias {lib}/;
             autoindex on;
@@ -73,7 +78,15 @@ http {{
     }}
 }}
 "#,
-        lib = lib.display()
+        lib = lib.display(),
+        ssl = match tls {
+            Some((cert, key)) => format!(
+                " ssl;\n        ssl_certificate {};\n        ssl_certificate_key {}",
+                cert.display(),
+                key.display()
+            ),
+            None => String::new(),
+        }
     );
     let conf_path = dir.join("nginx.conf");
     fs::write(&conf_path, conf).unwrap();
@@ -146,5 +159,135 @@ fn nginx_autoindex_serves_the_same_library() {
     assert!(err.to_string().contains("install.cmd") && err.to_string().contains(&url));
     let err = dp.resolve(&pid("PS1000FF")).unwrap_err();
     assert!(matches!(err, DpError::NotDistributed { .. }), "{err}");
+    drop(ng);
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl (Debian package openssl) is needed: {e}"));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA and a server certificate for 127.0.0.1 signed by it.
+fn make_certs(dir: &Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=capmedia test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "leaf.pem",
+            "-days",
+            "3650",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+}
+
+#[test]
+fn https_with_a_given_ca_file() {
+    let fx = fixture(false);
+    let ng_dir = fx.dir.path().join("nginx");
+    fs::create_dir_all(&ng_dir).unwrap();
+    make_certs(&ng_dir);
+    let ng = start_nginx_with(
+        &ng_dir,
+        &fx.lib,
+        Some((&ng_dir.join("leaf.pem"), &ng_dir.join("leaf.key"))),
+    );
+    let url = format!("https://127.0.0.1:{}/SMS_DP_SMSPKG$/", ng.port);
+
+    let opts = DpOptions {
+        ca_file: Some(ng_dir.join("ca.pem")),
+        ..quick_opts()
+    };
+    let dp = Dp::open(&url, opts).unwrap();
+    let c = dp.resolve(&pid(BOOT)).unwrap();
+    let cache = ContentCache::open(fx.dir.path().join("cache")).unwrap();
+    for f in dp.fetch(&c, &cache, &|_, _| {}).unwrap() {
+        assert_eq!(
+            fs::read(&f.local).unwrap(),
+            fx.read_src(BOOT, f.path.as_str())
+        );
+    }
+
+    // The system roots do not know the test CA: refused, not retried forever.
+    let dp = Dp::open(&url, quick_opts()).unwrap();
+    let err = dp.list_packages().unwrap_err();
+    assert!(matches!(err, DpError::Request { .. }), "{err}");
+    assert!(err.to_string().contains(&url), "{err}");
+    eprintln!("{err}");
+
+    // A CA file without certificates is a bad location.
+    fs::write(ng_dir.join("empty.pem"), "").unwrap();
+    let opts = DpOptions {
+        ca_file: Some(ng_dir.join("empty.pem")),
+        ..quick_opts()
+    };
+    assert!(matches!(
+        Dp::open(&url, opts),
+        Err(DpError::BadLocation { .. })
+    ));
     drop(ng);
 }

@@ -327,17 +327,18 @@ fn no_read_access_names_dp_and_package() {
         .join(format!("{OTHER}.1"))
         .join("install.cmd.INI");
     use std::os::unix::fs::PermissionsExt;
-    for p in [fx.dir.path().to_path_buf()] {
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    fs::set_permissions(fx.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     fs::set_permissions(&ini, fs::Permissions::from_mode(0o000)).unwrap();
     let lib = fx.lib.to_str().unwrap().to_owned();
     if fs::read(&ini).is_err() {
         check_no_access(&lib);
         return;
     }
-    // We are root: run the check as nobody.
-    let exe = std::env::current_exe().unwrap();
+    // We are root: run the check as nobody, from a copy of this test
+    // binary that nobody may execute wherever the build tree lives.
+    let exe = fx.dir.path().join("probe");
+    fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
     let out = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(exe)
@@ -372,4 +373,70 @@ fn check_no_access(lib: &str) {
 fn eacces_child() {
     let lib = std::env::var("CAPMEDIA_DP_EACCES_LIB").unwrap();
     check_no_access(&lib);
+}
+
+#[test]
+fn cancel_stops_the_fetch() {
+    let fx = fixture(false);
+    let dp = open(&fx, false);
+    let c = dp.resolve(&pid(BOOT)).unwrap();
+    let cache = ContentCache::open(fx.dir.path().join("cache")).unwrap();
+    let err = dp
+        .fetch_with_cancel(&c, &cache, &|_, _| {}, &|| true)
+        .unwrap_err();
+    assert!(matches!(err, DpError::Cancelled), "{err}");
+    assert!(c.files.iter().all(|f| !cache.contains(f)));
+    assert_eq!(fs::read_dir(cache.dir().join("tmp")).unwrap().count(), 0);
+}
+
+#[test]
+fn a_damaged_cache_entry_is_fetched_again() {
+    let fx = fixture(false);
+    let dp = open(&fx, false);
+    let c = dp.resolve(&pid(BOOT)).unwrap();
+    let cache = ContentCache::open(fx.dir.path().join("cache")).unwrap();
+    dp.fetch(&c, &cache, &|_, _| {}).unwrap();
+    let wim = boot_wim(&c).unwrap();
+    let p = cache.path_of(&wim.sha256);
+    let mut b = fs::read(&p).unwrap();
+    b[0] ^= 1;
+    fs::write(&p, &b).unwrap();
+    assert!(cache.contains(wim) && !cache.verify(wim).unwrap());
+    dp.fetch(&c, &cache, &|_, _| {}).unwrap();
+    assert!(cache.verify(wim).unwrap());
+}
+
+#[test]
+fn an_application_lists_its_content_guid() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("app");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("setup.msi"), bytes(3, 1000)).unwrap();
+    let guid = "Content_3c2b5d4e-1a2b-4c3d-8e9f-0123456789ab";
+    let lib = dir.path().join("lib");
+    capmedia_dp::build_library(
+        &lib,
+        &[capmedia_dp::PackageSource {
+            id: pid(guid),
+            version: 2,
+            folder: &src,
+        }],
+        &capmedia_dp::BuildOptions {
+            encoding: capmedia_dp::IniEncoding::Utf8Bom,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    fs::remove_file(lib.join("PkgLib").join(format!("{guid}.INI"))).unwrap();
+    fs::write(
+        lib.join("PkgLib").join("PS100012.INI"),
+        encode_utf16le_crlf(&format!("[Packages]\r\n{guid}.1=\r\n{guid}.2=\r\n")),
+    )
+    .unwrap();
+    let dp = Dp::open(lib.to_str().unwrap(), DpOptions::default()).unwrap();
+    let c = dp.resolve(&pid("PS100012")).unwrap();
+    assert_eq!(c.content.to_string(), format!("{guid}.2"));
+    assert_eq!(c.kind, PackageKind::Application);
+    assert_eq!(c.files[0].path.as_str(), "setup.msi");
+    assert_eq!(dp.list_package_ids().unwrap(), [pid("PS100012")]);
 }

@@ -34,6 +34,8 @@ pub enum Fault {
     Truncate,
     /// Send the headers and half of the body, then say nothing for this long.
     Stall(Duration),
+    /// Say nothing at all for this long, then close.
+    StallHead(Duration),
     /// Answer 200 with this HTML.
     Html(String),
     /// Ignore `Range` and send the whole file.
@@ -207,6 +209,10 @@ fn serve(
     };
     let fault = policy(&req, nth);
     match &fault {
+        Fault::StallHead(d) => {
+            thread::sleep(*d);
+            return Ok(());
+        }
         Fault::Status(s) => return respond(&mut conn, *s, &[], b"error", &method),
         Fault::Html(h) => {
             return respond(
