@@ -446,8 +446,15 @@ pub fn capture(
     // -- fetch: every file verified against the DP's SHA-256, into the cache.
     events.stage("fetch");
     let t = Instant::now();
-    dp.fetch(&content, &cache, &|done, total| {
-        events.progress("fetch", done, total)
+    dp.fetch_with_cancel(
+        &content,
+        &cache,
+        &|done, total| events.progress("fetch", done, total),
+        &|| events.cancelled(),
+    )
+    .map_err(|e| match e {
+        DpError::Cancelled => CaptureError::Cancelled,
+        e => CaptureError::Dp(e),
     })?;
     timings.fetch_s = t.elapsed().as_secs_f64();
     check_cancel(events)?;
