@@ -38,7 +38,7 @@ pub struct IniDoc {
 /// reads are ASCII either way).
 pub fn decode_ini_text(bytes: &[u8]) -> Result<String, IniError> {
     let utf16 = |body: &[u8], le: bool| -> Result<String, IniError> {
-        if body.len() % 2 != 0 {
+        if !body.len().is_multiple_of(2) {
             return Err(IniError {
                 line: None,
                 reason: "UTF-16 text with an odd number of bytes".into(),

@@ -81,6 +81,10 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "(no message)".to_owned())
 }
 
+/// The safe body of one call, given the sink and the decoded request.
+pub type CallBody<Req, Res> =
+    fn(&dyn MediaSink, Req, &dyn Progress, &dyn Cancel) -> Result<Res, SinkError>;
+
 /// Run one call: decode `Req`, run `f`, deliver `Res` or the error.
 ///
 /// # Safety
@@ -91,7 +95,7 @@ pub unsafe fn call<Req, Res>(
     host: *const HostCallbacks,
     ptr: *const u8,
     len: usize,
-    f: fn(&dyn MediaSink, Req, &dyn Progress, &dyn Cancel) -> Result<Res, SinkError>,
+    f: CallBody<Req, Res>,
 ) -> i32
 where
     Req: DeserializeOwned,

@@ -60,6 +60,22 @@ pub struct WriteReport {
     pub verified: bool,
 }
 
+impl WriteReport {
+    /// The report of a sink that wrote the whole plan to one output.
+    pub fn single(sink: &str, plan: &MediaPlan, path: PathBuf, bytes: u64, verified: bool) -> Self {
+        WriteReport {
+            sink: sink.to_owned(),
+            set_id: plan.set_id.clone(),
+            outputs: vec![OutputFile {
+                path,
+                bytes,
+                volume: 1,
+            }],
+            verified,
+        }
+    }
+}
+
 /// Which outputs to read back.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifyRequest {
@@ -90,6 +106,21 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
+    /// Read back every output of `request` with `read_back`.
+    pub fn each(
+        request: &VerifyRequest,
+        mut read_back: impl FnMut(&std::path::Path) -> Result<VerifyOutcome, SinkError>,
+    ) -> Result<Self, SinkError> {
+        let mut volumes = Vec::new();
+        for output in &request.outputs {
+            volumes.push(VolumeVerify {
+                output: output.clone(),
+                outcome: read_back(output)?,
+            });
+        }
+        Ok(VerifyReport { volumes })
+    }
+
     pub fn is_ok(&self) -> bool {
         self.volumes.iter().all(|v| v.outcome.is_ok())
     }

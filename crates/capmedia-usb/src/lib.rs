@@ -24,8 +24,8 @@ use capmedia_disk::{
     check_plan, min_disk_size, write_disk, DiskError, DiskLayout, DiskReader, PartitionScheme,
 };
 use capmedia_sink::{
-    Cancel, CheckReport, MediaSink, OutputFile, Progress, SinkError, SinkInfo, SinkOption,
-    VerifyReport, VerifyRequest, VolumeVerify, WriteReport,
+    Cancel, CheckReport, MediaSink, Progress, SinkError, SinkInfo, SinkOption, VerifyReport,
+    VerifyRequest, WriteReport,
 };
 
 pub use device::{Bus, DeviceInfo, Mount, SystemPaths};
@@ -465,16 +465,13 @@ impl MediaSink for UsbRawSink {
                 self.write_device(plan, path, scheme, progress, cancel)?
             }
         };
-        Ok(WriteReport {
-            sink: NAME.to_owned(),
-            set_id: plan.set_id.clone(),
-            outputs: vec![OutputFile {
-                path: plan.output.clone(),
-                bytes,
-                volume: 1,
-            }],
-            verified: true,
-        })
+        Ok(WriteReport::single(
+            NAME,
+            plan,
+            plan.output.clone(),
+            bytes,
+            true,
+        ))
     }
 
     fn verify(
@@ -482,17 +479,11 @@ impl MediaSink for UsbRawSink {
         request: &VerifyRequest,
         progress: &dyn Progress,
     ) -> Result<VerifyReport, SinkError> {
-        let mut volumes = Vec::new();
-        for out in &request.outputs {
+        VerifyReport::each(request, |out| {
             let is_device = fs::metadata(out)
                 .map(|m| m.file_type().is_block_device())
                 .map_err(|e| io_err("cannot open", out, e))?;
-            let outcome = verify_path(out, is_device, progress)?;
-            volumes.push(VolumeVerify {
-                output: out.clone(),
-                outcome,
-            });
-        }
-        Ok(VerifyReport { volumes })
+            verify_path(out, is_device, progress)
+        })
     }
 }

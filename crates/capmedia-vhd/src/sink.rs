@@ -11,8 +11,8 @@ use capmedia_disk::{
 };
 use capmedia_manifest::{ManifestError, VerifyOutcome};
 use capmedia_sink::{
-    Cancel, CheckReport, MediaSink, OutputFile, Progress, SinkError, SinkInfo, SinkOption,
-    VerifyReport, VerifyRequest, VolumeVerify, WriteReport,
+    Cancel, CheckReport, MediaSink, Progress, SinkError, SinkInfo, SinkOption, VerifyReport,
+    VerifyRequest, WriteReport,
 };
 
 use crate::{
@@ -265,16 +265,13 @@ impl MediaSink for VhdSink {
                 let _ = d.sync_all();
             }
         }
-        Ok(WriteReport {
-            sink: SINK_NAME.to_owned(),
-            set_id: plan.set_id.clone(),
-            outputs: vec![OutputFile {
-                path: out.clone(),
-                bytes,
-                volume: 1,
-            }],
-            verified: true,
-        })
+        Ok(WriteReport::single(
+            SINK_NAME,
+            plan,
+            out.clone(),
+            bytes,
+            true,
+        ))
     }
 
     fn verify(
@@ -282,14 +279,6 @@ impl MediaSink for VhdSink {
         request: &VerifyRequest,
         progress: &dyn Progress,
     ) -> Result<VerifyReport, SinkError> {
-        let mut volumes = Vec::new();
-        for output in &request.outputs {
-            let outcome = verify_vhd(output, progress)?;
-            volumes.push(VolumeVerify {
-                output: output.clone(),
-                outcome,
-            });
-        }
-        Ok(VerifyReport { volumes })
+        VerifyReport::each(request, |output| verify_vhd(output, progress))
     }
 }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use capmedia_sink::content::{MediaPlan, Volume, MANIFEST_PATH};
 use capmedia_sink::manifest::{self, DirReader, Manifest};
 use capmedia_sink::{
-    Cancel, CheckReport, MediaSink, OutputFile, Progress, SinkError, SinkInfo, VerifyReport,
-    VerifyRequest, VolumeVerify, WriteReport,
+    Cancel, CheckReport, MediaSink, Progress, SinkError, SinkInfo, VerifyReport, VerifyRequest,
+    WriteReport,
 };
 
 #[derive(Default)]
@@ -95,16 +95,13 @@ impl MediaSink for FolderSink {
             let _ = fs::remove_dir_all(&tmp);
         }
         result?;
-        Ok(WriteReport {
-            sink: "folder".into(),
-            set_id: plan.set_id.clone(),
-            outputs: vec![OutputFile {
-                path: plan.output.clone(),
-                bytes: plan.content_bytes(),
-                volume: 1,
-            }],
-            verified: true,
-        })
+        Ok(WriteReport::single(
+            "folder",
+            plan,
+            plan.output.clone(),
+            plan.content_bytes(),
+            true,
+        ))
     }
 
     fn verify(
@@ -112,18 +109,12 @@ impl MediaSink for FolderSink {
         request: &VerifyRequest,
         progress: &dyn Progress,
     ) -> Result<VerifyReport, SinkError> {
-        let mut volumes = Vec::new();
-        for out in &request.outputs {
-            let outcome = manifest::verify(&mut DirReader(out.clone()), &mut |d, t| {
+        VerifyReport::each(request, |out| {
+            manifest::verify(&mut DirReader(out.to_path_buf()), &mut |d, t| {
                 progress.update("verify", d, t)
             })
-            .map_err(|e| SinkError::corrupt(format!("{}: {e}", out.display())))?;
-            volumes.push(VolumeVerify {
-                output: out.clone(),
-                outcome,
-            });
-        }
-        Ok(VerifyReport { volumes })
+            .map_err(|e| SinkError::corrupt(format!("{}: {e}", out.display())))
+        })
     }
 }
 
