@@ -200,13 +200,13 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
         .filter(|r| a.rows.is_empty() || a.rows.iter().any(|n| n == r.name))
     {
         let ctx = Ctx {
-            work: work.join(&r.name),
+            work: work.join(r.name),
             size_mib: a.size_mib,
             capmedia: dist.join("capmedia"),
         };
         std::fs::create_dir_all(&ctx.work)?;
         let pair = (r.setup)(&ctx).with_context(|| format!("setting up bench row {}", r.name))?;
-        run_pair(&r.name, &pair, rounds)?;
+        run_pair(r.name, &pair, rounds)?;
     }
     Ok(())
 }

@@ -307,7 +307,7 @@ fn read_xml_resource<R: Read + Seek>(
             original: res.original_size,
         });
     }
-    if res.stored_size % 2 != 0 {
+    if !res.stored_size.is_multiple_of(2) {
         return Err(ArchError::XmlOddLength {
             size: res.stored_size,
         });
@@ -325,7 +325,7 @@ fn read_xml_resource<R: Read + Seek>(
 
 /// Decodes the XML resource: UTF-16LE, starting with the byte-order mark.
 pub fn decode_utf16_xml(bytes: &[u8]) -> Result<String, ArchError> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(ArchError::XmlOddLength {
             size: bytes.len() as u64,
         });

@@ -86,11 +86,7 @@ impl Events for Ui {
             }
             return;
         }
-        let tenth = if total == 0 {
-            10
-        } else {
-            done.saturating_mul(10) / total
-        };
+        let tenth = done.saturating_mul(10).checked_div(total).unwrap_or(10);
         if let Ok(mut g) = self.last_tenth.lock() {
             // Downloads report from several threads: print each tenth once.
             if g.0 != phase || g.1 == u64::MAX || tenth > g.1 {

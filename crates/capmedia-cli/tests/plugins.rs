@@ -1,6 +1,9 @@
 //! The plugin boundary, proven with sinks built as a third party would
 //! (`tests/sinks`, a separate workspace depending on `capmedia-sink` by path).
 
+// A panic in a test is a failed test: unwrapping is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;

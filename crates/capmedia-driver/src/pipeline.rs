@@ -62,8 +62,10 @@ pub trait Events: Sync {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
+    /// Boxed: DP errors carry much context, and every `Result` of the
+    /// pipeline would otherwise be that large.
     #[error(transparent)]
-    Dp(#[from] DpError),
+    Dp(Box<DpError>),
     #[error("DP {dp}: package {package} holds no {wim}: it is not a boot image package")]
     NotBootImage {
         dp: String,
@@ -110,6 +112,12 @@ pub enum CaptureError {
     },
     #[error("staging folder: {0}")]
     Staging(std::io::Error),
+}
+
+impl From<DpError> for CaptureError {
+    fn from(e: DpError) -> Self {
+        CaptureError::Dp(Box::new(e))
+    }
 }
 
 impl CaptureError {
@@ -454,7 +462,7 @@ pub fn capture(
     )
     .map_err(|e| match e {
         DpError::Cancelled => CaptureError::Cancelled,
-        e => CaptureError::Dp(e),
+        e => CaptureError::from(e),
     })?;
     timings.fetch_s = t.elapsed().as_secs_f64();
     check_cancel(events)?;

@@ -262,7 +262,7 @@ impl Footer {
             other => return Err(VhdError::DiskType(other)),
         };
         let current_size = be64(&b[48..56]);
-        if current_size % SECTOR != 0 || current_size > MAX_SIZE {
+        if !current_size.is_multiple_of(SECTOR) || current_size > MAX_SIZE {
             return Err(VhdError::BadSize(current_size));
         }
         Ok(Footer {
