@@ -26,6 +26,10 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("curl", "curl"),
     ("losetup", "mount"),
     ("objdump", "binutils"),
+    ("openssl", "openssl"),
+    ("mkfs.ext2", "e2fsprogs"),
+    ("setpriv", "util-linux"),
+    ("blockdev", "util-linux"),
     ("file", "file"),
 ];
 
