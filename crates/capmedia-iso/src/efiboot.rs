@@ -290,7 +290,7 @@ mod tests {
             )
             .unwrap();
             let plan = b.source_date_epoch(1_700_000_000).build().unwrap();
-            build(&plan, &loaders(&plan)).unwrap()
+            build(&plan, &loaders(&plan), true).unwrap()
         };
         let img = mk();
         assert_eq!(img, mk());

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -65,11 +65,11 @@ fn no_temps(out: &Path) {
 /// Truncates a source file once writing has begun.
 struct Saboteur {
     victim: PathBuf,
-    done: Cell<bool>,
+    done: AtomicBool,
 }
 impl Progress for Saboteur {
     fn update(&self, _: &str, _: u64, _: u64) {
-        if !self.done.replace(true) {
+        if !self.done.swap(true, Ordering::SeqCst) {
             std::fs::write(&self.victim, b"short").unwrap();
         }
     }
@@ -87,7 +87,7 @@ fn failed_rebuild_leaves_old_set() {
             &plan,
             &Saboteur {
                 victim,
-                done: Cell::new(false),
+                done: AtomicBool::new(false),
             },
             &NeverCancel,
         )
@@ -97,11 +97,11 @@ fn failed_rebuild_leaves_old_set() {
     no_temps(&out);
 }
 
-struct CancelAfter(Cell<u32>);
+struct CancelAfter(AtomicU32);
 impl Cancel for CancelAfter {
     fn is_cancelled(&self) -> bool {
-        let n = self.0.get();
-        self.0.set(n.saturating_sub(1));
+        let n = self.0.load(Ordering::SeqCst);
+        self.0.store(n.saturating_sub(1), Ordering::SeqCst);
         n == 0
     }
 }
@@ -112,7 +112,7 @@ fn cancelled_rebuild_leaves_old_set() {
     let (out, snap) = old_set(t.path());
     let plan = new_plan(t.path(), &out);
     let e = IsoSetSink
-        .write(&plan, &NoProgress, &CancelAfter(Cell::new(20)))
+        .write(&plan, &NoProgress, &CancelAfter(AtomicU32::new(20)))
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Cancelled, "{e}");
     assert_intact(&out, &snap);
