@@ -110,9 +110,23 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            // One line: the reason, with its causes.
-            eprintln!("capmedia: {e:#}");
+            eprintln!("capmedia: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// One line: the reason, with its causes. Many library errors already quote
+/// their source in their own message (`"{what}: {source}"`) *and* chain it,
+/// so a cause whose text is already on the line is not repeated.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !line.contains(&c) {
+            line.push_str(": ");
+            line.push_str(&c);
+        }
+    }
+    line
 }
