@@ -59,6 +59,36 @@ pub struct Pair {
     pub references: Vec<Cmd>,
     /// Run (untimed) before every timed command, e.g. to remove outputs.
     pub before_each: Option<String>,
+    /// Run once after the row, also when a command failed: stops what the
+    /// setup started (a server), so no row leaves a process behind.
+    pub teardown: Option<String>,
+    /// Judges the medians after the row (e.g. that peak RSS stays flat as
+    /// content grows); an error fails the bench with its message.
+    pub check: Option<Check>,
+}
+
+impl Pair {
+    /// A pair with no hooks.
+    pub fn new(ours: Cmd, references: Vec<Cmd>) -> Pair {
+        Pair {
+            ours,
+            references,
+            before_each: None,
+            teardown: None,
+            check: None,
+        }
+    }
+}
+
+/// A row's judgement of its medians.
+pub type Check = fn(&[Measured]) -> Result<()>;
+
+/// Medians of one command of a row.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    pub label: String,
+    pub secs: f64,
+    pub rss_mib: f64,
 }
 
 /// What a row's setup gets.
@@ -127,7 +157,7 @@ pub fn measure(argv: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn run_pair(name: &str, pair: &Pair, rounds: usize) -> Result<()> {
+fn run_pair(name: &str, pair: &Pair, rounds: usize) -> Result<Vec<Measured>> {
     let mut cmds = vec![pair.ours.clone()];
     cmds.extend(pair.references.iter().cloned());
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); cmds.len()];
@@ -164,7 +194,15 @@ fn run_pair(name: &str, pair: &Pair, rounds: usize) -> Result<()> {
             med[0].0 / secs
         );
     }
-    Ok(())
+    Ok(cmds
+        .iter()
+        .zip(med)
+        .map(|(c, (secs, rss_mib))| Measured {
+            label: c.label.clone(),
+            secs,
+            rss_mib,
+        })
+        .collect())
 }
 
 pub fn bench(a: &BenchArgs) -> Result<()> {
@@ -177,12 +215,11 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
     }
     let rounds = a.rounds.max(1);
     if let Some(c) = &a.compare {
-        let pair = Pair {
-            ours: Cmd::new("A", c[0].clone()),
-            references: vec![Cmd::new("B", c[1].clone())],
-            before_each: None,
-        };
-        return run_pair("compare", &pair, rounds);
+        let pair = Pair::new(
+            Cmd::new("A", c[0].clone()),
+            vec![Cmd::new("B", c[1].clone())],
+        );
+        return run_pair("compare", &pair, rounds).map(drop);
     }
     for name in &a.rows {
         if !all.iter().any(|r| r.name == name) {
@@ -195,6 +232,8 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| crate::root().join("target/bench"));
     std::fs::create_dir_all(&work)?;
+    // Rows put absolute paths into shell lines and server configs.
+    let work = work.canonicalize()?;
     for r in all
         .iter()
         .filter(|r| a.rows.is_empty() || a.rows.iter().any(|n| n == r.name))
@@ -206,7 +245,15 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
         };
         std::fs::create_dir_all(&ctx.work)?;
         let pair = (r.setup)(&ctx).with_context(|| format!("setting up bench row {}", r.name))?;
-        run_pair(r.name, &pair, rounds)?;
+        let measured = run_pair(r.name, &pair, rounds);
+        if let Some(t) = &pair.teardown {
+            sh(t).with_context(|| format!("tearing down bench row {}", r.name))?;
+        }
+        if let Some(check) = pair.check {
+            check(&measured?).with_context(|| format!("bench row {}", r.name))?;
+        } else {
+            measured?;
+        }
     }
     Ok(())
 }
@@ -214,6 +261,13 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
 /// Write `mib` MiB of incompressible, deterministic bytes to `path`
 /// (unless it already has that size), streaming.
 pub fn make_file(path: &Path, mib: u64) -> Result<()> {
+    make_file_seeded(path, mib, 0)
+}
+
+/// As [`make_file`], with different bytes for each `seed`: files of one
+/// size would otherwise be identical, and a content library stores
+/// identical files once.
+pub fn make_file_seeded(path: &Path, mib: u64, seed: u64) -> Result<()> {
     use std::io::Write;
     if path.metadata().map(|m| m.len()).ok() == Some(mib << 20) {
         return Ok(());
@@ -223,7 +277,7 @@ pub fn make_file(path: &Path, mib: u64) -> Result<()> {
     }
     let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
     // xorshift: cheap, deterministic, and defeats compression.
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ mib;
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ mib ^ seed.rotate_left(32);
     let mut buf = vec![0u8; 1 << 20];
     for _ in 0..mib {
         for chunk in buf.chunks_exact_mut(8) {

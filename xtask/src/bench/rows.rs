@@ -1,9 +1,25 @@
 //! The benchmark rows. Each issue that promises a speed or memory figure adds
 //! its row here.
+//!
+//! Inputs are generated once per content size under
+//! `target/bench/shared/<size>mib/` (deterministic bytes, so reruns reuse
+//! them) and shared between rows; each row's outputs go to
+//! `target/bench/<row>/out`, removed before every timed command.
+//!
+//! RSS flatness: `rss-flat` writes an ISO and a USB image of a small and a
+//! large tree (default 256 MiB and 2 GiB; `--size-mib N` makes them N/8 and
+//! N) and fails unless the large runs' peak RSS stays within 25% + 8 MiB of
+//! the small ones'. `iso` and `usb` at two `--size-mib` values show the same
+//! by hand.
 
-use anyhow::Result;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use super::{Ctx, Pair};
+use anyhow::{bail, Context, Result};
+use capmedia_content::{Arch, PackageId};
+use capmedia_dp::{build_library, BuildOptions, PackageSource};
+
+use super::{make_file, make_file_seeded, Cmd, Ctx, Measured, Pair};
 
 pub struct Row {
     pub name: &'static str,
@@ -12,5 +28,599 @@ pub struct Row {
 }
 
 pub fn rows() -> Vec<Row> {
-    vec![]
+    vec![
+        Row {
+            name: "dp-http",
+            about: "fetch a 1 GiB package (768 MiB + 16x16 MiB) from nginx on 127.0.0.1, \
+                    SHA-256 verified, vs curl -Z --parallel-max 4 of its FileLib blobs",
+            setup: dp_http,
+        },
+        Row {
+            name: "dp-path",
+            about: "the same package from a path DP into the cache vs cp -r FileLib",
+            setup: dp_path,
+        },
+        Row {
+            name: "iso",
+            about: "a 1 GiB tree as an ISO (write, sync, read back) vs xorriso -as mkisofs \
+                    -iso-level 3 -J, and vs cp -r + sync",
+            setup: iso,
+        },
+        Row {
+            name: "usb",
+            about: "a 1 GiB tree into a FAT32 disk image (write, sync, read back) vs \
+                    sfdisk + mkfs.fat + mcopy -s, and vs cp -r + sync",
+            setup: usb,
+        },
+        Row {
+            name: "vhd",
+            about: "dynamic VHD of a 1 GiB disk written directly vs raw image + \
+                    qemu-img convert -O vpc (and the convert alone)",
+            setup: vhd,
+        },
+        Row {
+            name: "capture",
+            about: "capmedia capture of a 512 MiB boot image package from a path DP to a \
+                    verified ISO (cold cache) vs cp -r of the package + sync",
+            setup: capture,
+        },
+        Row {
+            name: "rss-flat",
+            about: "peak RSS of iso and usb at 256 MiB and 2 GiB (--size-mib sets the large \
+                    size, small = large/8); fails if it grows with content",
+            setup: rss_flat,
+        },
+    ]
+}
+
+/// The package the dp rows fetch.
+const DP_PACKAGE: &str = "PS1000DB";
+/// The boot image package of the capture row.
+const BOOT_PACKAGE: &str = "PS1000BB";
+/// A fixed epoch: the same inputs give the same media on every run.
+const EPOCH: &str = "1700000000";
+
+/// Single-quote a path or word for `sh -c`.
+fn q(p: impl AsRef<std::ffi::OsStr>) -> String {
+    let s = p.as_ref().to_string_lossy();
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Fail with the Debian package to install when `prog` is missing.
+fn need(prog: &str, package: &str) -> Result<()> {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(prog).is_file()))
+        .unwrap_or(false)
+        || ["/usr/sbin", "/sbin"]
+            .iter()
+            .any(|d| Path::new(d).join(prog).is_file());
+    if !found {
+        bail!("{prog} is not installed: apt-get install -y {package}");
+    }
+    Ok(())
+}
+
+/// Build an example of a workspace package (release) and return its path.
+fn example(package: &str, name: &str) -> Result<PathBuf> {
+    crate::run(crate::cargo().args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        package,
+        "--example",
+        name,
+    ]))?;
+    Ok(crate::root().join("target/release/examples").join(name))
+}
+
+/// Inputs shared between rows, by content size.
+fn shared(ctx: &Ctx, mib: u64) -> PathBuf {
+    ctx.work
+        .parent()
+        .unwrap_or(&ctx.work)
+        .join("shared")
+        .join(format!("{mib}mib"))
+}
+
+/// `rm -rf out && mkdir -p out` for a row's output folder.
+fn fresh(out: &Path) -> String {
+    format!("rm -rf {o} && mkdir -p {o}", o = q(out))
+}
+
+/// fsync every file under `dir`, so a copy pays for reaching the disk as our
+/// writers do (only its own files: a global `sync` would also wait for other
+/// processes' writes).
+fn sync_tree(dir: &Path) -> String {
+    format!("find {} -type f -exec sync {{}} +", q(dir))
+}
+
+/// A package-like tree of `mib` MiB: one file of 3/4 of it (a WIM's share of
+/// a boot image package) and 16 files sharing the rest, all distinct
+/// (1 GiB: 768 MiB + 16 x 16 MiB).
+/// Returns the folder; reuses it when already complete.
+fn make_tree(dir: &Path, mib: u64) -> Result<PathBuf> {
+    let done = dir.with_extension("done");
+    if done.exists() && dir.exists() {
+        return Ok(dir.to_owned());
+    }
+    // Below 64 MiB (smoke runs) the small files would round to nothing:
+    // then the tree is the one file, and still exactly `mib` MiB.
+    let small = mib / 64;
+    let count = if small > 0 { 16 } else { 0 };
+    let big = (mib - count * small).max(1);
+    make_file_seeded(&dir.join("sources/big.wim"), big, 1)?;
+    for i in 0..count {
+        make_file_seeded(&dir.join(format!("files/part-{i:02}.bin")), small, i + 2)?;
+    }
+    std::fs::write(&done, b"")?;
+    Ok(dir.to_owned())
+}
+
+/// A content library holding `folder` as package `id`, built once.
+fn make_library(lib: &Path, id: &str, folder: &Path) -> Result<PathBuf> {
+    let done = lib.with_extension("done");
+    if done.exists() && lib.exists() {
+        return Ok(lib.to_owned());
+    }
+    if lib.exists() {
+        std::fs::remove_dir_all(lib)?;
+    }
+    let id: PackageId = id.parse()?;
+    build_library(
+        lib,
+        &[PackageSource {
+            id,
+            version: 1,
+            folder,
+        }],
+        &BuildOptions::default(),
+    )
+    .with_context(|| format!("building the content library {}", lib.display()))?;
+    std::fs::write(&done, b"")?;
+    Ok(lib.to_owned())
+}
+
+/// FileLib blobs (not their INIs) of a library, sorted.
+fn blobs(lib: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for d in std::fs::read_dir(lib.join("FileLib"))? {
+        for f in std::fs::read_dir(d?.path())? {
+            let p = f?.path();
+            if p.extension().is_none_or(|e| !e.eq_ignore_ascii_case("ini")) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The 1 GiB (default) package and its library for the dp rows.
+fn dp_library(ctx: &Ctx) -> Result<PathBuf> {
+    let mib = ctx.size_mib.unwrap_or(1024);
+    let base = shared(ctx, mib);
+    let tree = make_tree(&base.join("tree"), mib)?;
+    make_library(&base.join("SCCMContentLib"), DP_PACKAGE, &tree)
+}
+
+fn dp_path(ctx: &Ctx) -> Result<Pair> {
+    let lib = dp_library(ctx)?;
+    let bench = example("capmedia-dp", "dp_bench")?;
+    let out = ctx.work.join("out");
+    let mut pair = Pair::new(
+        Cmd::new(
+            "capmedia-dp fetch (path)",
+            format!(
+                "{} fetch {} {DP_PACKAGE} {}",
+                q(&bench),
+                q(&lib),
+                q(out.join("cache"))
+            ),
+        ),
+        vec![Cmd::new(
+            "cp -r FileLib",
+            format!("cp -r {} {}", q(lib.join("FileLib")), q(out.join("copy"))),
+        )],
+    );
+    pair.before_each = Some(fresh(&out));
+    Ok(pair)
+}
+
+fn dp_http(ctx: &Ctx) -> Result<Pair> {
+    need("nginx", "nginx-light")?;
+    need("curl", "curl")?;
+    let lib = dp_library(ctx)?;
+    let bench = example("capmedia-dp", "dp_bench")?;
+    let out = ctx.work.join("out");
+    // sha256sum checks the downloads by the names FileLib gives them.
+    let sums = ctx.work.join("sha256sums");
+    let mut text = String::new();
+    let mut rel = Vec::new();
+    for b in blobs(&lib)? {
+        let name = b
+            .file_name()
+            .and_then(|n| n.to_str())
+            .context("FileLib name")?
+            .to_owned();
+        text.push_str(&format!("{}  {name}\n", name.to_ascii_lowercase()));
+        rel.push(format!("FileLib/{}/{name}", &name[..4.min(name.len())]));
+    }
+    std::fs::write(&sums, text)?;
+
+    let nginx = Nginx::start(&ctx.work.join("nginx"), &lib)?;
+    let url = format!("http://127.0.0.1:{}/SMS_DP_SMSPKG$/", nginx.port);
+    let urls: Vec<String> = rel.iter().map(|r| q(format!("{url}{r}"))).collect();
+    let curl = format!(
+        "curl -s --no-progress-meter -f -Z --parallel-max 4 --create-dirs --remote-name-all --output-dir {} {}",
+        q(out.join("curl")),
+        urls.join(" ")
+    );
+    let mut pair = Pair::new(
+        Cmd::new(
+            "capmedia-dp fetch (http, 4)",
+            format!(
+                "{} fetch {} {DP_PACKAGE} {} 4",
+                q(&bench),
+                q(&url),
+                q(out.join("cache"))
+            ),
+        ),
+        vec![
+            Cmd::new("curl -Z --parallel-max 4", curl.clone()),
+            Cmd::new(
+                "curl -Z 4 + sha256sum -c",
+                format!(
+                    "{curl} && cd {} && sha256sum -c --quiet {}",
+                    q(out.join("curl")),
+                    q(&sums)
+                ),
+            ),
+        ],
+    );
+    pair.before_each = Some(fresh(&out));
+    pair.teardown = Some(nginx.stop_line());
+    Ok(pair)
+}
+
+/// nginx serving a library at `/SMS_DP_SMSPKG$/` on 127.0.0.1, as a daemon
+/// with its own config, pid file and logs; the row's teardown stops it.
+struct Nginx {
+    pid_file: PathBuf,
+    port: u16,
+}
+
+impl Nginx {
+    fn start(dir: &Path, lib: &Path) -> Result<Nginx> {
+        std::fs::create_dir_all(dir)?;
+        let conf = dir.join("nginx.conf");
+        let pid_file = dir.join("nginx.pid");
+        stop_stale(&pid_file, &conf);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let d = dir.display();
+        // One process (no master), like the dp crate's nginx test; as a
+        // daemon so the harness gets the shell back, stopped by pid.
+        std::fs::write(
+            &conf,
+            format!(
+                r#"daemon on;
+master_process off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    sendfile on;
+    tcp_nopush on;
+    server {{
+        listen 127.0.0.1:{port};
+        location /SMS_DP_SMSPKG$/ {{
+            alias {lib}/;
+            autoindex on;
+        }}
+    }}
+}}
+"#,
+                lib = lib.display()
+            ),
+        )?;
+        crate::run(
+            Command::new("nginx")
+                .arg("-p")
+                .arg(dir)
+                .arg("-c")
+                .arg(&conf),
+        )
+        .context("starting nginx (Debian package nginx-light)")?;
+        let nginx = Nginx { pid_file, port };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(nginx);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        let _ = crate::run(Command::new("sh").arg("-c").arg(nginx.stop_line()));
+        let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+        bail!("nginx did not listen on 127.0.0.1:{port}: {log}")
+    }
+
+    fn stop_line(&self) -> String {
+        let p = q(&self.pid_file);
+        format!("if [ -f {p} ]; then kill \"$(cat {p})\"; rm -f {p}; fi")
+    }
+}
+
+/// Stop an nginx a previous, interrupted run left behind: the process named
+/// by our pid file, and only if its command line names our config.
+fn stop_stale(pid_file: &Path, conf: &Path) {
+    let Some(pid) = std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+    else {
+        return;
+    };
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let ours = String::from_utf8_lossy(&cmdline).contains(&*conf.to_string_lossy());
+    if ours {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let _ = std::fs::remove_file(pid_file);
+}
+
+/// The xorriso and `cp -r` references for writing `tree` as an ISO.
+fn iso_references(tree: &Path, out: &Path) -> Vec<Cmd> {
+    let iso = out.join("xorriso.iso");
+    vec![
+        Cmd::new(
+            "xorriso -as mkisofs + sync",
+            format!(
+                "SOURCE_DATE_EPOCH={EPOCH} xorriso -as mkisofs -quiet -iso-level 3 -J -V BENCH \
+                 -o {} {} && sync {}",
+                q(&iso),
+                q(tree),
+                q(&iso)
+            ),
+        ),
+        cp_tree(tree, out),
+    ]
+}
+
+fn cp_tree(tree: &Path, out: &Path) -> Cmd {
+    let copy = out.join("copy");
+    Cmd::new(
+        "cp -r + sync",
+        format!("cp -r {} {} && {}", q(tree), q(&copy), sync_tree(&copy)),
+    )
+}
+
+fn iso_cmd(write_iso: &Path, tree: &Path, out: &Path) -> String {
+    format!(
+        "{} {} {}",
+        q(write_iso),
+        q(tree),
+        q(out.join("capmedia.iso"))
+    )
+}
+
+fn iso(ctx: &Ctx) -> Result<Pair> {
+    need("xorriso", "xorriso")?;
+    let mib = ctx.size_mib.unwrap_or(1024);
+    let tree = make_tree(&shared(ctx, mib).join("tree"), mib)?;
+    let write_iso = example("capmedia-iso", "write_iso")?;
+    let out = ctx.work.join("out");
+    let mut pair = Pair::new(
+        Cmd::new("capmedia-iso (+verify)", iso_cmd(&write_iso, &tree, &out)),
+        iso_references(&tree, &out),
+    );
+    pair.before_each = Some(fresh(&out));
+    Ok(pair)
+}
+
+/// Image size for a tree of `mib` MiB: the content, FAT and cluster slack,
+/// and never below FAT32's minimum (65525 clusters); the same for both sides.
+fn usb_image_mib(mib: u64) -> u64 {
+    mib + mib / 16 + 40
+}
+
+fn usb_cmd(usb_image: &Path, tree: &Path, out: &Path, image_mib: u64) -> String {
+    format!(
+        "{} {} {} {image_mib}M",
+        q(usb_image),
+        q(tree),
+        q(out.join("capmedia.img"))
+    )
+}
+
+fn usb(ctx: &Ctx) -> Result<Pair> {
+    need("sfdisk", "fdisk")?;
+    need("mkfs.fat", "dosfstools")?;
+    need("mcopy", "mtools")?;
+    let mib = ctx.size_mib.unwrap_or(1024);
+    let tree = make_tree(&shared(ctx, mib).join("tree"), mib)?;
+    let usb_image = example("capmedia-usb", "usb_image")?;
+    let out = ctx.work.join("out");
+    let image_mib = usb_image_mib(mib);
+    let img = q(out.join("mtools.img"));
+    // The same disk as ours: MBR, one FAT32 partition at 1 MiB, active.
+    let mtools = format!(
+        "truncate -s {image_mib}M {img} \
+         && echo 'start=2048, type=c, bootable' | sfdisk -q {img} \
+         && mkfs.fat -F 32 --offset 2048 -n CONFIGURATI {img} >/dev/null \
+         && mcopy -s -i {img}@@1M {}/* ::/ && sync {img}",
+        q(&tree)
+    );
+    let mut pair = Pair::new(
+        Cmd::new(
+            "capmedia-usb (+verify)",
+            usb_cmd(&usb_image, &tree, &out, image_mib),
+        ),
+        vec![
+            Cmd::new("sfdisk+mkfs.fat+mcopy+sync", mtools),
+            cp_tree(&tree, &out),
+        ],
+    );
+    pair.before_each = Some(fresh(&out));
+    Ok(pair)
+}
+
+fn vhd(ctx: &Ctx) -> Result<Pair> {
+    need("qemu-img", "qemu-utils")?;
+    // A disk of the given size (at least 64 MiB, for FAT32's minimum),
+    // three quarters full.
+    let disk = ctx.size_mib.unwrap_or(1024).max(64);
+    let content = disk * 3 / 4;
+    let tree = make_tree(&shared(ctx, content).join("tree"), content)?;
+    let bench = example("capmedia-vhd", "bench_disk")?;
+    let out = ctx.work.join("out");
+    // The raw image once, for timing qemu-img's conversion alone.
+    let raw_dir = ctx.work.join(format!("raw-{disk}mib"));
+    let raw = raw_dir.join("disk.raw");
+    if !raw.exists() {
+        std::fs::create_dir_all(&raw_dir)?;
+        crate::run(
+            Command::new(&bench)
+                .arg(&tree)
+                .arg(&raw_dir)
+                .args([disk.to_string(), "convert".into()]),
+        )?;
+        std::fs::remove_file(raw_dir.join("converted.vhd"))?;
+    }
+    let run = |mode: &str| format!("{} {} {} {disk} {mode}", q(&bench), q(&tree), q(&out));
+    let mut pair = Pair::new(
+        Cmd::new("capmedia-vhd direct", run("direct")),
+        vec![
+            Cmd::new("raw + qemu-img convert", run("convert")),
+            Cmd::new(
+                "qemu-img convert alone",
+                format!(
+                    "qemu-img convert -f raw -O vpc -o subformat=dynamic {} {}",
+                    q(&raw),
+                    q(out.join("alone.vhd"))
+                ),
+            ),
+        ],
+    );
+    pair.before_each = Some(fresh(&out));
+    Ok(pair)
+}
+
+fn capture(ctx: &Ctx) -> Result<Pair> {
+    need("wimlib-imagex", "wimtools")?;
+    let mib = ctx.size_mib.unwrap_or(512);
+    let base = shared(ctx, mib).join("capture");
+    let pkg = base.join("package");
+    let done = base.join("package.done");
+    if !(done.exists() && pkg.exists()) {
+        let src = base.join("wim-source");
+        make_file(&src.join("big.bin"), mib)?;
+        let k32 = src.join("Windows/System32/kernel32.dll");
+        std::fs::create_dir_all(k32.parent().context("kernel32 path")?)?;
+        std::fs::write(&k32, capmedia_testboot::pe_stub(0x8664))?;
+        if pkg.exists() {
+            std::fs::remove_dir_all(&pkg)?;
+        }
+        capmedia_testboot::write_media_folder(&pkg, Arch::X64, capmedia_sample::MARKER)?;
+        let id: PackageId = BOOT_PACKAGE.parse()?;
+        crate::run(
+            Command::new("wimlib-imagex")
+                .arg("capture")
+                .arg(&src)
+                .arg(pkg.join(id.boot_wim_name()))
+                .args(["--compress=none", "--quiet"]),
+        )
+        .context("wimlib-imagex capture (Debian package wimtools)")?;
+        std::fs::write(&done, b"")?;
+    }
+    let lib = make_library(&base.join("SCCMContentLib"), BOOT_PACKAGE, &pkg)?;
+    let out = ctx.work.join("out");
+    let cache = ctx.work.join("cache");
+    let mut pair = Pair::new(
+        Cmd::new(
+            "capmedia capture iso-set",
+            format!(
+                "SOURCE_DATE_EPOCH={EPOCH} {} capture --dp {} --boot-image {BOOT_PACKAGE} \
+                 --target-arch x64 --sink iso-set --out {} --cache {} 2>{}",
+                q(&ctx.capmedia),
+                q(&lib),
+                q(out.join("capture.iso")),
+                q(&cache),
+                q(ctx.work.join("capture.stderr"))
+            ),
+        ),
+        vec![cp_tree(&pkg, &out)],
+    );
+    // A cold content cache: the fetch from the DP is part of what is timed.
+    // capmedia's progress lines go to capture.stderr (read it on a failure).
+    pair.before_each = Some(format!("rm -rf {} && {}", q(&cache), fresh(&out)));
+    Ok(pair)
+}
+
+fn rss_flat(ctx: &Ctx) -> Result<Pair> {
+    let large = ctx.size_mib.unwrap_or(2048);
+    let small = (large / 8).max(1);
+    let write_iso = example("capmedia-iso", "write_iso")?;
+    let usb_image = example("capmedia-usb", "usb_image")?;
+    let out = ctx.work.join("out");
+    let mut cmds = Vec::new();
+    for (name, mib) in [("small", small), ("large", large)] {
+        let tree = make_tree(&shared(ctx, mib).join("tree"), mib)?;
+        let o = out.join(name);
+        cmds.push(Cmd::new(
+            &format!("iso {mib} MiB"),
+            format!("mkdir -p {} && {}", q(&o), iso_cmd(&write_iso, &tree, &o)),
+        ));
+        cmds.push(Cmd::new(
+            &format!("usb {mib} MiB"),
+            format!(
+                "mkdir -p {} && {}",
+                q(&o),
+                usb_cmd(&usb_image, &tree, &o, usb_image_mib(mib))
+            ),
+        ));
+    }
+    // Order: iso small, usb small, iso large, usb large.
+    let ours = cmds.remove(0);
+    let mut pair = Pair::new(ours, cmds);
+    pair.before_each = Some(fresh(&out));
+    pair.check = Some(check_rss_flat);
+    Ok(pair)
+}
+
+/// The large runs (3rd, 4th) against the small ones (1st, 2nd).
+fn check_rss_flat(m: &[Measured]) -> Result<()> {
+    let [iso_s, usb_s, iso_l, usb_l] = m else {
+        bail!("rss-flat expects four commands, got {}", m.len());
+    };
+    let mut bad = Vec::new();
+    for (s, l) in [(iso_s, iso_l), (usb_s, usb_l)] {
+        println!(
+            "rss-flat: {} {:.1} MiB in {:.2} s, {} {:.1} MiB in {:.2} s",
+            s.label, s.rss_mib, s.secs, l.label, l.rss_mib, l.secs
+        );
+        let limit = s.rss_mib * 1.25 + 8.0;
+        if l.rss_mib > limit {
+            bad.push(format!(
+                "{}: {:.1} MiB > {:.1} MiB ({}: {:.1} MiB)",
+                l.label, l.rss_mib, limit, s.label, s.rss_mib
+            ));
+        }
+    }
+    if bad.is_empty() {
+        println!("rss-flat: peak RSS does not grow with content size");
+        Ok(())
+    } else {
+        bail!("peak RSS grows with content: {}", bad.join("; "))
+    }
 }
