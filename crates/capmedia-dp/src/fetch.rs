@@ -44,6 +44,13 @@ pub struct FetchedFile {
 }
 
 impl ContentCache {
+    /// The cache at `dir`, for naming where blobs go, without touching the
+    /// disk (a dry run must create nothing). [`ContentCache::open`] before
+    /// fetching.
+    pub fn at(dir: impl Into<PathBuf>) -> ContentCache {
+        ContentCache { dir: dir.into() }
+    }
+
     /// Use (and create) `dir` as the cache.
     pub fn open(dir: impl Into<PathBuf>) -> Result<ContentCache, DpError> {
         let dir = dir.into();

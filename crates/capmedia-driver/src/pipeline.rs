@@ -295,7 +295,8 @@ pub fn capture(
         source,
     })?;
 
-    let cache = ContentCache::open(&req.cache_dir)?;
+    // Only names blob paths; the folder is created just before fetching.
+    let cache = ContentCache::at(&req.cache_dir);
     let boot_files = match &req.boot_files {
         Some(d) => BootFiles::Dir(d.clone()),
         None => package_boot_files(&dp, &content, &cache)?,
@@ -434,7 +435,7 @@ pub fn capture(
             .map(|e| PlannedFile {
                 path: e.path.clone(),
                 size: e.size,
-                source: describe_source(e, &content, &dp),
+                source: describe_source(e, &content, &dp, &cache),
             })
             .collect(),
         content_bytes: draft.content_bytes(),
@@ -454,6 +455,7 @@ pub fn capture(
     // -- fetch: every file verified against the DP's SHA-256, into the cache.
     events.stage("fetch");
     let t = Instant::now();
+    let cache = ContentCache::open(&req.cache_dir)?;
     dp.fetch_with_cancel(
         &content,
         &cache,
@@ -540,16 +542,22 @@ pub fn capture(
     Ok(report)
 }
 
-fn describe_source(e: &PlanEntry, content: &PackageContent, dp: &Dp) -> String {
-    match (&e.role, &e.source) {
-        (EntryRole::BootImage, _) => format!(
-            "DP {}: {} {}",
-            dp.name(),
-            content.package,
-            content.package.boot_wim_name()
-        ),
+/// Where an entry comes from, for the plan a dry run prints: DP files by
+/// their package path (the cache holds nothing yet), others by host path.
+fn describe_source(
+    e: &PlanEntry,
+    content: &PackageContent,
+    dp: &Dp,
+    cache: &ContentCache,
+) -> String {
+    let from_dp = content
+        .files
+        .iter()
+        .find(|f| e.source == EntrySource::File(cache.path_of(&f.sha256)));
+    match (e.role, from_dp) {
         (EntryRole::Generated, _) => "(generated)".into(),
-        (_, src) => src.describe(),
+        (_, Some(f)) => format!("DP {}: {} {}", dp.name(), content.package, f.path),
+        (_, None) => e.source.describe(),
     }
 }
 
