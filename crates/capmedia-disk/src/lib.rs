@@ -24,6 +24,7 @@ pub use layout::{
     fat_label, min_disk_size, DiskLayout, FatGeometry, PartitionScheme, ALIGN, MAX_FAT32_FILE,
     MIN_FAT32_CLUSTERS, SECTOR,
 };
+pub use raw::dos_datetime;
 pub use read::{find_fat_partition, DiskReader, FatPartition};
 pub use write::{write_disk, WriteStats};
 

@@ -9,7 +9,7 @@ use crate::layout::{DiskLayout, SECTOR};
 
 /// A DOS date and time (2-second resolution) from seconds since the Unix
 /// epoch, clamped to the range FAT can store (1980-01-01 to 2107-12-31).
-pub(crate) fn dos_datetime(epoch: u64) -> (u16, u16, u16, u16, u16, u16) {
+pub fn dos_datetime(epoch: u64) -> (u16, u16, u16, u16, u16, u16) {
     const MIN: u64 = 315_532_800; // 1980-01-01T00:00:00Z
     const MAX: u64 = 4_354_819_198; // 2107-12-31T23:59:58Z
     let t = epoch.clamp(MIN, MAX);

@@ -65,33 +65,16 @@ fn provider(epoch: u64) -> &'static FixedTime {
         .or_insert_with(|| Box::leak(Box::new(FixedTime(dos_time(epoch)))))
 }
 
-/// `epoch` as a FAT date and time (UTC), clamped to FAT's 1980..=2107.
+/// `epoch` as a FAT date and time (UTC), clamped to FAT's 1980..=2107;
+/// the conversion is capmedia-disk's, which writes the other FAT volumes.
 pub fn dos_time(epoch: u64) -> fatfs::DateTime {
-    let days = (epoch / 86_400) as i64;
-    let secs = epoch % 86_400;
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u16;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u16;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let (year, month, day, secs) = if year < 1980 {
-        (1980, 1, 1, 0)
-    } else if year > 2107 {
-        (2107, 12, 31, 86_399)
-    } else {
-        (year as u16, month, day, secs)
-    };
+    let (year, month, day, hour, min, sec) = capmedia_disk::dos_datetime(epoch);
     fatfs::DateTime {
         date: Date { year, month, day },
         time: Time {
-            hour: (secs / 3600) as u16,
-            min: (secs / 60 % 60) as u16,
-            sec: (secs % 60) as u16,
+            hour,
+            min,
+            sec,
             millis: 0,
         },
     }
