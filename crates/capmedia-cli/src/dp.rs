@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use capmedia_dp::{Dp, DpOptions};
 
 pub fn list(dp: &str, ca_file: Option<std::path::PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
@@ -13,9 +12,8 @@ pub fn list(dp: &str, ca_file: Option<std::path::PathBuf>, json: bool) -> anyhow
             ..DpOptions::default()
         },
     )?;
-    let pkgs = dp
-        .list_packages()
-        .with_context(|| format!("listing packages on DP {}", dp.name()))?;
+    // DP errors name the DP and what failed already.
+    let pkgs = dp.list_packages()?;
     if json {
         let rows: Vec<_> = pkgs
             .iter()

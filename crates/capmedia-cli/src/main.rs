@@ -118,15 +118,34 @@ fn main() -> ExitCode {
 
 /// One line: the reason, with its causes. Many library errors already quote
 /// their source in their own message (`"{what}: {source}"`) *and* chain it,
-/// so a cause whose text is already on the line is not repeated.
+/// so a cause whose text is already on the line is not repeated; and a
+/// cause that already says everything the line says (e.g. names the same
+/// file) replaces it.
 fn one_line(e: &anyhow::Error) -> String {
     let mut line = e.to_string();
     for cause in e.chain().skip(1) {
         let c = cause.to_string();
-        if !line.contains(&c) {
+        if c.contains(&line) {
+            line = c;
+        } else if !line.contains(&c) {
             line.push_str(": ");
             line.push_str(&c);
         }
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn causes_are_not_repeated() {
+        let e = anyhow::anyhow!("x.vhd: footer checksum is wrong").context("x.vhd");
+        assert_eq!(one_line(&e), "x.vhd: footer checksum is wrong");
+        let e = anyhow::anyhow!("no such file").context("cannot open x: no such file");
+        assert_eq!(one_line(&e), "cannot open x: no such file");
+        let e = anyhow::anyhow!("denied").context("reading the DP");
+        assert_eq!(one_line(&e), "reading the DP: denied");
+    }
 }

@@ -945,3 +945,41 @@ fn same_epoch_gives_byte_identical_outputs_in_different_paths() {
         }
     }
 }
+
+// ------------------------------------------------------------ verify
+
+/// `capmedia verify` names what is wrong: a damaged VHD footer (issue 7) and
+/// a changed file inside an image (which file differs).
+#[test]
+fn verify_reports_a_corrupt_vhd_footer_and_names_changed_files() {
+    require_plugins();
+    let (_sc, vhd) = capture_sample("vhd", "c.vhd", &["--vhd-type", "dynamic"]);
+    let good = run(&["verify", s(&vhd)]);
+    assert!(good.status.success(), "{}", show(&good));
+
+    // Flip a byte of the footer's creator application: the checksum no
+    // longer matches.
+    let mut bytes = fs::read(&vhd).unwrap();
+    let footer = bytes.len() - 512;
+    bytes[footer + 28] ^= 0xFF;
+    fs::write(&vhd, &bytes).unwrap();
+    let bad = run(&["verify", s(&vhd)]);
+    assert!(!bad.status.success(), "{}", show(&bad));
+    let err = text(&bad.stderr).to_lowercase();
+    assert!(err.contains("checksum"), "{}", show(&bad));
+
+    // A file changed inside a raw image: verify names it.
+    let (_sc2, img) = capture_sample("usb-raw", "c.img", &[]);
+    let mut bytes = fs::read(&img).unwrap();
+    let needle = b"label=Configuration Manager";
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("MediaLabel.txt's bytes are in the image");
+    bytes[at + 6] = b'X';
+    fs::write(&img, &bytes).unwrap();
+    let bad = run(&["verify", s(&img)]);
+    assert!(!bad.status.success(), "{}", show(&bad));
+    let out = text(&bad.stdout);
+    assert!(out.contains("MediaLabel.txt"), "{}", show(&bad));
+}
