@@ -168,6 +168,10 @@ fn run_pair(name: &str, pair: &Pair, rounds: usize) -> Result<Vec<Measured>> {
             if let Some(b) = &pair.before_each {
                 sh(b)?;
             }
+            // Flush every dirty page first (untimed): otherwise a command
+            // pays for the writeback of the one before it, which on a
+            // small VM swamps the differences being measured.
+            sh("sync")?;
             samples[i].push(timed(&cmds[i].line)?);
         }
     }
