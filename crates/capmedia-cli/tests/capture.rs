@@ -983,3 +983,39 @@ fn verify_reports_a_corrupt_vhd_footer_and_names_changed_files() {
     let out = text(&bad.stdout);
     assert!(out.contains("MediaLabel.txt"), "{}", show(&bad));
 }
+
+// ------------------------------------------------------------ vhd = usb-raw
+
+/// The VHD holds exactly the disk the usb-raw sink writes for the same plan
+/// (issue 7): `qemu-img compare` says so, for both VHD types. 155 MiB is a
+/// size the VHD's CHS geometry keeps exactly, so both disks are that size.
+#[test]
+fn vhd_holds_the_same_disk_as_the_usb_raw_image_of_the_same_plan() {
+    require_plugins();
+    let (_a, img) = capture_sample("usb-raw", "same.img", &["--media-size", "155M"]);
+    for t in ["fixed", "dynamic"] {
+        let (_b, vhd) = capture_sample(
+            "vhd",
+            &format!("same-{t}.vhd"),
+            &["--media-size", "155M", "--vhd-type", t],
+        );
+        let out = Command::new("qemu-img")
+            .args(["compare", "-f", "vpc", "-F", "raw"])
+            .arg(&vhd)
+            .arg(&img)
+            .output()
+            .expect("qemu-img (Debian package qemu-utils)");
+        assert!(
+            out.status.success() && text(&out.stdout).contains("Images are identical"),
+            "{t}: {}",
+            show(&out)
+        );
+        let info = Command::new("qemu-img")
+            .args(["info", "-f", "vpc", "--output=json"])
+            .arg(&vhd)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+        assert_eq!(v["virtual-size"], 155u64 << 20, "{t}");
+    }
+}
