@@ -16,6 +16,6 @@ pub use capacity::{Capacity, CapacityParseError};
 pub use ids::{ContentId, IdError, PackageId, PackageKind};
 pub use media_path::{MediaPath, MediaPathError};
 pub use plan::{
-    BootFile, BootSpec, EntryRole, EntrySource, MediaPlan, PlanBuilder, PlanEntry, PlanError,
-    Volume, MANIFEST_PATH,
+    blake3_stream, walk_tree, BootFile, BootSpec, EntryRole, EntrySource, MediaPlan, PlanBuilder,
+    PlanEntry, PlanError, TreeFile, Volume, MANIFEST_PATH,
 };

@@ -225,6 +225,86 @@ pub enum PlanError {
     NonUtf8Name { path: PathBuf },
 }
 
+/// Size and lower-case hex BLAKE3 of everything `r` yields, streamed in
+/// 1 MiB chunks; `progress` gets each chunk's length. The one place
+/// capmedia hashes content for manifests: planning, the driver and the
+/// read-back all call it.
+pub fn blake3_stream(
+    mut r: impl io::Read,
+    progress: &mut dyn FnMut(u64),
+) -> io::Result<(u64, String)> {
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        h.update(&buf[..n]);
+        total += n as u64;
+        progress(n as u64);
+    }
+    Ok((total, h.finalize().to_hex().to_string()))
+}
+
+/// A file found by [`walk_tree`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeFile {
+    /// Its path below the folder walked, as a media path.
+    pub path: MediaPath,
+    /// Where it is on the host.
+    pub local: PathBuf,
+    pub size: u64,
+}
+
+/// Every file under `dir`, depth first, each folder in name order (so the
+/// result does not depend on the file system), links followed as a copy
+/// would follow them. Names must be valid media paths. Reads no content.
+pub fn walk_tree(dir: &Path) -> Result<Vec<TreeFile>, PlanError> {
+    fn go(dir: &Path, prefix: &str, out: &mut Vec<TreeFile>) -> Result<(), PlanError> {
+        let read = |path: &Path| {
+            let path = path.to_owned();
+            move |source| PlanError::Read { path, source }
+        };
+        let mut ents: Vec<_> = std::fs::read_dir(dir)
+            .map_err(read(dir))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(read(dir))?;
+        ents.sort_by_key(|e| e.file_name());
+        for ent in ents {
+            let host = ent.path();
+            let name = ent
+                .file_name()
+                .into_string()
+                .map_err(|_| PlanError::NonUtf8Name { path: host.clone() })?;
+            let rel = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let meta = std::fs::metadata(&host).map_err(read(&host))?;
+            if meta.is_dir() {
+                go(&host, &rel, out)?;
+            } else if meta.is_file() {
+                out.push(TreeFile {
+                    path: MediaPath::new(&rel)?,
+                    local: host,
+                    size: meta.len(),
+                });
+            } else {
+                return Err(PlanError::NotAFile { path: host });
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    go(dir, "", &mut out)?;
+    Ok(out)
+}
+
 /// Builds a [`MediaPlan`], hashing local files as they are added.
 #[derive(Debug)]
 pub struct PlanBuilder {
@@ -305,13 +385,12 @@ impl PlanBuilder {
                 path: host.to_owned(),
             });
         }
-        let mut h = blake3::Hasher::new();
-        let size = io::copy(&mut io::BufReader::with_capacity(1 << 20, f), &mut h).map_err(read)?;
+        let (size, blake3) = blake3_stream(f, &mut |_| {}).map_err(read)?;
         self.plan.entries.push(PlanEntry {
             path: media,
             source: EntrySource::File(host.to_owned()),
             size,
-            blake3: h.finalize().to_hex().to_string(),
+            blake3,
             role,
             group: group.to_owned(),
         });
@@ -339,7 +418,7 @@ impl PlanBuilder {
     }
 
     /// Add every file under `dir`, as-is, below `prefix` (empty for the root),
-    /// in sorted order so plans are reproducible.
+    /// in [`walk_tree`] order so plans are reproducible.
     pub fn add_tree(
         &mut self,
         prefix: &str,
@@ -347,38 +426,13 @@ impl PlanBuilder {
         role: EntryRole,
         group: &str,
     ) -> Result<(), PlanError> {
-        let read = |source| PlanError::Read {
-            path: dir.to_owned(),
-            source,
-        };
-        let mut names: Vec<_> = std::fs::read_dir(dir)
-            .map_err(read)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(read)?;
-        names.sort_by_key(|e| e.file_name());
-        for ent in names {
-            let host = ent.path();
-            let name = ent
-                .file_name()
-                .into_string()
-                .map_err(|_| PlanError::NonUtf8Name { path: host.clone() })?;
+        for f in walk_tree(dir)? {
             let media = if prefix.is_empty() {
-                name
+                f.path.to_string()
             } else {
-                format!("{prefix}/{name}")
+                format!("{prefix}/{}", f.path)
             };
-            // Follow links as a copy would; a dangling one is an error.
-            let meta = std::fs::metadata(&host).map_err(|source| PlanError::Read {
-                path: host.clone(),
-                source,
-            })?;
-            if meta.is_dir() {
-                self.add_tree(&media, &host, role, group)?;
-            } else if meta.is_file() {
-                self.add_file(&media, &host, role, group)?;
-            } else {
-                return Err(PlanError::NotAFile { path: host });
-            }
+            self.add_file(&media, &f.local, role, group)?;
         }
         Ok(())
     }

@@ -6,13 +6,12 @@
 //! encoding.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::{self, Read};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use capmedia_content::{ContentId, MediaPath, PackageId};
-use sha2::{Digest, Sha256};
 
 use crate::ini::encode_utf16le_crlf;
 
@@ -75,55 +74,16 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BuildError + '_ {
 
 /// Files of a folder, sorted by media path, with their host paths.
 fn walk(folder: &Path) -> Result<Vec<(MediaPath, PathBuf)>, BuildError> {
-    let mut out = Vec::new();
-    let mut stack = vec![(folder.to_path_buf(), String::new())];
-    while let Some((dir, prefix)) = stack.pop() {
-        let rd = fs::read_dir(&dir).map_err(io_err(&dir))?;
-        for entry in rd {
-            let entry = entry.map_err(io_err(&dir))?;
-            let path = entry.path();
-            let name = entry
-                .file_name()
-                .into_string()
-                .map_err(|_| BuildError::BadName {
-                    path: path.clone(),
-                    reason: "name is not UTF-8".into(),
-                })?;
-            let rel = if prefix.is_empty() {
-                name
-            } else {
-                format!("{prefix}/{name}")
-            };
-            let meta = fs::metadata(&path).map_err(io_err(&path))?;
-            if meta.is_dir() {
-                stack.push((path, rel));
-            } else {
-                let mp = MediaPath::new(&rel).map_err(|e| BuildError::BadName {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
-                out.push((mp, path));
-            }
-        }
-    }
+    let files = capmedia_content::walk_tree(folder).map_err(|e| match e {
+        capmedia_content::PlanError::Read { path, source } => BuildError::Io { path, source },
+        e => BuildError::BadName {
+            path: folder.to_path_buf(),
+            reason: e.to_string(),
+        },
+    })?;
+    let mut out: Vec<_> = files.into_iter().map(|f| (f.path, f.local)).collect();
     out.sort();
     Ok(out)
-}
-
-fn sha256_file(path: &Path) -> Result<(String, u64), BuildError> {
-    let mut f = File::open(path).map_err(io_err(path))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n_total = 0u64;
-    loop {
-        let n = f.read(&mut buf).map_err(io_err(path))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        n_total += n as u64;
-    }
-    Ok((hex::encode_upper(h.finalize()), n_total))
 }
 
 /// Windows FILETIME (100 ns since 1601) of a file's modification time.
@@ -186,7 +146,7 @@ pub fn build_library(
         let tree = datalib.join(cid.to_string());
         fs::create_dir_all(&tree).map_err(io_err(&tree))?;
         for (media, host) in walk(pkg.folder)? {
-            let (hash, size) = sha256_file(&host)?;
+            let (size, hash) = crate::fetch::sha256_file(&host).map_err(io_err(&host))?;
             bytes += size;
             let ini = media.to_host_path(&tree);
             let ini = ini.with_file_name(format!("{}.INI", media.file_name()));

@@ -80,22 +80,28 @@ impl ContentCache {
 
     /// Whether the cached bytes of `file` hash to its SHA-256.
     pub fn verify(&self, file: &ContentFile) -> io::Result<bool> {
-        let mut f = File::open(self.path_of(&file.sha256))?;
-        let mut h = Sha256::new();
-        let mut buf = vec![0u8; BUF];
-        let mut n_total = 0u64;
-        loop {
-            let n = match f.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            h.update(&buf[..n]);
-            n_total += n as u64;
-        }
-        Ok(n_total == file.size && hex::encode_upper(h.finalize()) == file.sha256)
+        let (size, hash) = sha256_file(&self.path_of(&file.sha256))?;
+        Ok(size == file.size && hash == file.sha256)
     }
+}
+
+/// Size and upper-case hex SHA-256 of a local file, streamed.
+pub(crate) fn sha256_file(path: &Path) -> io::Result<(u64, String)> {
+    let mut f = File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; BUF];
+    let mut n_total = 0u64;
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        h.update(&buf[..n]);
+        n_total += n as u64;
+    }
+    Ok((n_total, hex::encode_upper(h.finalize())))
 }
 
 /// Run `job` over `items` on up to `threads` threads; the first error stops
@@ -259,25 +265,7 @@ impl Dp {
         file: &ContentFile,
         max: u64,
     ) -> Result<Vec<u8>, DpError> {
-        let what = || format!("{} of package {}", file.path, content.package);
-        let len = max.min(file.size);
-        if len == 0 {
-            return Ok(Vec::new());
-        }
-        let blob = self
-            .backend
-            .open_blob(&file.sha256, 0, Some(len))
-            .map_err(|e| self.blob_err(content, file, e))?;
-        let mut buf = Vec::new();
-        blob.reader
-            .take(len)
-            .read_to_end(&mut buf)
-            .map_err(|e| DpError::Io {
-                dp: self.name.clone(),
-                what: what(),
-                source: e,
-            })?;
-        Ok(buf)
+        self.read_range(content, file, 0, max)
     }
 
     pub(crate) fn blob_err(

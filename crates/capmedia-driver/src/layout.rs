@@ -2,10 +2,13 @@
 //! `MediaLabel.txt`, `autorun.inf` (opt-in), the media template, and the
 //! El Torito boot images kept beside the tree.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::pipeline::PENDING_HASH;
-use capmedia_content::{BootFile, BootSpec, EntryRole, EntrySource, MediaPath, PlanEntry};
+use capmedia_content::{
+    walk_tree, BootFile, BootSpec, EntryRole, EntrySource, MediaPath, PlanEntry, PlanError,
+    TreeFile,
+};
 
 /// Where the boot files (bootmgr, boot/, efi/, etfsboot.com, efisys.bin) are.
 #[derive(Debug, Clone)]
@@ -18,13 +21,8 @@ pub enum BootFiles {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
-    #[error("cannot read the boot files folder {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Path(String),
+    #[error(transparent)]
+    Tree(#[from] PlanError),
     #[error("--boot-files {0}: no bootmgr, bootmgr.efi or efi/boot/boot*.efi: this is not a Windows PE media folder (the ADK's Media folder, e.g. ...\\Windows Preinstallation Environment\\amd64\\Media)")]
     NotBootFiles(PathBuf),
 }
@@ -41,67 +39,15 @@ fn is_firmware_image(p: &str) -> bool {
         || p.eq_ignore_ascii_case("efisys_noprompt.bin")
 }
 
-/// A local file of the boot files, by media path (case-insensitive).
-#[derive(Debug, Clone)]
-pub struct BootFileEntry {
-    pub path: MediaPath,
-    pub local: PathBuf,
-    pub size: u64,
-}
-
-/// Walk a folder into (media path, local path, size), sorted.
-pub fn walk(dir: &Path) -> Result<Vec<BootFileEntry>, LayoutError> {
-    fn go(
-        root: &Path,
-        dir: &Path,
-        prefix: &str,
-        out: &mut Vec<BootFileEntry>,
-    ) -> Result<(), LayoutError> {
-        let err = |source| LayoutError::Read {
-            path: dir.to_owned(),
-            source,
-        };
-        let mut ents: Vec<_> = std::fs::read_dir(dir)
-            .map_err(err)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(err)?;
-        ents.sort_by_key(|e| e.file_name());
-        for e in ents {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let rel = if prefix.is_empty() {
-                name
-            } else {
-                format!("{prefix}/{name}")
-            };
-            let meta = std::fs::metadata(e.path()).map_err(|source| LayoutError::Read {
-                path: e.path(),
-                source,
-            })?;
-            if meta.is_dir() {
-                go(root, &e.path(), &rel, out)?;
-            } else {
-                let path = MediaPath::new(&rel)
-                    .map_err(|x| LayoutError::Path(format!("{}: {x}", root.display())))?;
-                out.push(BootFileEntry {
-                    path,
-                    local: e.path(),
-                    size: meta.len(),
-                });
-            }
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    go(dir, dir, "", &mut out)?;
-    Ok(out)
-}
+/// A local file of the boot files or the template.
+pub type BootFileEntry = TreeFile;
 
 impl BootFiles {
     /// Every file, with local path and size.
     pub fn entries(&self) -> Result<Vec<BootFileEntry>, LayoutError> {
         match self {
             BootFiles::Dir(d) => {
-                let all = walk(d)?;
+                let all = walk_tree(d)?;
                 let has_loader = all.iter().any(|e| {
                     let p = e.path.as_str().to_ascii_lowercase();
                     p == "bootmgr" || p == "bootmgr.efi" || p.starts_with("efi/boot/boot")

@@ -1,7 +1,6 @@
 //! The pipeline proper.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -347,7 +346,7 @@ pub fn capture(
                 reason: "not a folder".into(),
             });
         }
-        template = layout::walk(t)?;
+        template = capmedia_content::walk_tree(t)?;
     }
     let generated = |name: &str, data: Vec<u8>| -> Result<PlanEntry, CaptureError> {
         let p = staging.path().join(name);
@@ -491,7 +490,6 @@ pub fn capture(
     events.stage("write");
     let t = Instant::now();
     let sev = SinkEvents(events);
-    sink.check(&plan).map_err(&sink_error)?;
     let written = sink.write(&plan, &sev, &sev).map_err(&sink_error)?;
     timings.write_s = t.elapsed().as_secs_f64();
 
@@ -509,7 +507,12 @@ pub fn capture(
             return Err(CaptureError::Verify {
                 output: bad.output.clone(),
                 count: bad.outcome.problems.len(),
-                first: bad.outcome.problems[0].to_string(),
+                first: bad
+                    .outcome
+                    .problems
+                    .first()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
             });
         }
         report.verified_by = Some("driver".into());
@@ -612,18 +615,7 @@ fn read_loader(
 }
 
 fn blake3_of(src: &EntrySource, progress: &mut dyn FnMut(u64)) -> std::io::Result<String> {
-    let mut r = src.open()?;
-    let mut h = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = r.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        progress(n as u64);
-    }
-    Ok(h.finalize().to_hex().to_string())
+    Ok(capmedia_content::blake3_stream(src.open()?, progress)?.1)
 }
 
 /// The default content cache: `$XDG_CACHE_HOME/capmedia` or `~/.cache/capmedia`.

@@ -205,7 +205,6 @@ pub fn verify(
     let total = manifest.bytes();
     let mut done = 0u64;
     let mut problems = Vec::new();
-    let mut buf = vec![0u8; 1 << 20];
     for f in &manifest.files {
         let Some(mut r) = reader.open(&f.path)? else {
             problems.push(FileProblem::Missing {
@@ -213,19 +212,10 @@ pub fn verify(
             });
             continue;
         };
-        let mut h = blake3::Hasher::new();
-        let mut n = 0u64;
-        loop {
-            let k = r.read(&mut buf)?;
-            if k == 0 {
-                break;
-            }
-            h.update(&buf[..k]);
-            n += k as u64;
-            done += k as u64;
+        let (n, actual) = capmedia_content::blake3_stream(&mut r, &mut |k| {
+            done += k;
             progress(done, total);
-        }
-        let actual = h.finalize().to_hex().to_string();
+        })?;
         if n != f.size {
             problems.push(FileProblem::SizeDiffers {
                 path: f.path.clone(),

@@ -126,6 +126,28 @@ impl VerifyReport {
     }
 }
 
+/// Refuse, before anything is written, an output folder that capmedia may
+/// not write in or that has less than `need` bytes free. For sinks that
+/// write a temporary file beside their target and rename it.
+pub fn check_output_room(dir: &std::path::Path, need: u64) -> Result<(), SinkError> {
+    if let Err(e) = rustix::fs::access(dir, rustix::fs::Access::WRITE_OK) {
+        return Err(SinkError::refused(format!(
+            "cannot write in {}: {e}",
+            dir.display()
+        )));
+    }
+    if let Ok(st) = rustix::fs::statvfs(dir) {
+        let free = st.f_bavail.saturating_mul(st.f_frsize);
+        if free < need {
+            return Err(SinkError::refused(format!(
+                "{} has {free} bytes free; the output needs about {need}",
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The kind of a [`SinkError`], so the driver can choose an exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -220,8 +242,12 @@ impl Cancel for NeverCancel {
 /// A media sink: turns a [`MediaPlan`] into media of one kind.
 ///
 /// Invariants every sink keeps:
-/// - `check` writes nothing and touches no target; everything that can refuse
-///   is refused there (sizes, capacity, file-size limits, target).
+/// - `check` writes no output and touches no target, and reads no source:
+///   it decides from the sizes the plan states, because the driver calls it
+///   before fetching. Everything that can refuse is refused there (sizes,
+///   capacity, file-size limits, target).
+/// - `write` runs the same checks again before its first byte: the plan it
+///   gets has the real hashes, and the target may have changed since.
 /// - `write` never truncates or deletes an existing output before its
 ///   replacement is complete and verified (temporary name, then rename), and
 ///   leaves no temporary file behind on failure or cancel.

@@ -185,22 +185,7 @@ impl UsbRawSink {
             };
             // The data actually written must fit on the file system holding
             // the image (the rest stays sparse).
-            if let Ok(st) = rustix::fs::statvfs(&parent) {
-                let free = st.f_bavail.saturating_mul(st.f_frsize);
-                let need = plan.content_bytes() + (4 << 20);
-                if free < need {
-                    return Err(SinkError::refused(format!(
-                        "{} has {free} bytes free; the image needs about {need}",
-                        parent.display()
-                    )));
-                }
-            }
-            if let Err(e) = rustix::fs::access(&parent, rustix::fs::Access::WRITE_OK) {
-                return Err(SinkError::refused(format!(
-                    "cannot write in {}: {e}",
-                    parent.display()
-                )));
-            }
+            capmedia_sink::check_output_room(&parent, plan.content_bytes() + (4 << 20))?;
             notes.push(format!("target image {} of {size} bytes", out.display()));
             (
                 Target::Image {

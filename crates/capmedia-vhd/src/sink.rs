@@ -182,6 +182,13 @@ impl MediaSink for VhdSink {
             // About the content, rounded to blocks, plus metadata.
             VhdType::Dynamic => plan.content_bytes() + (d.disk_bytes >> 9) + (4 << 20),
         };
+        // The temporary VHD is written beside the target: its data must fit
+        // there (a fixed VHD's unwritten areas stay sparse).
+        let written = plan.content_bytes() + (d.disk_bytes >> 9) + (4 << 20);
+        capmedia_sink::check_output_room(
+            parent.unwrap_or_else(|| std::path::Path::new(".")),
+            written,
+        )?;
         Ok(CheckReport {
             volumes: vec![Volume {
                 number: 1,

@@ -265,3 +265,33 @@ fn existing_output_survives_refusal_and_cancel() {
     VhdSink.write(&p, &NoProgress, &NeverCancel).unwrap();
     assert!(capmedia_vhd::detect(&out));
 }
+
+#[test]
+fn a_folder_without_room_for_the_vhd_is_refused_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("big.vhd");
+    // `check` decides from the sizes the plan states and reads no source,
+    // so a plan claiming more content than the disk has free needs no data.
+    let free = {
+        let st = rustix::fs::statvfs(dir.path()).unwrap();
+        st.f_bavail * st.f_frsize
+    };
+    let per_file = (4u64 << 30) - 1;
+    let mut b = PlanBuilder::new("Configuration Manager", "vhd", &out);
+    for i in 0..(free / per_file + 2) {
+        b.add_known(capmedia_content::PlanEntry {
+            path: format!("data/part{i}.bin").parse().unwrap(),
+            source: capmedia_content::EntrySource::File(dir.path().join("absent")),
+            size: per_file,
+            blake3: "0".repeat(64),
+            role: EntryRole::Package,
+            group: "data".into(),
+        });
+    }
+    let plan = b.option("vhd-type", "dynamic").build().unwrap();
+    let e = VhdSink.check(&plan).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Refused, "{e}");
+    assert!(e.message.contains("bytes free"), "{e}");
+    assert!(!out.exists());
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+}
