@@ -6,6 +6,7 @@
 //! backends behave the same.
 
 use std::fmt::Debug;
+use std::fs::File;
 use std::io::Read;
 
 use crate::error::BackendError;
@@ -45,4 +46,10 @@ pub(crate) trait Backend: Send + Sync + Debug {
     fn open_blob(&self, hash: &str, offset: u64, len: Option<u64>) -> Result<Blob, BackendError>;
     /// How the FileLib path of `hash` reads, for messages.
     fn blob_location(&self, hash: &str) -> String;
+    /// Blob `hash` as an open local file, when the backend has one (the
+    /// fetch then lets the kernel copy it). `None` means "stream it with
+    /// [`Backend::open_blob`]", which also reports why it cannot be read.
+    fn local_blob(&self, _hash: &str) -> Option<File> {
+        None
+    }
 }

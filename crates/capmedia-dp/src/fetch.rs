@@ -8,6 +8,12 @@
 //! fast link), so after a crash a file under its hash name could hold
 //! other bytes, and re-hashing a local file is cheap next to fetching it.
 //! Memory use is a few buffers per download thread.
+//!
+//! A blob the backend can open as a local file (the path backend) is copied
+//! by the kernel (`copy_file_range`, so a file system that can share extents
+//! or copy server-side does so) while a second thread hashes the copy's
+//! bytes back from the page cache: what is verified is what the cache holds,
+//! and the copy and the hashing run on two cores at once.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -18,6 +24,8 @@ use std::sync::{mpsc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use std::os::unix::fs::FileExt;
+
 use capmedia_content::MediaPath;
 use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
@@ -26,6 +34,10 @@ use crate::error::{BackendError, DpError};
 use crate::{ContentFile, Dp, PackageContent};
 
 const BUF: usize = 1 << 20;
+/// Bytes per `copy_file_range` round for local blobs: large enough that the
+/// kernel copies in big runs, small enough that the hashing thread reads
+/// them back while they are still in the page cache.
+const COPY_CHUNK: u64 = 8 << 20;
 
 /// A local folder of verified blobs keyed by SHA-256.
 #[derive(Debug, Clone)]
@@ -39,6 +51,9 @@ pub struct FetchedFile {
     pub path: MediaPath,
     pub size: u64,
     pub sha256: String,
+    /// The BLAKE3 of the same bytes, computed in the pass that verified
+    /// them, when [`crate::DpOptions::blake3`] asked for it.
+    pub blake3: Option<String>,
     /// Where the verified bytes are.
     pub local: PathBuf,
 }
@@ -80,8 +95,74 @@ impl ContentCache {
 
     /// Whether the cached bytes of `file` hash to its SHA-256.
     pub fn verify(&self, file: &ContentFile) -> io::Result<bool> {
-        let (size, hash) = sha256_file(&self.path_of(&file.sha256))?;
-        Ok(size == file.size && hash == file.sha256)
+        Ok(self.verify_digests(file, false)?.is_some())
+    }
+
+    /// The cached bytes' digests if they hash to `file`'s SHA-256 (and its
+    /// BLAKE3 too, computed in the same read, if `blake3`).
+    fn verify_digests(&self, file: &ContentFile, blake3: bool) -> io::Result<Option<Finished>> {
+        let mut f = File::open(self.path_of(&file.sha256))?;
+        let mut d = Digests::new(blake3);
+        let mut buf = vec![0u8; BUF];
+        let mut size = 0u64;
+        loop {
+            let n = match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            d.update(&buf[..n]);
+            size += n as u64;
+        }
+        let done = d.finish();
+        Ok((size == file.size && done.sha256 == file.sha256).then_some(done))
+    }
+}
+
+/// SHA-256 of a blob and, when asked for, its BLAKE3: both from one pass
+/// over the bytes, the two hashes on two cores.
+struct Digests {
+    sha256: Sha256,
+    blake3: Option<blake3::Hasher>,
+}
+
+/// What [`Digests`] found, in upper-case (SHA-256, as DataLib writes it) and
+/// lower-case (BLAKE3, as the manifest does) hex.
+struct Finished {
+    sha256: String,
+    blake3: Option<String>,
+}
+
+impl Digests {
+    fn new(blake3: bool) -> Self {
+        Digests {
+            sha256: Sha256::new(),
+            blake3: blake3.then(blake3::Hasher::new),
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        let Digests { sha256, blake3 } = self;
+        match blake3 {
+            // Small buffers are not worth a thread.
+            Some(b) if data.len() >= 256 << 10 => thread::scope(|s| {
+                s.spawn(|| b.update(data));
+                sha256.update(data);
+            }),
+            Some(b) => {
+                b.update(data);
+                sha256.update(data);
+            }
+            None => sha256.update(data),
+        }
+    }
+
+    fn finish(self) -> Finished {
+        Finished {
+            sha256: hex::encode_upper(self.sha256.finalize()),
+            blake3: self.blake3.map(|b| b.finalize().to_hex().to_string()),
+        }
     }
 }
 
@@ -233,7 +314,11 @@ impl Dp {
         for f in &content.files {
             unique.entry(f.sha256.as_str()).or_insert(f);
         }
-        let jobs: Vec<&ContentFile> = unique.into_values().collect();
+        let mut jobs: Vec<&ContentFile> = unique.into_values().collect();
+        // Largest first: the big WIM starts at once and the small files
+        // fill the other threads around it, so no thread is left with a
+        // big file at the end.
+        jobs.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.sha256.cmp(&b.sha256)));
         let total = jobs.iter().map(|f| f.size).sum();
         let prog = Progress {
             done: AtomicU64::new(0),
@@ -242,9 +327,18 @@ impl Dp {
             cancel,
         };
         (prog.callback)(0, total);
+        let blake3: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
         parallel(&jobs, self.opts.concurrency, |f| {
-            self.fetch_one(content, f, cache, &prog)
+            let done = self.fetch_one(content, f, cache, &prog)?;
+            if let Some(b) = done.blake3 {
+                blake3
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(f.sha256.clone(), b);
+            }
+            Ok(())
         })?;
+        let blake3 = blake3.into_inner().unwrap_or_else(|p| p.into_inner());
         Ok(content
             .files
             .iter()
@@ -252,6 +346,7 @@ impl Dp {
                 path: f.path.clone(),
                 size: f.size,
                 sha256: f.sha256.clone(),
+                blake3: blake3.get(&f.sha256).cloned(),
                 local: cache.path_of(&f.sha256),
             })
             .collect())
@@ -289,13 +384,15 @@ impl Dp {
         }
     }
 
+    /// Fetch one blob into the cache (or find it there) and return its
+    /// digests.
     fn fetch_one(
         &self,
         content: &PackageContent,
         file: &ContentFile,
         cache: &ContentCache,
         prog: &Progress<'_>,
-    ) -> Result<(), DpError> {
+    ) -> Result<Finished, DpError> {
         if (prog.cancel)() {
             return Err(DpError::Cancelled);
         }
@@ -304,13 +401,13 @@ impl Dp {
             source,
         };
         if cache.contains(file) {
-            match cache.verify(file) {
-                Ok(true) => {
+            match cache.verify_digests(file, self.opts.blake3) {
+                Ok(Some(done)) => {
                     prog.add(file.size);
-                    return Ok(());
+                    return Ok(done);
                 }
                 // Not what its name says: fetch it again over it.
-                Ok(false) => {}
+                Ok(None) => {}
                 Err(e) => return Err(cache_err(&cache.path_of(&file.sha256), e)),
             }
         }
@@ -319,55 +416,31 @@ impl Dp {
             .map_err(|e| cache_err(&cache.dir().join("tmp"), e))?;
         let mut mismatches = 0;
         let mut failures = 0u32;
-        loop {
+        let done = loop {
             // One whole verification round: from byte 0, resuming within it.
-            let mut hasher = PipelinedHasher::new();
-            let mut written: u64 = 0;
             tmp.as_file_mut()
                 .set_len(0)
                 .and_then(|_| tmp.as_file_mut().seek(SeekFrom::Start(0)).map(|_| ()))
                 .map_err(|e| cache_err(tmp.path(), e))?;
-            loop {
-                let pass = self.one_pass(
-                    content,
-                    file,
-                    tmp.as_file_mut(),
-                    &mut hasher,
-                    &mut written,
-                    prog,
-                );
-                match pass {
-                    Ok(()) => break,
-                    Err(Pass::Fatal(e)) => {
-                        prog.sub(written);
-                        return Err(*e);
-                    }
-                    Err(Pass::Transient(why)) => {
-                        failures += 1;
-                        if failures > self.opts.retries {
-                            prog.sub(written);
-                            return Err(DpError::Transfer {
-                                dp: self.name.clone(),
-                                what: format!("{} of package {}", file.path, content.package),
-                                detail: why,
-                                attempts: failures,
-                            });
-                        }
-                        thread::sleep(backoff(self.opts.backoff, failures));
-                    }
+            let (written, done) = match self.backend.local_blob(&file.sha256) {
+                Some(src) => {
+                    self.copy_round(content, file, &src, tmp.as_file_mut(), prog, &mut failures)?
                 }
-            }
-            let actual = hex::encode_upper(hasher.finish());
-            if written == file.size && actual == file.sha256 {
-                break;
+                None => self.stream_round(content, file, tmp.as_file_mut(), prog, &mut failures)?,
+            };
+            if written == file.size && done.sha256 == file.sha256 {
+                break done;
             }
             prog.sub(written);
             mismatches += 1;
             if mismatches >= 2 {
                 let actual = if written == file.size {
-                    actual
+                    done.sha256
                 } else {
-                    format!("{actual} over {written} bytes instead of {}", file.size)
+                    format!(
+                        "{} over {written} bytes instead of {}",
+                        done.sha256, file.size
+                    )
                 };
                 return Err(DpError::HashMismatch {
                     dp: self.name.clone(),
@@ -377,13 +450,159 @@ impl Dp {
                     actual,
                 });
             }
-        }
+        };
         if let Some(parent) = final_path.parent() {
             fs::create_dir_all(parent).map_err(|e| cache_err(parent, e))?;
         }
         tmp.persist(&final_path)
             .map_err(|e| cache_err(&final_path, e.error))?;
+        Ok(done)
+    }
+
+    /// Count a transient failure: wait before the next attempt, or give up
+    /// with the reason once the retries are spent.
+    fn transient(
+        &self,
+        content: &PackageContent,
+        file: &ContentFile,
+        failures: &mut u32,
+        why: String,
+    ) -> Result<(), DpError> {
+        *failures += 1;
+        if *failures > self.opts.retries {
+            return Err(DpError::Transfer {
+                dp: self.name.clone(),
+                what: format!("{} of package {}", file.path, content.package),
+                detail: why,
+                attempts: *failures,
+            });
+        }
+        thread::sleep(backoff(self.opts.backoff, *failures));
         Ok(())
+    }
+
+    /// One verification round over a stream (HTTP, or a path blob that
+    /// could not be opened as a file): passes resume where the last one
+    /// broke off until the whole blob is in `out`. Returns the bytes written
+    /// and their digests.
+    fn stream_round(
+        &self,
+        content: &PackageContent,
+        file: &ContentFile,
+        out: &mut File,
+        prog: &Progress<'_>,
+        failures: &mut u32,
+    ) -> Result<(u64, Finished), DpError> {
+        let mut hasher = PipelinedHasher::new(self.opts.blake3);
+        let mut written: u64 = 0;
+        loop {
+            match self.one_pass(content, file, out, &mut hasher, &mut written, prog) {
+                Ok(()) => break,
+                Err(Pass::Fatal(e)) => {
+                    prog.sub(written);
+                    return Err(*e);
+                }
+                Err(Pass::Transient(why)) => {
+                    if let Err(e) = self.transient(content, file, failures, why) {
+                        prog.sub(written);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok((written, hasher.finish()))
+    }
+
+    /// One verification round for a blob the backend has as a local file:
+    /// the kernel copies it into `out` in chunks while a second thread
+    /// reads each copied chunk back from `out` and hashes it.
+    fn copy_round(
+        &self,
+        content: &PackageContent,
+        file: &ContentFile,
+        src: &File,
+        out: &mut File,
+        prog: &Progress<'_>,
+        failures: &mut u32,
+    ) -> Result<(u64, Finished), DpError> {
+        let cache_err = |source: io::Error| DpError::Cache {
+            path: PathBuf::from("(temporary file)"),
+            source,
+        };
+        loop {
+            let reread = out.try_clone().map_err(cache_err)?;
+            let (tx, rx) = mpsc::sync_channel::<(u64, u64)>(BUFFERS);
+            let blake3 = self.opts.blake3;
+            let hashing = thread::spawn(move || -> io::Result<Finished> {
+                let mut d = Digests::new(blake3);
+                let mut buf = vec![0u8; COPY_CHUNK as usize];
+                for (offset, len) in rx {
+                    let chunk = &mut buf[..len as usize];
+                    reread.read_exact_at(chunk, offset)?;
+                    d.update(chunk);
+                }
+                Ok(d.finish())
+            });
+            let mut written = 0u64;
+            let copied: Result<(), Pass> = (|| {
+                let mut from = src;
+                from.seek(SeekFrom::Start(0))
+                    .map_err(|e| Pass::Transient(e.to_string()))?;
+                loop {
+                    if (prog.cancel)() {
+                        return Err(Pass::Fatal(Box::new(DpError::Cancelled)));
+                    }
+                    // `io::copy` between files is `copy_file_range` on
+                    // Linux, with its own fallback where that is refused.
+                    let n = io::copy(&mut from.take(COPY_CHUNK), out).map_err(|e| {
+                        match e.kind() {
+                            // The cache's side: no retry will help.
+                            io::ErrorKind::StorageFull
+                            | io::ErrorKind::QuotaExceeded
+                            | io::ErrorKind::ReadOnlyFilesystem => {
+                                Pass::Fatal(Box::new(cache_err(e)))
+                            }
+                            _ => Pass::Transient(e.to_string()),
+                        }
+                    })?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    // The hashing thread only ends early on a read error,
+                    // which `join` below reports.
+                    if tx.send((written, n)).is_err() {
+                        return Ok(());
+                    }
+                    written += n;
+                    prog.add(n);
+                    if written > file.size {
+                        return Ok(());
+                    }
+                }
+            })();
+            drop(tx);
+            let hashed = hashing
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the hashing thread panicked")));
+            match (copied, hashed) {
+                (Ok(()), Ok(done)) => return Ok((written, done)),
+                (Err(Pass::Fatal(e)), _) => {
+                    prog.sub(written);
+                    return Err(*e);
+                }
+                (Ok(()), Err(e)) => {
+                    prog.sub(written);
+                    return Err(cache_err(e));
+                }
+                (Err(Pass::Transient(why)), _) => {
+                    prog.sub(written);
+                    out.set_len(0)
+                        .and_then(|_| out.seek(SeekFrom::Start(0)).map(|_| ()))
+                        .map_err(cache_err)?;
+                    self.transient(content, file, failures, why)?;
+                }
+            }
+        }
     }
 
     /// Stream the rest of `file` from byte `*written` into `out`, hashing it.
@@ -469,7 +688,7 @@ enum HashMsg {
     Reset,
 }
 
-/// SHA-256 computed on a helper thread from the buffers the download thread
+/// [`Digests`] computed on a helper thread from the buffers the download thread
 /// has just written, so that hashing overlaps reading and writing (a second
 /// core hashes while the first moves bytes). Buffers go round between the
 /// two threads; none is allocated beyond [`BUFFERS`].
@@ -478,31 +697,33 @@ struct PipelinedHasher {
     returned: mpsc::Receiver<Vec<u8>>,
     spare: Vec<Vec<u8>>,
     allocated: usize,
-    handle: Option<thread::JoinHandle<Sha256>>,
+    blake3: bool,
+    handle: Option<thread::JoinHandle<Digests>>,
 }
 
 impl PipelinedHasher {
-    fn new() -> Self {
+    fn new(blake3: bool) -> Self {
         let (tx, rx) = mpsc::sync_channel::<HashMsg>(BUFFERS);
         let (ret_tx, returned) = mpsc::channel::<Vec<u8>>();
         let handle = thread::spawn(move || {
-            let mut h = Sha256::new();
+            let mut d = Digests::new(blake3);
             for msg in rx {
                 match msg {
                     HashMsg::Data(buf, n) => {
-                        h.update(&buf[..n]);
+                        d.update(&buf[..n]);
                         let _ = ret_tx.send(buf);
                     }
-                    HashMsg::Reset => h = Sha256::new(),
+                    HashMsg::Reset => d = Digests::new(blake3),
                 }
             }
-            h
+            d
         });
         PipelinedHasher {
             tx: Some(tx),
             returned,
             spare: Vec::new(),
             allocated: 0,
+            blake3,
             handle: Some(handle),
         }
     }
@@ -543,14 +764,14 @@ impl PipelinedHasher {
     }
 
     /// The digest of everything fed since the last reset.
-    fn finish(mut self) -> [u8; 32] {
+    fn finish(mut self) -> Finished {
         self.tx = None;
-        let h = self
-            .handle
+        let blake3 = self.blake3;
+        self.handle
             .take()
             .and_then(|h| h.join().ok())
-            .unwrap_or_default();
-        h.finalize().into()
+            .unwrap_or_else(|| Digests::new(blake3))
+            .finish()
     }
 }
 

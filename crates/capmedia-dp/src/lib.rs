@@ -59,6 +59,10 @@ pub struct DpOptions {
     pub connect_timeout: Duration,
     /// Longest silence while waiting for a response or the next bytes.
     pub read_timeout: Duration,
+    /// Also compute each fetched file's BLAKE3 ([`FetchedFile::blake3`]) in
+    /// the pass that verifies its SHA-256, so that a caller building a
+    /// capmedia manifest need not read the bytes again.
+    pub blake3: bool,
 }
 
 impl Default for DpOptions {
@@ -71,6 +75,7 @@ impl Default for DpOptions {
             backoff: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(15),
             read_timeout: Duration::from_secs(60),
+            blake3: false,
         }
     }
 }

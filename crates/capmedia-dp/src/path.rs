@@ -169,6 +169,10 @@ impl Backend for PathBackend {
         Ok(Blob { reader, offset })
     }
 
+    fn local_blob(&self, hash: &str) -> Option<File> {
+        File::open(self.blob_path(hash)?).ok()
+    }
+
     fn blob_location(&self, hash: &str) -> String {
         let prefix = hash.get(..4).unwrap_or(hash);
         let roots: Vec<String> = self

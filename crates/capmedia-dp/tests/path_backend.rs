@@ -140,6 +140,40 @@ fn resolves_lists_and_fetches_two_packages_sharing_a_file_over_two_roots() {
 }
 
 #[test]
+fn blake3_comes_with_the_fetch_and_with_cache_hits() {
+    let fx = fixture(true);
+    let mut opts = DpOptions {
+        extra_filelib_roots: vec![fx.second.clone()],
+        ..quick_opts()
+    };
+    // Not asked for: not computed.
+    let dp = Dp::open(fx.lib.to_str().unwrap(), opts.clone()).unwrap();
+    let boot = dp.resolve(&pid(BOOT)).unwrap();
+    let cache = ContentCache::open(fx.dir.path().join("cache")).unwrap();
+    assert!(dp
+        .fetch(&boot, &cache, &|_, _| {})
+        .unwrap()
+        .iter()
+        .all(|f| f.blake3.is_none()));
+    // Asked for: from the copy (empty cache) and from a cache hit alike,
+    // each the BLAKE3 of the package's file.
+    opts.blake3 = true;
+    let dp = Dp::open(fx.lib.to_str().unwrap(), opts).unwrap();
+    for cache_dir in ["cache2", "cache2", "cache"] {
+        let cache = ContentCache::open(fx.dir.path().join(cache_dir)).unwrap();
+        for f in dp.fetch(&boot, &cache, &|_, _| {}).unwrap() {
+            let want = blake3::hash(&fx.read_src(BOOT, f.path.as_str()));
+            assert_eq!(
+                f.blake3.as_deref(),
+                Some(want.to_hex().as_str()),
+                "{}",
+                f.path
+            );
+        }
+    }
+}
+
+#[test]
 fn second_root_missing_means_incomplete() {
     let fx = fixture(true);
     let dp = open(&fx, false);

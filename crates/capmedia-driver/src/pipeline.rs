@@ -238,7 +238,15 @@ pub fn capture(
 
     // -- resolve: the package on the DP, complete, before anything else.
     events.stage("resolve");
-    let dp = Dp::open(&req.dp, req.dp_options.clone())?;
+    // The fetch computes each file's BLAKE3 for the manifest in the same
+    // pass as its SHA-256: the hash stage then reads no DP content again.
+    let dp = Dp::open(
+        &req.dp,
+        DpOptions {
+            blake3: true,
+            ..req.dp_options.clone()
+        },
+    )?;
     let content = dp.resolve(&req.boot_image)?;
     dp.check_present(&content)?;
     let wim_name = content.package.boot_wim_name();
@@ -455,25 +463,39 @@ pub fn capture(
     events.stage("fetch");
     let t = Instant::now();
     let cache = ContentCache::open(&req.cache_dir)?;
-    dp.fetch_with_cancel(
-        &content,
-        &cache,
-        &|done, total| events.progress("fetch", done, total),
-        &|| events.cancelled(),
-    )
-    .map_err(|e| match e {
-        DpError::Cancelled => CaptureError::Cancelled,
-        e => CaptureError::from(e),
-    })?;
+    let fetched = dp
+        .fetch_with_cancel(
+            &content,
+            &cache,
+            &|done, total| events.progress("fetch", done, total),
+            &|| events.cancelled(),
+        )
+        .map_err(|e| match e {
+            DpError::Cancelled => CaptureError::Cancelled,
+            e => CaptureError::from(e),
+        })?;
     timings.fetch_s = t.elapsed().as_secs_f64();
     check_cancel(events)?;
 
-    // -- hash: the BLAKE3 the manifest promises, from the local bytes.
+    // -- hash: the BLAKE3 the manifest promises, from the local bytes:
+    // known from the fetch for DP content, read here for the rest.
     events.stage("hash");
+    let known: BTreeMap<PathBuf, String> = fetched
+        .into_iter()
+        .filter_map(|f| Some((f.local, f.blake3?)))
+        .collect();
     let total: u64 = entries.iter().map(|e| e.size).sum();
     let mut done = 0u64;
     for e in &mut entries {
         check_cancel(events)?;
+        if let EntrySource::File(p) = &e.source {
+            if let Some(b) = known.get(p) {
+                e.blake3 = b.clone();
+                done += e.size;
+                events.progress("hash", done, total);
+                continue;
+            }
+        }
         e.blake3 = blake3_of(&e.source, &mut |n| {
             done += n;
             events.progress("hash", done, total);
@@ -520,7 +542,9 @@ pub fn capture(
     timings.verify_s = t.elapsed().as_secs_f64();
 
     for o in &written.outputs {
-        let blake3 = if o.path.is_file() {
+        let blake3 = if o.blake3.is_some() {
+            o.blake3.clone()
+        } else if o.path.is_file() {
             Some(
                 blake3_of(&EntrySource::File(o.path.clone()), &mut |_| {}).map_err(|source| {
                     PlanError::Read {

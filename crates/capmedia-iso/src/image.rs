@@ -1,9 +1,9 @@
 //! One volume as a `hadris_fs::Tree` plus `IsoOptions`, the exact size
 //! `hadris_iso::plan` gives it, and writing it to a file.
 
-use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
+
+use capmedia_directio::DirectFile;
 
 use capmedia_content::{EntrySource, MediaPlan, PlanEntry};
 use capmedia_sink::{Cancel, Progress};
@@ -241,13 +241,14 @@ impl std::fmt::Debug for Meter<'_> {
 /// An output file as a 2048-byte block device that reports progress and
 /// stops at the first write after a cancel request.
 struct OutDevice<'m, 'a> {
-    file: &'m File,
+    file: &'m mut DirectFile,
     len: u64,
+    hashing: &'m mut Hashing,
     meter: &'m mut Meter<'a>,
 }
 
-const BLOCK: u32 = 2048;
-const BLOCK_SIZE: BlockSize = match BlockSize::new(BLOCK) {
+pub(crate) const BLOCK: u32 = 2048;
+pub(crate) const BLOCK_SIZE: BlockSize = match BlockSize::new(BLOCK) {
     Some(b) => b,
     None => panic!("2048 is a valid block size"),
 };
@@ -274,9 +275,7 @@ impl hadris_storage::sync::BlockDevice for OutDevice<'_, '_> {
     }
 
     fn read_blocks(&mut self, first: BlockIndex, buf: &mut [u8]) -> Result<(), HError<io::Error>> {
-        self.file
-            .read_exact_at(buf, first.get() * u64::from(BLOCK))
-            .map_err(|e| HError::device(e, "reading the image failed"))
+        read_exact(self.file, first, buf)
     }
 
     fn write_blocks(&mut self, first: BlockIndex, buf: &[u8]) -> Result<(), HError<io::Error>> {
@@ -285,8 +284,9 @@ impl hadris_storage::sync::BlockDevice for OutDevice<'_, '_> {
             return Err(HError::new(HKind::Busy, "cancelled"));
         }
         let at = first.get() * u64::from(BLOCK);
+        self.hashing.written(at, buf);
         self.file
-            .write_all_at(buf, at)
+            .write_at(buf, at)
             .map_err(|e| HError::device(e, "writing the image failed"))?;
         self.len = self.len.max(at + buf.len() as u64);
         self.meter.done += buf.len() as u64;
@@ -300,17 +300,98 @@ impl hadris_storage::sync::BlockDevice for OutDevice<'_, '_> {
 
     fn flush(&mut self) -> Result<(), HError<io::Error>> {
         self.file
-            .sync_data()
+            .flush_all()
+            .and_then(|_| self.file.file().sync_data())
             .map_err(|e| HError::device(e, "syncing the image failed"))
     }
 }
 
+/// BLAKE3 of an image as written, while the writer goes front to back
+/// (gaps it skips read as zeros); `None` once it writes behind itself.
+struct Hashing {
+    hash: Option<blake3::Hasher>,
+    to: u64,
+}
+
+impl Hashing {
+    fn written(&mut self, at: u64, buf: &[u8]) {
+        let Some(h) = self.hash.as_mut() else {
+            return;
+        };
+        if at < self.to {
+            self.hash = None;
+            return;
+        }
+        zeros(h, at - self.to);
+        h.update(buf);
+        self.to = at + buf.len() as u64;
+    }
+
+    /// The hash of an image of `size` bytes.
+    fn finish(mut self, size: u64) -> Option<String> {
+        let mut h = self.hash.take()?;
+        if size < self.to {
+            return None;
+        }
+        zeros(&mut h, size - self.to);
+        Some(h.finalize().to_hex().to_string())
+    }
+}
+
+/// Feed `n` zero bytes to `h`.
+fn zeros(h: &mut blake3::Hasher, mut n: u64) {
+    static Z: [u8; 64 * 1024] = [0; 64 * 1024];
+    while n > 0 {
+        let k = n.min(Z.len() as u64) as usize;
+        h.update(&Z[..k]);
+        n -= k as u64;
+    }
+}
+
+/// Fill `buf` from block `first` of `file`; an image shorter than that is
+/// an error, as for `read_exact`.
+pub(crate) fn read_exact(
+    file: &mut DirectFile,
+    first: BlockIndex,
+    buf: &mut [u8],
+) -> Result<(), HError<io::Error>> {
+    let at = first.get() * u64::from(BLOCK);
+    match file.read_at(buf, at) {
+        Ok(n) if n == buf.len() => Ok(()),
+        Ok(n) => Err(HError::device(
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the image ends {n} bytes into a read at {at}"),
+            ),
+            "reading the image failed",
+        )),
+        Err(e) => Err(HError::device(e, "reading the image failed")),
+    }
+}
+
+/// An image written: its size and, when the writer went front to back, the
+/// BLAKE3 of its bytes.
+#[derive(Debug)]
+pub struct Written {
+    pub size: u64,
+    pub blake3: Option<String>,
+}
+
 /// Write `img` into `file` (new and empty), make its length the image size
-/// and sync it. Returns the image size.
-pub fn write_image(img: &VolumeImage, file: &File, meter: &mut Meter<'_>) -> Result<u64, IsoError> {
+/// and sync it.
+pub fn write_image(
+    img: &VolumeImage,
+    file: &mut DirectFile,
+    meter: &mut Meter<'_>,
+) -> Result<Written, IsoError> {
+    let mut hashing = Hashing {
+        hash: Some(blake3::Hasher::new()),
+        to: 0,
+    };
     let dev = OutDevice {
         file,
         len: 0,
+        hashing: &mut hashing,
         meter,
     };
     let result = hadris_iso::sync::write(dev, &img.tree, &img.options);
@@ -321,9 +402,13 @@ pub fn write_image(img: &VolumeImage, file: &File, meter: &mut Meter<'_>) -> Res
     let size = report.size();
     // Blocks the writer left as holes (system area, gaps) read as zeros;
     // the file must still be as long as the image.
-    if file.metadata().map_err(IsoError::io("stat"))?.len() != size {
+    file.flush_all().map_err(IsoError::io("write"))?;
+    if file.file().metadata().map_err(IsoError::io("stat"))?.len() != size {
         file.set_len(size).map_err(IsoError::io("resize"))?;
     }
     file.sync_all().map_err(IsoError::io("sync"))?;
-    Ok(size)
+    Ok(Written {
+        size,
+        blake3: hashing.finish(size),
+    })
 }

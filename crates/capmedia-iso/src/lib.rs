@@ -381,6 +381,7 @@ pub fn write_set(
         return Err(IsoError::Cancelled);
     }
     let mut temps = output::Temps::default();
+    let mut hashes = Vec::new();
     let mut meter = image::Meter {
         progress,
         cancel,
@@ -397,8 +398,10 @@ pub fn write_set(
             mib(v.size)
         ));
         let tmp = layout::temp_path(&v.output, &plan.set_id);
-        let file = temps.create(&tmp)?;
-        let size = image::write_image(&v.image, &file, &mut meter)?;
+        let mut file = temps.create(&tmp)?;
+        let written = image::write_image(&v.image, &mut file, &mut meter)?;
+        let size = written.size;
+        hashes.push(written.blake3);
         if size != v.size || !plan.capacity.holds(size) {
             return Err(IsoError::Corrupt(format!(
                 "volume {} came out at {size} bytes, not the {} planned (media size {})",
@@ -444,10 +447,12 @@ pub fn write_set(
         outputs: set
             .volumes
             .iter()
-            .map(|v| OutputFile {
+            .zip(hashes)
+            .map(|(v, blake3)| OutputFile {
                 path: v.output.clone(),
                 bytes: v.size,
                 volume: v.number,
+                blake3,
             })
             .collect(),
         verified: true,

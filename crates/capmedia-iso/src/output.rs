@@ -1,7 +1,9 @@
 //! The output folder: checks before writing, the lock that keeps two runs
 //! apart, temporaries and their cleanup, and the final renames.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
+
+use capmedia_directio::DirectFile;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{Access, FlockOperation};
@@ -127,13 +129,10 @@ pub fn clean_stale_temps(dir: &Path, output: &Path) -> Result<(), IsoError> {
 pub struct Temps(Vec<PathBuf>);
 
 impl Temps {
-    /// Create a new temporary file (never an existing one).
-    pub fn create(&mut self, path: &Path) -> Result<File, IsoError> {
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(path)
+    /// Create a new temporary file (never an existing one), written past
+    /// the page cache where the file system allows it.
+    pub fn create(&mut self, path: &Path) -> Result<DirectFile, IsoError> {
+        let f = DirectFile::create_new(path)
             .map_err(IsoError::io(format!("cannot create {}", path.display())))?;
         self.0.push(path.to_owned());
         Ok(f)

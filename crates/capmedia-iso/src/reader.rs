@@ -5,16 +5,57 @@ use std::io::{self, Read};
 use std::path::Path;
 
 use capmedia_content::MediaPath;
+use capmedia_directio::DirectFile;
 use capmedia_manifest::MediaReader;
 use hadris_fs::sync::Volume;
 use hadris_fs::{MountOptions, OpenOptions};
+use hadris_io::{Error as HError, ErrorKind as HKind, ErrorType};
 use hadris_iso::sync::IsoFs;
-use hadris_storage::host::FileDevice;
+use hadris_storage::{BlockIndex, BlockSize};
 
 /// A mounted ISO image; files are looked up in its Joliet tree (the most
 /// capable tree the image has), so names keep their case.
 pub struct IsoReader {
-    volume: Volume<IsoFs<FileDevice>>,
+    volume: Volume<IsoFs<InDevice>>,
+}
+
+/// An image read past the page cache (the read-back checks the medium,
+/// not the cache), as a read-only 2048-byte block device.
+struct InDevice {
+    file: DirectFile,
+}
+
+impl ErrorType for InDevice {
+    type Error = io::Error;
+}
+
+impl hadris_storage::sync::BlockDevice for InDevice {
+    fn block_size(&self) -> BlockSize {
+        crate::image::BLOCK_SIZE
+    }
+
+    fn block_count(&self) -> u64 {
+        self.file.len() / u64::from(crate::image::BLOCK)
+    }
+
+    fn writable(&self) -> bool {
+        false
+    }
+
+    fn read_blocks(&mut self, first: BlockIndex, buf: &mut [u8]) -> Result<(), HError<io::Error>> {
+        crate::image::read_exact(&mut self.file, first, buf)
+    }
+
+    fn write_blocks(&mut self, _first: BlockIndex, _buf: &[u8]) -> Result<(), HError<io::Error>> {
+        Err(HError::new(
+            HKind::Unsupported,
+            "the image is open read-only",
+        ))
+    }
+
+    fn flush(&mut self) -> Result<(), HError<io::Error>> {
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for IsoReader {
@@ -26,8 +67,9 @@ impl std::fmt::Debug for IsoReader {
 impl IsoReader {
     /// Mount the image at `path` read-only.
     pub fn open(path: &Path) -> io::Result<IsoReader> {
-        let file = std::fs::File::open(path)?;
-        let dev = FileDevice::new(file)?;
+        let dev = InDevice {
+            file: DirectFile::open_read(path)?,
+        };
         let fs = IsoFs::mount(dev, MountOptions::new()).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidData,

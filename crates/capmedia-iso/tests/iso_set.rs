@@ -48,6 +48,16 @@ fn single_bootable_volume_as_tools_see_it() {
     let len = std::fs::metadata(&out).unwrap().len();
     assert_eq!(report.outputs[0].bytes, len);
     assert_eq!(check.volumes[0].used, len, "check's size is exact");
+    // The BLAKE3 the sink computed while writing is the file's.
+    assert_eq!(
+        report.outputs[0].blake3.as_deref(),
+        Some(
+            blake3::hash(&std::fs::read(&out).unwrap())
+                .to_hex()
+                .as_str()
+        ),
+        "the reported BLAKE3 is the image's"
+    );
     let iso = out.to_str().unwrap();
 
     let et = tool_ok(

@@ -46,6 +46,11 @@ pub struct OutputFile {
     pub bytes: u64,
     /// 1-based volume number within the set.
     pub volume: u32,
+    /// BLAKE3 of the whole output, when the sink computed it from the bytes
+    /// it wrote (saves the host reading the output once more for its
+    /// report). Absent from older sinks; the host then hashes the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blake3: Option<String>,
 }
 
 /// What `write` produced.
@@ -70,6 +75,7 @@ impl WriteReport {
                 path,
                 bytes,
                 volume: 1,
+                blake3: None,
             }],
             verified,
         }

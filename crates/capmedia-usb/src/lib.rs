@@ -13,10 +13,12 @@
 
 pub mod device;
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
+
+use capmedia_directio::DirectFile;
 use std::io;
 use std::num::NonZeroU64;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use capmedia_content::{Capacity, MediaPlan, Volume};
@@ -238,7 +240,7 @@ impl UsbRawSink {
         let prefix = format!(".{name}.capmedia-tmp-");
         remove_stale_temps(&parent, &prefix);
         // The pid in the name tells a later run whether the writer still lives.
-        let mut tmp = tempfile::Builder::new()
+        let tmp = tempfile::Builder::new()
             .prefix(&format!("{prefix}{}-", std::process::id()))
             .tempfile_in(&parent)
             .map_err(|e| io_err("cannot create a temporary file in", &parent, e))?;
@@ -246,8 +248,12 @@ impl UsbRawSink {
         tmp.as_file()
             .set_len(size)
             .map_err(|e| io_err("cannot size", &tmp_path, e))?;
+        // Written past the page cache (see capmedia-directio); `tmp` still
+        // owns the name and removes it on failure.
+        let mut out =
+            DirectFile::open_rw(&tmp_path, 0).map_err(|e| io_err("cannot open", &tmp_path, e))?;
         write_disk(
-            tmp.as_file_mut(),
+            &mut out,
             size,
             plan,
             scheme,
@@ -255,9 +261,9 @@ impl UsbRawSink {
             &|| cancel.is_cancelled(),
         )
         .map_err(disk_err)?;
-        tmp.as_file()
-            .sync_all()
+        out.sync_all()
             .map_err(|e| io_err("cannot sync", &tmp_path, e))?;
+        drop(out);
         let outcome = verify_path(&tmp_path, false, progress)?;
         if !outcome.is_ok() {
             return Err(corrupt(&tmp_path, &outcome));
@@ -290,14 +296,9 @@ impl UsbRawSink {
         // O_EXCL on a block device: the kernel refuses it while anything
         // (a mount, device-mapper) holds the device, closing the window
         // between the check and the write.
-        let mut f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_EXCL)
-            .open(path)
+        let mut f = DirectFile::open_rw(path, libc::O_EXCL)
             .map_err(|e| io_err("cannot open (exclusively)", path, e))?;
-        let size = io::Seek::seek(&mut f, io::SeekFrom::End(0))
-            .map_err(|e| io_err("cannot size", path, e))?;
+        let size = f.len();
         write_disk(
             &mut f,
             size,
@@ -362,16 +363,17 @@ fn remove_stale_temps(dir: &Path, prefix: &str) {
     }
 }
 
-/// Read a medium back against its manifest. For devices, drop the page
-/// cache first so the bytes come from the drive, not from memory.
+/// Read a medium back against its manifest, past the page cache where the
+/// file system allows it (the bytes come from the drive, not from memory).
+/// Where it does not, a device's cached pages are dropped first.
 fn verify_path(
     path: &Path,
-    bypass_cache: bool,
+    is_device: bool,
     progress: &dyn Progress,
 ) -> Result<capmedia_manifest::VerifyOutcome, SinkError> {
-    let f = File::open(path).map_err(|e| io_err("cannot open", path, e))?;
-    if bypass_cache {
-        drop_cache(&f);
+    let f = DirectFile::open_read(path).map_err(|e| io_err("cannot open", path, e))?;
+    if is_device && !f.is_direct() {
+        drop_cache(f.file());
     }
     let mut reader = DiskReader::open(f).map_err(disk_err)?;
     let outcome =
