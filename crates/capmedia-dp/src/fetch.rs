@@ -101,21 +101,7 @@ impl ContentCache {
     /// The cached bytes' digests if they hash to `file`'s SHA-256 (and its
     /// BLAKE3 too, computed in the same read, if `blake3`).
     fn verify_digests(&self, file: &ContentFile, blake3: bool) -> io::Result<Option<Finished>> {
-        let mut f = File::open(self.path_of(&file.sha256))?;
-        let mut d = Digests::new(blake3);
-        let mut buf = vec![0u8; BUF];
-        let mut size = 0u64;
-        loop {
-            let n = match f.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            d.update(&buf[..n]);
-            size += n as u64;
-        }
-        let done = d.finish();
+        let (size, done) = digest_file(&self.path_of(&file.sha256), blake3)?;
         Ok((size == file.size && done.sha256 == file.sha256).then_some(done))
     }
 }
@@ -168,10 +154,16 @@ impl Digests {
 
 /// Size and upper-case hex SHA-256 of a local file, streamed.
 pub(crate) fn sha256_file(path: &Path) -> io::Result<(u64, String)> {
+    let (size, done) = digest_file(path, false)?;
+    Ok((size, done.sha256))
+}
+
+/// Size and digests of a local file, streamed.
+fn digest_file(path: &Path, blake3: bool) -> io::Result<(u64, Finished)> {
     let mut f = File::open(path)?;
-    let mut h = Sha256::new();
+    let mut d = Digests::new(blake3);
     let mut buf = vec![0u8; BUF];
-    let mut n_total = 0u64;
+    let mut size = 0u64;
     loop {
         let n = match f.read(&mut buf) {
             Ok(0) => break,
@@ -179,10 +171,10 @@ pub(crate) fn sha256_file(path: &Path) -> io::Result<(u64, String)> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        h.update(&buf[..n]);
-        n_total += n as u64;
+        d.update(&buf[..n]);
+        size += n as u64;
     }
-    Ok((n_total, hex::encode_upper(h.finalize())))
+    Ok((size, d.finish()))
 }
 
 /// Run `job` over `items` on up to `threads` threads; the first error stops
@@ -535,11 +527,17 @@ impl Dp {
             let blake3 = self.opts.blake3;
             let hashing = thread::spawn(move || -> io::Result<Finished> {
                 let mut d = Digests::new(blake3);
-                let mut buf = vec![0u8; COPY_CHUNK as usize];
+                let mut buf = vec![0u8; BUF];
                 for (offset, len) in rx {
-                    let chunk = &mut buf[..len as usize];
-                    reread.read_exact_at(chunk, offset)?;
-                    d.update(chunk);
+                    // In buffer-sized pieces: memory stays at one buffer
+                    // per download whatever the chunk size.
+                    let mut done = 0u64;
+                    while done < len {
+                        let n = (len - done).min(BUF as u64) as usize;
+                        reread.read_exact_at(&mut buf[..n], offset + done)?;
+                        d.update(&buf[..n]);
+                        done += n as u64;
+                    }
                 }
                 Ok(d.finish())
             });
