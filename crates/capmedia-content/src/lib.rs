@@ -7,15 +7,17 @@
 
 mod arch;
 mod capacity;
+mod hash;
 mod ids;
 mod media_path;
 mod plan;
 
 pub use arch::{Arch, ArchParseError};
 pub use capacity::{Capacity, CapacityParseError};
+pub use hash::blake3_stream;
 pub use ids::{ContentId, IdError, PackageId, PackageKind};
 pub use media_path::{MediaPath, MediaPathError};
 pub use plan::{
-    blake3_stream, walk_tree, BootFile, BootSpec, EntryRole, EntrySource, MediaPlan, PlanBuilder,
-    PlanEntry, PlanError, TreeFile, Volume, MANIFEST_PATH,
+    walk_tree, BootFile, BootSpec, EntryRole, EntrySource, MediaPlan, PlanBuilder, PlanEntry,
+    PlanError, TreeFile, Volume, MANIFEST_PATH,
 };

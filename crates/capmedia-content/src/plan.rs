@@ -225,31 +225,6 @@ pub enum PlanError {
     NonUtf8Name { path: PathBuf },
 }
 
-/// Size and lower-case hex BLAKE3 of everything `r` yields, streamed in
-/// 1 MiB chunks; `progress` gets each chunk's length. The one place
-/// capmedia hashes content for manifests: planning, the driver and the
-/// read-back all call it.
-pub fn blake3_stream(
-    mut r: impl io::Read,
-    progress: &mut dyn FnMut(u64),
-) -> io::Result<(u64, String)> {
-    let mut h = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        h.update(&buf[..n]);
-        total += n as u64;
-        progress(n as u64);
-    }
-    Ok((total, h.finalize().to_hex().to_string()))
-}
-
 /// A file found by [`walk_tree`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TreeFile {
@@ -385,7 +360,7 @@ impl PlanBuilder {
                 path: host.to_owned(),
             });
         }
-        let (size, blake3) = blake3_stream(f, &mut |_| {}).map_err(read)?;
+        let (size, blake3) = crate::blake3_stream(f, &mut |_| {}).map_err(read)?;
         self.plan.entries.push(PlanEntry {
             path: media,
             source: EntrySource::File(host.to_owned()),
