@@ -97,11 +97,25 @@ impl<T: Read + Seek> std::fmt::Debug for DiskReader<T> {
 }
 
 impl<T: Read + Seek> DiskReader<T> {
-    pub fn open(mut disk: T) -> Result<Self, DiskError> {
+    pub fn open(disk: T) -> Result<Self, DiskError> {
+        Self::open_with(disk, BlockCache::new)
+    }
+
+    /// [`DiskReader::open`] for a disk that keeps its own read-ahead
+    /// (capmedia-directio's `DirectFile`): file data is read straight from
+    /// it rather than copied through the block cache.
+    pub fn open_read_ahead(disk: T) -> Result<Self, DiskError> {
+        Self::open_with(disk, BlockCache::over_read_ahead)
+    }
+
+    fn open_with(
+        mut disk: T,
+        cache: fn(ReadOnly<T>) -> BlockCache<ReadOnly<T>>,
+    ) -> Result<Self, DiskError> {
         let part = find_fat_partition(&mut disk)?;
         let fs = FileSystem::new(
             // The cache keeps the FAT in memory while file data streams past.
-            Slice::new(BlockCache::new(ReadOnly(disk)), part.offset, part.len),
+            Slice::new(cache(ReadOnly(disk)), part.offset, part.len),
             FsOptions::new(),
         )
         .map_err(|e| DiskError::NoFatPartition(format!("the FAT volume cannot be read: {e}")))?;

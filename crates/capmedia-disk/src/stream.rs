@@ -197,6 +197,12 @@ pub struct BlockCache<T: Read + Write + Seek> {
     tick: u64,
     gathered: Gather,
     gathered_at: u64,
+    /// Reads of at least this many bytes that no cached block overlaps go
+    /// straight to the target.
+    bypass: u64,
+    /// A buffer of an evicted block, reused rather than allocated (and
+    /// zeroed) again.
+    recycled: Option<Vec<u8>>,
 }
 
 /// The gathered run, in a buffer that starts on a 4 KiB boundary: copying
@@ -269,6 +275,19 @@ impl<T: Read + Write + Seek> BlockCache<T> {
             tick: 0,
             gathered: Gather::new(),
             gathered_at: 0,
+            bypass: BLOCK,
+            recycled: None,
+        }
+    }
+
+    /// A cache over a target that reads cheaply at any size because it
+    /// keeps its own read-ahead (capmedia-directio's `DirectFile`): reads of
+    /// a sector or more that no cached block holds go straight to it, so
+    /// file data is not copied through the blocks.
+    pub fn over_read_ahead(inner: T) -> Self {
+        BlockCache {
+            bypass: 512,
+            ..Self::new(inner)
         }
     }
 
@@ -317,7 +336,8 @@ impl<T: Read + Write + Seek> BlockCache<T> {
                 self.evict()?;
             }
             self.flush_gathered_over(n * BLOCK, (n + 1) * BLOCK)?;
-            let mut data = vec![0u8; BLOCK as usize];
+            let mut data = self.recycled.take().unwrap_or_default();
+            data.resize(BLOCK as usize, 0);
             self.inner.seek(SeekFrom::Start(n * BLOCK))?;
             let mut got = 0;
             while got < data.len() {
@@ -359,6 +379,7 @@ impl<T: Read + Write + Seek> BlockCache<T> {
                     self.inner.seek(SeekFrom::Start(n * BLOCK))?;
                     self.inner.write_all(&b.data)?;
                 }
+                self.recycled = Some(b.data);
             }
         }
         Ok(())
@@ -433,12 +454,23 @@ impl<T: Read + Write + Seek> Read for BlockCache<T> {
         }
         let n = self.pos / BLOCK;
         let off = (self.pos % BLOCK) as usize;
-        if buf.len() as u64 >= BLOCK && off == 0 && !self.blocks.contains_key(&n) {
-            self.flush_gathered_over(self.pos, self.pos + BLOCK)?;
-            self.inner.seek(SeekFrom::Start(self.pos))?;
-            let k = self.inner.read(&mut buf[..BLOCK as usize])?;
-            self.pos += k as u64;
-            return Ok(k);
+        // Large reads (file data) that no cached block holds bypass the
+        // blocks: up to the next block boundary, so a cached block further
+        // on is never skipped.
+        let direct = if self.bypass >= BLOCK {
+            (off == 0).then_some(BLOCK)
+        } else {
+            Some(BLOCK - off as u64)
+        };
+        if let Some(limit) = direct {
+            let len = (buf.len() as u64).min(limit);
+            if len >= self.bypass && !self.blocks.contains_key(&n) {
+                self.flush_gathered_over(self.pos, self.pos + len)?;
+                self.inner.seek(SeekFrom::Start(self.pos))?;
+                let k = self.inner.read(&mut buf[..len as usize])?;
+                self.pos += k as u64;
+                return Ok(k);
+            }
         }
         let b = self.block(n)?;
         if off >= b.data.len() {

@@ -375,7 +375,7 @@ fn verify_path(
     if is_device && !f.is_direct() {
         drop_cache(f.file());
     }
-    let mut reader = DiskReader::open(f).map_err(disk_err)?;
+    let mut reader = DiskReader::open_read_ahead(f).map_err(disk_err)?;
     let outcome =
         capmedia_manifest::verify(&mut reader, &mut |d, t| progress.update("verify", d, t))
             .map_err(|e| match e {
