@@ -523,9 +523,19 @@ mod tests {
     /// the same operations on a plain buffer, at every step and at the end.
     #[test]
     fn block_cache_matches_a_plain_buffer() {
+        matches_a_plain_buffer(BlockCache::new);
+    }
+
+    /// The same with reads bypassing the blocks from 512 bytes on.
+    #[test]
+    fn block_cache_over_read_ahead_matches_a_plain_buffer() {
+        matches_a_plain_buffer(BlockCache::over_read_ahead);
+    }
+
+    fn matches_a_plain_buffer(make: fn(Cursor<Vec<u8>>) -> BlockCache<Cursor<Vec<u8>>>) {
         const SIZE: usize = 12 << 20;
         let mut model = vec![0u8; SIZE];
-        let mut cache = BlockCache::new(Cursor::new(vec![0u8; SIZE]));
+        let mut cache = make(Cursor::new(vec![0u8; SIZE]));
         let mut x: u64 = 42;
         let mut next = |m: u64| {
             x = x
