@@ -532,7 +532,9 @@ mod tests {
         matches_a_plain_buffer(BlockCache::over_read_ahead);
     }
 
-    fn matches_a_plain_buffer(make: fn(Cursor<Vec<u8>>) -> BlockCache<Cursor<Vec<u8>>>) {
+    type Memory = Cursor<Vec<u8>>;
+
+    fn matches_a_plain_buffer(make: fn(Memory) -> BlockCache<Memory>) {
         const SIZE: usize = 12 << 20;
         let mut model = vec![0u8; SIZE];
         let mut cache = make(Cursor::new(vec![0u8; SIZE]));
