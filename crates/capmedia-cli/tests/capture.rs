@@ -13,7 +13,6 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -25,6 +24,7 @@ use capmedia_content::{Arch, PackageId};
 use capmedia_dp::{build_library, BuildOptions, PackageSource};
 use capmedia_sample::{SampleDp, MARKER, X64_PACKAGE, X86_PACKAGE};
 use capmedia_testboot::{qemu_boot, write_media_folder, OVMF_PATH};
+use capmedia_testdp::Nginx;
 
 /// A fixed epoch, so outputs are comparable between runs.
 const EPOCH: &str = "1700000000";
@@ -291,97 +291,8 @@ fn refusal_line(o: &Output) -> String {
 
 // ---------------------------------------------------------------- nginx
 
-/// A real nginx serving a content library as a DP's `SMS_DP_SMSPKG$`; killed
-/// when dropped. One per test that needs it (it starts in milliseconds, and
-/// a process in a `static` would outlive the test binary).
-struct Nginx {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Nginx {
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/SMS_DP_SMSPKG$/", self.port)
-    }
-}
-
 fn start_nginx(lib: &Path) -> Nginx {
-    let bin = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect(
-            "nginx is not installed: these tests need the Debian package nginx-light \
-             (apt-get install -y nginx-light)",
-        );
-    let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let d = dir.path().display();
-    let conf = format!(
-        r#"daemon off;
-master_process off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log {d}/access.log;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    sendfile on;
-    server {{
-        listen 127.0.0.1:{port};
-        location /SMS_DP_SMSPKG$/ {{
-            alias {lib}/;
-            autoindex on;
-        }}
-    }}
-}}
-"#,
-        lib = lib.display(),
-    );
-    let conf_path = dir.path().join("nginx.conf");
-    fs::write(&conf_path, conf).unwrap();
-    let child = Command::new(bin)
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(&conf_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {bin} (Debian package nginx-light): {e}"));
-    let mut ng = Nginx {
-        child,
-        port,
-        _dir: dir,
-    };
-    for _ in 0..400 {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return ng;
-        }
-        if let Some(status) = ng.child.try_wait().unwrap() {
-            let log = fs::read_to_string(ng._dir.path().join("error.log")).unwrap_or_default();
-            panic!("nginx exited with {status}: {log}");
-        }
-        thread::sleep(Duration::from_millis(25));
-    }
-    panic!("nginx did not start listening on port {port}");
+    Nginx::start_temp(lib).unwrap_or_else(|e| panic!("{e}"))
 }
 
 // ------------------------------------------- 1. end to end, every sink

@@ -10,6 +10,7 @@
 //! BLAKE3. Measured here: 0.23 s per GiB on two threads against 0.40 s on
 //! one. Memory: a few pieces in flight, whatever the stream's length.
 
+use std::collections::VecDeque;
 use std::io;
 use std::sync::mpsc;
 use std::sync::Mutex;
@@ -95,23 +96,14 @@ pub fn blake3_stream(
             cvs[i] = Some(cv);
             spare.push(buf);
         };
-        let mut queued = Some((second, n2));
-        let mut next = Some((first, n));
+        // Pieces read and not yet sent: the first two at the start (read
+        // before deciding to go parallel), then one at a time.
+        let mut ready = VecDeque::from([(first, n), (second, n2)]);
         let mut i = 0usize;
         let result = loop {
-            let Some((buf, len)) = next.take() else {
+            let Some((buf, len)) = ready.pop_front() else {
                 break Ok(());
             };
-            if let Some(q) = queued.take() {
-                // The second piece, read before deciding to go parallel.
-                total += len as u64;
-                if work_tx.send((i, buf, len)).is_err() {
-                    break Err(io::Error::other("a BLAKE3 worker stopped"));
-                }
-                i += 1;
-                next = Some(q);
-                continue;
-            }
             total += len as u64;
             if work_tx.send((i, buf, len)).is_err() {
                 break Err(io::Error::other("a BLAKE3 worker stopped"));
@@ -119,6 +111,9 @@ pub fn blake3_stream(
             i += 1;
             if len < PIECE {
                 break Ok(());
+            }
+            if !ready.is_empty() {
+                continue;
             }
             while let Ok(d) = done_rx.try_recv() {
                 collect(d, &mut spare);
@@ -143,7 +138,7 @@ pub fn blake3_stream(
             };
             progress(len as u64);
             if len > 0 {
-                next = Some((buf, len));
+                ready.push_back((buf, len));
             }
         };
         drop(work_tx);

@@ -5,39 +5,13 @@
 mod common;
 
 use std::fs;
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::Duration;
+use std::process::Command;
 
 use capmedia_content::PackageKind;
 use capmedia_dp::{boot_wim, ContentCache, Dp, DpError, DpOptions};
+use capmedia_testdp::Nginx;
 use common::*;
-
-struct Nginx {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn nginx_binary() -> String {
-    for p in ["/usr/sbin/nginx", "/usr/bin/nginx"] {
-        if Path::new(p).exists() {
-            return p.to_owned();
-        }
-    }
-    panic!(
-        "nginx is not installed: this test needs the Debian package nginx-light \
-         (apt-get install -y nginx-light)"
-    );
-}
 
 /// Start nginx serving `lib` at `/SMS_DP_SMSPKG$/` with its own config, pid
 /// and logs in `dir`.
@@ -47,72 +21,7 @@ fn start_nginx(dir: &Path, lib: &Path) -> Nginx {
 
 /// As [`start_nginx`]; with `tls = Some((cert, key))` it speaks HTTPS.
 fn start_nginx_with(dir: &Path, lib: &Path, tls: Option<(&Path, &Path)>) -> Nginx {
-    let bin = nginx_binary();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let d = dir.display();
-    let conf = format!(
-        r#"daemon off;
-master_process off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log {d}/access.log;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    sendfile on;
-    server {{
-        listen 127.0.0.1:{port}{ssl};
-        location /SMS_DP_SMSPKG$/ {{
-            alias {lib}/;
-            autoindex on;
-        }}
-    }}
-}}
-"#,
-        lib = lib.display(),
-        ssl = match tls {
-            Some((cert, key)) => format!(
-                " ssl;\n        ssl_certificate {};\n        ssl_certificate_key {}",
-                cert.display(),
-                key.display()
-            ),
-            None => String::new(),
-        }
-    );
-    let conf_path = dir.join("nginx.conf");
-    fs::write(&conf_path, conf).unwrap();
-    let child = Command::new(&bin)
-        .arg("-p")
-        .arg(dir)
-        .arg("-c")
-        .arg(&conf_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {bin} (Debian package nginx-light): {e}"));
-    let mut nginx = Nginx { child, port };
-    for _ in 0..200 {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return nginx;
-        }
-        if let Some(status) = nginx.child.try_wait().unwrap() {
-            let log = fs::read_to_string(dir.join("error.log")).unwrap_or_default();
-            panic!("nginx exited with {status}: {log}");
-        }
-        thread::sleep(Duration::from_millis(25));
-    }
-    let _ = nginx.child.kill();
-    panic!("nginx did not start listening on port {port}");
+    Nginx::start(dir, lib, tls).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
@@ -121,7 +30,7 @@ fn nginx_autoindex_serves_the_same_library() {
     let ng_dir = fx.dir.path().join("nginx");
     fs::create_dir_all(&ng_dir).unwrap();
     let ng = start_nginx(&ng_dir, &fx.lib);
-    let url = format!("http://127.0.0.1:{}/SMS_DP_SMSPKG$/", ng.port);
+    let url = format!("http://127.0.0.1:{}/SMS_DP_SMSPKG$/", ng.port());
     let dp = Dp::open(&url, quick_opts()).unwrap();
 
     let list = dp.list_packages().unwrap();
@@ -256,7 +165,7 @@ fn https_with_a_given_ca_file() {
         &fx.lib,
         Some((&ng_dir.join("leaf.pem"), &ng_dir.join("leaf.key"))),
     );
-    let url = format!("https://127.0.0.1:{}/SMS_DP_SMSPKG$/", ng.port);
+    let url = format!("https://127.0.0.1:{}/SMS_DP_SMSPKG$/", ng.port());
 
     let opts = DpOptions {
         ca_file: Some(ng_dir.join("ca.pem")),

@@ -293,47 +293,21 @@ struct Nginx {
 impl Nginx {
     fn start(dir: &Path, lib: &Path) -> Result<Nginx> {
         std::fs::create_dir_all(dir)?;
-        let conf = dir.join("nginx.conf");
         let pid_file = dir.join("nginx.pid");
-        stop_stale(&pid_file, &conf);
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let d = dir.display();
-        // One process (no master), like the dp crate's nginx test; as a
-        // daemon so the harness gets the shell back, stopped by pid.
-        std::fs::write(
-            &conf,
-            format!(
-                r#"daemon on;
-master_process off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    sendfile on;
-    tcp_nopush on;
-    server {{
-        listen 127.0.0.1:{port};
-        location /SMS_DP_SMSPKG$/ {{
-            alias {lib}/;
-            autoindex on;
-        }}
-    }}
-}}
-"#,
-                lib = lib.display()
-            ),
-        )?;
+        let conf_path = dir.join("nginx.conf");
+        stop_stale(&pid_file, &conf_path);
+        let port = capmedia_testdp::free_port()?;
+        // As a daemon, so the harness gets the shell back; stopped by pid.
+        let conf = capmedia_testdp::Config {
+            dir,
+            lib,
+            port,
+            tls: None,
+            daemon: true,
+        }
+        .write()?;
         crate::run(
-            Command::new("nginx")
+            Command::new(capmedia_testdp::nginx_binary()?)
                 .arg("-p")
                 .arg(dir)
                 .arg("-c")
@@ -341,15 +315,12 @@ http {{
         )
         .context("starting nginx (Debian package nginx-light)")?;
         let nginx = Nginx { pid_file, port };
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(nginx);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(25));
+        if let Err(e) = capmedia_testdp::wait_listening(port, 200, || None) {
+            let _ = crate::run(Command::new("sh").arg("-c").arg(nginx.stop_line()));
+            let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+            bail!("{e}: {log}");
         }
-        let _ = crate::run(Command::new("sh").arg("-c").arg(nginx.stop_line()));
-        let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
-        bail!("nginx did not listen on 127.0.0.1:{port}: {log}")
+        Ok(nginx)
     }
 
     fn stop_line(&self) -> String {
