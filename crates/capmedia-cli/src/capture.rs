@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use capmedia_content::{Arch, Capacity, PackageId};
 use capmedia_dp::DpOptions;
-use capmedia_driver::{capture, CaptureReport, CaptureRequest};
+use capmedia_driver::{resolve, CaptureReport, CaptureRequest};
 
 use crate::ui::{install_ctrlc, Ui};
 
@@ -103,10 +103,6 @@ fn source_date_epoch() -> anyhow::Result<u64> {
     }
 }
 
-fn is_device(p: &std::path::Path) -> bool {
-    p.starts_with("/dev")
-}
-
 pub fn run(a: CaptureArgs) -> anyhow::Result<ExitCode> {
     let reg = crate::plugins::registry(&a.plugins.plugin_dirs);
     let Some(sink) = reg.get(&a.sink) else {
@@ -143,7 +139,7 @@ pub fn run(a: CaptureArgs) -> anyhow::Result<ExitCode> {
     if a.yes {
         options.insert("yes".into(), "true".into());
     }
-    let mut req = CaptureRequest {
+    let req = CaptureRequest {
         dp: a.dp.clone(),
         dp_options: DpOptions {
             extra_filelib_roots: a.dp_filelib.clone(),
@@ -167,34 +163,11 @@ pub fn run(a: CaptureArgs) -> anyhow::Result<ExitCode> {
         options,
         source_date_epoch: source_date_epoch()?,
         dry_run: a.dry_run,
+        system: capmedia_driver::SystemPaths::default(),
     };
     let cancelled = install_ctrlc();
     let ui = Ui::new(cancelled);
-
-    // Writing a device: show it and ask, unless --yes (which a run without a
-    // terminal must give; the sink refuses otherwise).
-    if is_device(&a.out) && !a.yes && !a.dry_run && std::io::stdin().is_terminal() {
-        let mut probe = req.clone();
-        probe.dry_run = true;
-        probe.options.insert("yes".into(), "true".into());
-        let r = capture(&probe, sink, &ui).map_err(anyhow::Error::new)?;
-        for n in &r.notes {
-            eprintln!("  {n}");
-        }
-        eprint!(
-            "capmedia: ALL DATA on {} will be replaced. Write it? [y/N] ",
-            a.out.display()
-        );
-        std::io::stderr().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES") {
-            bail!("not confirmed; nothing was written");
-        }
-        req.options.insert("yes".into(), "true".into());
-    }
-
-    let result = capture(&req, sink, &ui);
+    let result = run_stages(&req, sink, &ui, a.json);
     ui.finish();
     match result {
         Ok(report) => {
@@ -203,14 +176,61 @@ pub fn run(a: CaptureArgs) -> anyhow::Result<ExitCode> {
             } else {
                 print_report(&report);
             }
+            if report.interrupted_after_commit {
+                eprintln!("capmedia: interrupted after the new media were in place: the run finished and they are complete and verified");
+            }
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) if e.is_cancelled() => {
+        Err(e)
+            if e.downcast_ref::<capmedia_driver::CaptureError>()
+                .is_some_and(|e| e.is_cancelled()) =>
+        {
             eprintln!("capmedia: interrupted: existing outputs are untouched and temporary files were removed");
             Ok(ExitCode::from(EXIT_INTERRUPTED))
         }
-        Err(e) => Err(anyhow::Error::new(e)),
+        Err(e) => Err(e),
     }
+}
+
+/// The driver's stages, with the one question between "checked" and
+/// "fetched": erasing a drive is confirmed by `--yes` or at the prompt.
+fn run_stages(
+    req: &CaptureRequest,
+    sink: &dyn capmedia_sink::MediaSink,
+    ui: &Ui,
+    json: bool,
+) -> anyhow::Result<CaptureReport> {
+    let mut checked = resolve(req, sink, ui)?.validate()?.plan()?.check()?;
+    if req.dry_run {
+        return Ok(checked.into_report());
+    }
+    if let (Some(dev), false) = (checked.device(), checked.is_confirmed()) {
+        // Without a terminal there is nobody to ask: the driver refuses.
+        if std::io::stdin().is_terminal() && !json {
+            let name = dev
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let line = capmedia_device::Drive::of(&req.system, &name)
+                .map(|d| d.describe())
+                .unwrap_or_else(|_| dev.info.describe());
+            ui.finish();
+            eprintln!("  {line}");
+            eprint!(
+                "capmedia: ALL DATA on {} will be erased. Write it? [y/N] ",
+                dev.path.display()
+            );
+            std::io::stderr().flush()?;
+            let mut answer = String::new();
+            std::io::stdin().lock().read_line(&mut answer)?;
+            if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES") {
+                bail!("not confirmed; nothing was written");
+            }
+            checked.confirm();
+        }
+    }
+    Ok(checked.fetch()?.write()?.verify()?)
 }
 
 fn mib(b: u64) -> String {

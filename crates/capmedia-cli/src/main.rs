@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod capture;
+mod devices;
 mod dp;
 mod inspect;
 mod plugins;
@@ -77,6 +78,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the drives a USB medium can go to (removable and USB disks),
+    /// with size, bus, mounts and why capmedia would refuse one.
+    Devices {
+        /// Also internal disks (marked as such).
+        #[arg(long)]
+        all: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the sinks found, with ABI and version.
     Plugins {
         #[command(flatten)]
@@ -104,6 +115,7 @@ fn main() -> ExitCode {
             plugins,
             json,
         } => verify::run(&outputs, &plugins.plugin_dirs, json),
+        Command::Devices { all, json } => devices::run(all, json),
         Command::Plugins { plugins, json } => plugins::run(&plugins.plugin_dirs, json),
         Command::Inspect { file, json } => inspect::run(&file, json),
     };

@@ -65,7 +65,7 @@ pub fn install_ctrlc() -> Arc<AtomicBool> {
             std::process::exit(130);
         }
         eprintln!(
-            "\ncapmedia: interrupted, stopping and cleaning up (Ctrl-C again to quit at once)"
+            "\ncapmedia: interrupted: stopping before the new media are put in place, cleaning up (Ctrl-C again to quit at once; a later run removes what is left)"
         );
     });
     flag

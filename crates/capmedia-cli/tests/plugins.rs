@@ -4,57 +4,16 @@
 // A panic in a test is a failed test: unwrapping is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
+
+use common::{fixtures, lib};
 
 use capmedia_content::{EntryRole, PlanBuilder};
 use capmedia_sink::host::{LoadError, PluginSink};
 use capmedia_sink::{ErrorKind, MediaSink, NeverCancel, NoProgress, VerifyRequest};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Build the fixture sinks once per test run; returns (normal dir, abort dir).
-fn fixtures() -> &'static (PathBuf, PathBuf) {
-    static DIRS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    DIRS.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let manifest = root().join("tests/sinks/Cargo.toml");
-        let build = |target: &Path, extra: &[&str]| {
-            let st = Command::new(&cargo)
-                .args(["build", "--quiet", "--manifest-path"])
-                .arg(&manifest)
-                .args(extra)
-                .env("CARGO_TARGET_DIR", target)
-                .status()
-                .expect("running cargo");
-            assert!(st.success(), "building tests/sinks failed");
-            target.join("debug")
-        };
-        let normal = build(&root().join("target/test-sinks"), &[]);
-        // Separate target dir: a different panic strategy rebuilds everything.
-        let abort = build(
-            &root().join("target/test-sinks-abort"),
-            &[
-                "-p",
-                "abort-sink",
-                "--config",
-                "profile.dev.panic=\"abort\"",
-            ],
-        );
-        (normal, abort)
-    })
-}
-
-fn lib(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!(
-        "{}{name}.{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_EXTENSION
-    ))
-}
 
 fn capmedia(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_capmedia"))

@@ -1,9 +1,14 @@
 //! The capture pipeline, as a library: everything `capmedia capture` does
 //! between parsing its arguments and printing its report.
 //!
-//! resolve (DP) → validate (architecture, from the WIM and the PE loaders) →
-//! lay out (the medium's tree, §4 of the product notes) → sink `check` →
-//! fetch (verified, cached) → sink `write` → verify → report.
+//! Named stages with a type between each (see [`capture`]):
+//! [`resolve`] (the output judged: file or drive; the package on the DP) →
+//! [`Resolved::validate`] (architecture, from the WIM and the PE loaders) →
+//! [`Validated::plan`] (the medium's tree, §4 of the product notes) →
+//! [`Planned::check`] (the sink's refusals) → [`Checked::fetch`] (verified,
+//! cached; a drive must be confirmed first) → [`Fetched::write`] (the
+//! sink's commit) → [`Written::verify`] → report. A cancel is honoured at
+//! every boundary up to the commit.
 //!
 //! Every step that can refuse runs before the sink writes its first byte:
 //! the DP is resolved and its content checked present, the architecture is
@@ -13,8 +18,10 @@
 mod layout;
 mod pipeline;
 
+pub use capmedia_device::{DeviceTarget, Output, SystemPaths};
 pub use layout::{BootFiles, LayoutError};
 pub use pipeline::{
-    capture, default_cache_dir, BootImageInfo, CaptureError, CaptureReport, CaptureRequest, Events,
-    OutputReport, PlannedFile, Timings,
+    capture, default_cache_dir, resolve, BootImageInfo, CaptureError, CaptureReport,
+    CaptureRequest, Checked, Events, Fetched, OutputReport, Planned, PlannedFile, Resolved,
+    Timings, Validated, Written,
 };

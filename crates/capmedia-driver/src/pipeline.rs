@@ -9,10 +9,12 @@ use capmedia_content::{
     Arch, Capacity, EntryRole, EntrySource, MediaPath, MediaPlan, PackageId, PlanBuilder,
     PlanEntry, PlanError, Volume,
 };
-use capmedia_dp::{ContentCache, Dp, DpError, DpOptions, PackageContent};
+use capmedia_device::{DeviceTarget, Output, Overrides, SystemPaths};
+use capmedia_dp::{ContentCache, ContentFile, Dp, DpError, DpOptions, PackageContent};
 use capmedia_sink::{
-    Cancel, CheckReport, ErrorKind, MediaSink, Progress, SinkError, VerifyRequest,
+    Cancel, CheckReport, ErrorKind, MediaSink, Progress, SinkError, VerifyRequest, WriteReport,
 };
+use capmedia_tempfile::TempPath;
 use serde::Serialize;
 
 use crate::layout::{self, BootFileEntry, BootFiles, LayoutError};
@@ -37,12 +39,17 @@ pub struct CaptureRequest {
     pub boot_files: Option<PathBuf>,
     pub media_template: Option<PathBuf>,
     pub autorun: bool,
-    /// Where generated files go (a fresh folder inside it, removed after).
+    /// Where generated files go (a fresh folder inside it, removed after;
+    /// the system's temporary folder by default).
     pub staging: Option<PathBuf>,
     /// The content cache, reused across runs.
     pub cache_dir: PathBuf,
-    /// Sink options (`yes`, `allow-fixed-disk`, `vhd-type`, ...).
+    /// Sink options (`yes`, `allow-fixed-disk`, `vhd-type`, ...). The
+    /// driver reads `allow-fixed-disk` for its device checks, and `yes` as
+    /// the confirmation to erase a device.
     pub options: BTreeMap<String, String>,
+    /// Where sysfs, the mount table and `/dev` are read (tests fake them).
+    pub system: SystemPaths,
     pub source_date_epoch: u64,
     /// Plan and check only: fetch nothing, write nothing.
     pub dry_run: bool,
@@ -111,6 +118,16 @@ pub enum CaptureError {
     },
     #[error("staging folder: {0}")]
     Staging(std::io::Error),
+    #[error(transparent)]
+    Output(#[from] capmedia_device::OutputError),
+    #[error("{given}{via} is a block device, and sink {sink} writes files, not devices; give a file path (or --sink usb-raw to write the drive)")]
+    NotForDevices {
+        sink: String,
+        given: PathBuf,
+        via: String,
+    },
+    #[error("writing {0} erases everything on it: confirm at the prompt or pass --yes")]
+    NotConfirmed(String),
 }
 
 impl From<DpError> for CaptureError {
@@ -166,6 +183,10 @@ pub struct Timings {
 #[derive(Debug, Clone, Serialize)]
 pub struct CaptureReport {
     pub dp: String,
+    /// The output as resolved (symlinks followed): a file or a device node.
+    pub out: PathBuf,
+    /// The drive written, when the output is one.
+    pub device: Option<DeviceTarget>,
     pub sink: String,
     pub label: String,
     pub set_id: String,
@@ -180,6 +201,9 @@ pub struct CaptureReport {
     /// How the outputs were read back: "sink" (before they were put in
     /// place) or "driver" (after).
     pub verified_by: Option<String>,
+    /// Ctrl-C came after the new media were in place: the run finished.
+    #[serde(default)]
+    pub interrupted_after_commit: bool,
     pub timings: Timings,
 }
 
@@ -201,13 +225,6 @@ impl Cancel for SinkEvents<'_> {
     }
 }
 
-fn sink_err(sink: &dyn MediaSink) -> impl Fn(SinkError) -> CaptureError + '_ {
-    move |source| CaptureError::Sink {
-        sink: sink.describe().name,
-        source,
-    }
-}
-
 fn check_cancel(events: &dyn Events) -> Result<(), CaptureError> {
     if events.cancelled() {
         Err(CaptureError::Cancelled)
@@ -225,19 +242,150 @@ fn booting_image<'a>(images: &'a [WimImage], boot: Option<&'a WimImage>) -> Opti
     })
 }
 
-/// Run the whole capture. `sink` is the sink named by the user.
+/// What every stage carries: the request, the sink, the user, the clock.
+struct Run<'a> {
+    req: &'a CaptureRequest,
+    sink: &'a dyn MediaSink,
+    sink_name: String,
+    events: &'a dyn Events,
+    t0: Instant,
+    timings: Timings,
+}
+
+impl Run<'_> {
+    /// Every stage boundary: stop here if the user asked to, else say
+    /// which stage begins.
+    fn enter(&self, stage: &str) -> Result<(), CaptureError> {
+        check_cancel(self.events)?;
+        self.events.stage(stage);
+        Ok(())
+    }
+
+    fn sink_error(&self) -> impl Fn(SinkError) -> CaptureError + '_ {
+        move |source| CaptureError::Sink {
+            sink: self.sink_name.clone(),
+            source,
+        }
+    }
+}
+
+/// The stage types print only their name: they hold the DP, the sink and
+/// the request, which have their own reports.
+macro_rules! stage_debug {
+    ($($t:ident),*) => {$(
+        impl std::fmt::Debug for $t<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($t)).finish_non_exhaustive()
+            }
+        }
+    )*};
+}
+stage_debug!(Resolved, Validated, Planned, Checked, Fetched, Written);
+
+/// Stage 1: the output judged (a file, or a drive that may be erased) and
+/// the package resolved on the DP, complete. Nothing is read but metadata.
+pub struct Resolved<'a> {
+    run: Run<'a>,
+    output: Output,
+    dp: Dp,
+    content: PackageContent,
+    wim: ContentFile,
+    wim_name: String,
+}
+
+/// Stage 2: the architecture, read from the WIM's own XML (range reads) and
+/// the UEFI loaders' PE headers, suits the target.
+pub struct Validated<'a> {
+    resolved: Resolved<'a>,
+    image: WimImage,
+    cache: ContentCache,
+    boot_list: Vec<BootFileEntry>,
+}
+
+/// Stage 3: the medium's tree, every size known, no content read.
+pub struct Planned<'a> {
+    validated: Validated<'a>,
+    /// Generated files (MediaLabel.txt, autorun.inf); removed on drop.
+    staging: TempPath,
+    entries: Vec<PlanEntry>,
+    draft: MediaPlan,
+}
+
+/// Stage 4: the sink accepted the plan. A dry run ends here; writing a
+/// drive needs [`Checked::confirm`] (the CLI asks here, once).
+pub struct Checked<'a> {
+    planned: Planned<'a>,
+    report: CaptureReport,
+    confirmed: bool,
+}
+
+/// Stage 5: every DP file in the cache, verified against the DP's SHA-256,
+/// and every entry's BLAKE3 known: the final plan.
+pub struct Fetched<'a> {
+    checked: Checked<'a>,
+    plan: MediaPlan,
+}
+
+/// Stage 6: the sink wrote, read back and committed the outputs: from here
+/// on the new media are in place and Ctrl-C no longer stops the run.
+pub struct Written<'a> {
+    fetched: Fetched<'a>,
+    written: WriteReport,
+}
+
+/// Run the whole capture. `sink` is the sink named by the user. A drive is
+/// written only when the request's options say `yes`.
 pub fn capture(
     req: &CaptureRequest,
     sink: &dyn MediaSink,
     events: &dyn Events,
 ) -> Result<CaptureReport, CaptureError> {
-    let t0 = Instant::now();
-    let mut timings = Timings::default();
-    let sink_name = sink.describe().name;
-    layout::check_label(&req.label).map_err(CaptureError::Label)?;
+    let checked = resolve(req, sink, events)?.validate()?.plan()?.check()?;
+    if req.dry_run {
+        return Ok(checked.into_report());
+    }
+    checked.fetch()?.write()?.verify()
+}
 
-    // -- resolve: the package on the DP, complete, before anything else.
-    events.stage("resolve");
+/// Stage 1; see [`Resolved`]. The output is judged first, before the DP is
+/// even opened: a wrong `--out` costs nothing.
+pub fn resolve<'a>(
+    req: &'a CaptureRequest,
+    sink: &'a dyn MediaSink,
+    events: &'a dyn Events,
+) -> Result<Resolved<'a>, CaptureError> {
+    let info = sink.describe();
+    let run = Run {
+        req,
+        sink,
+        sink_name: info.name.clone(),
+        events,
+        t0: Instant::now(),
+        timings: Timings::default(),
+    };
+    run.enter("resolve")?;
+    layout::check_label(&req.label).map_err(CaptureError::Label)?;
+    let output = capmedia_device::resolve_output(
+        &req.out,
+        &req.system,
+        Overrides {
+            allow_fixed_disk: req.options.get("allow-fixed-disk").map(String::as_str)
+                == Some("true"),
+        },
+    )?;
+    if let Output::Device(t) = &output {
+        if !info.writes_devices {
+            return Err(CaptureError::NotForDevices {
+                sink: info.name,
+                given: t.given.clone(),
+                via: if t.given == t.path {
+                    String::new()
+                } else {
+                    format!(" (-> {})", t.path.display())
+                },
+            });
+        }
+    }
     // The fetch computes each file's BLAKE3 for the manifest in the same
     // pass as its SHA-256: the hash stage then reads no DP content again.
     let dp = Dp::open(
@@ -257,316 +405,470 @@ pub fn capture(
             wim: wim_name.clone(),
         })?
         .clone();
-    timings.resolve_s = t0.elapsed().as_secs_f64();
-    check_cancel(events)?;
+    let mut run = run;
+    run.timings.resolve_s = run.t0.elapsed().as_secs_f64();
+    Ok(Resolved {
+        run,
+        output,
+        dp,
+        content,
+        wim,
+        wim_name,
+    })
+}
 
-    // -- validate: the architecture, from the WIM's own XML (range reads).
-    events.stage("validate");
-    let info =
-        capmedia_arch::read_wim(&mut dp.remote_reader(&content, &wim)).map_err(|source| {
-            CaptureError::Wim {
+impl<'a> Resolved<'a> {
+    /// The output as resolved.
+    pub fn output(&self) -> &Output {
+        &self.output
+    }
+
+    fn out_path(&self) -> PathBuf {
+        match &self.output {
+            Output::File(p) => p.clone(),
+            Output::Device(t) => t.path.clone(),
+        }
+    }
+
+    /// Stage 2; see [`Validated`].
+    pub fn validate(self) -> Result<Validated<'a>, CaptureError> {
+        self.run.enter("validate")?;
+        let (dp, content, wim_name) = (&self.dp, &self.content, &self.wim_name);
+        let info = capmedia_arch::read_wim(&mut dp.remote_reader(content, &self.wim)).map_err(
+            |source| CaptureError::Wim {
                 dp: dp.name().to_owned(),
                 package: content.package.clone(),
                 wim: wim_name.clone(),
                 source,
-            }
-        })?;
-    let image = booting_image(&info.images, info.boot_image())
-        .ok_or_else(|| CaptureError::NoBootImage {
-            dp: dp.name().to_owned(),
-            package: content.package.clone(),
-            wim: wim_name.clone(),
-            count: info.images.len(),
-        })?
-        .clone();
-    let what_image = format!(
-        "boot image {} ({}, image {}{})",
-        content.package,
-        wim_name,
-        image.index,
-        image
-            .name
-            .as_deref()
-            .map(|n| format!(" \"{n}\""))
-            .unwrap_or_default()
-    );
-    match req.target_arch {
-        Some(t) => capmedia_arch::image_suits_target(t, image.arch),
-        None if !image.arch.is_supported() => {
-            Err(ArchMismatch::UnsupportedImage { image: image.arch })
-        }
-        None => Ok(()),
-    }
-    .map_err(|source| CaptureError::Arch {
-        what: what_image.clone(),
-        source,
-    })?;
-
-    // Only names blob paths; the folder is created just before fetching.
-    let cache = ContentCache::at(&req.cache_dir);
-    let boot_files = match &req.boot_files {
-        Some(d) => BootFiles::Dir(d.clone()),
-        None => package_boot_files(&dp, &content, &cache)?,
-    };
-    let boot_list = boot_files.entries()?;
-    for loader in layout::uefi_loaders(&boot_list) {
-        let what = format!("UEFI loader {}", loader.path);
-        let pe = read_loader(&dp, &content, &boot_files, loader).map_err(|source| {
-            CaptureError::Loader {
-                what: what.clone(),
-                source,
-            }
-        })?;
-        capmedia_arch::uefi_loader_suits_image(image.arch, loader.path.as_str(), pe.arch).map_err(
-            |source| CaptureError::Arch {
-                what: format!("{what} for {what_image}"),
-                source,
             },
         )?;
-    }
-    check_cancel(events)?;
-
-    // -- plan: the medium's tree, every size known, no content read yet.
-    events.stage("plan");
-    let staging = match &req.staging {
-        Some(d) => tempfile::Builder::new()
-            .prefix("capmedia-staging-")
-            .tempdir_in(d),
-        None => tempfile::Builder::new()
-            .prefix("capmedia-staging-")
-            .tempdir(),
-    }
-    .map_err(CaptureError::Staging)?;
-    let mut entries = layout::boot_entries(&boot_list);
-    entries.push(PlanEntry {
-        path: MediaPath::new("sources/boot.wim").map_err(PlanError::from)?,
-        source: EntrySource::File(cache.path_of(&wim.sha256)),
-        size: wim.size,
-        blake3: PENDING_HASH.to_owned(),
-        role: EntryRole::BootImage,
-        group: content.package.to_string(),
-    });
-    let mut template = Vec::new();
-    if let Some(t) = &req.media_template {
-        if !t.is_dir() {
-            return Err(CaptureError::Template {
-                path: t.clone(),
-                reason: "not a folder".into(),
-            });
+        let image = booting_image(&info.images, info.boot_image())
+            .ok_or_else(|| CaptureError::NoBootImage {
+                dp: dp.name().to_owned(),
+                package: content.package.clone(),
+                wim: wim_name.clone(),
+                count: info.images.len(),
+            })?
+            .clone();
+        let what_image = format!(
+            "boot image {} ({}, image {}{})",
+            content.package,
+            wim_name,
+            image.index,
+            image
+                .name
+                .as_deref()
+                .map(|n| format!(" \"{n}\""))
+                .unwrap_or_default()
+        );
+        match self.run.req.target_arch {
+            Some(t) => capmedia_arch::image_suits_target(t, image.arch),
+            None if !image.arch.is_supported() => {
+                Err(ArchMismatch::UnsupportedImage { image: image.arch })
+            }
+            None => Ok(()),
         }
-        template = capmedia_content::walk_tree(t)?;
-    }
-    let generated = |name: &str, data: Vec<u8>| -> Result<PlanEntry, CaptureError> {
-        let p = staging.path().join(name);
-        std::fs::write(&p, &data).map_err(CaptureError::Staging)?;
-        Ok(PlanEntry {
-            path: MediaPath::new(name).map_err(PlanError::from)?,
-            source: EntrySource::File(p),
-            size: data.len() as u64,
-            blake3: PENDING_HASH.to_owned(),
-            role: EntryRole::Generated,
-            group: "media".into(),
+        .map_err(|source| CaptureError::Arch {
+            what: what_image.clone(),
+            source,
+        })?;
+
+        // Only names blob paths; the folder is created just before fetching.
+        let cache = ContentCache::at(&self.run.req.cache_dir);
+        let boot_files = match &self.run.req.boot_files {
+            Some(d) => BootFiles::Dir(d.clone()),
+            None => package_boot_files(dp, content, &cache)?,
+        };
+        let boot_list = boot_files.entries()?;
+        for loader in layout::uefi_loaders(&boot_list) {
+            let what = format!("UEFI loader {}", loader.path);
+            let pe = read_loader(dp, content, &boot_files, loader).map_err(|source| {
+                CaptureError::Loader {
+                    what: what.clone(),
+                    source,
+                }
+            })?;
+            capmedia_arch::uefi_loader_suits_image(image.arch, loader.path.as_str(), pe.arch)
+                .map_err(|source| CaptureError::Arch {
+                    what: format!("{what} for {what_image}"),
+                    source,
+                })?;
+        }
+        Ok(Validated {
+            resolved: self,
+            image,
+            cache,
+            boot_list,
         })
-    };
-    entries.push(generated(
-        "MediaLabel.txt",
-        layout::media_label_txt(&req.label),
-    )?);
-    if req.autorun {
-        let exe = template
-            .iter()
-            .find(|e| {
-                e.path
-                    .as_str()
-                    .to_ascii_lowercase()
-                    .ends_with("/tsmbautorun.exe")
-            })
-            .map(|e| e.path.clone());
-        entries.push(generated(
-            "autorun.inf",
-            layout::autorun_inf(&req.label, exe.as_ref()),
-        )?);
     }
-    entries.extend(template.iter().map(|e| PlanEntry {
-        path: e.path.clone(),
-        source: EntrySource::File(e.local.clone()),
-        size: e.size,
-        blake3: PENDING_HASH.to_owned(),
-        role: EntryRole::Template,
-        group: "template".into(),
-    }));
-    let make_plan = |entries: Vec<PlanEntry>| -> Result<MediaPlan, CaptureError> {
-        let mut b = PlanBuilder::new(&req.label, &sink_name, &req.out)
-            .capacity(req.capacity)
-            .target_arch(req.target_arch)
-            .boot_arch(Some(image.arch))
-            .source_date_epoch(req.source_date_epoch)
-            .boot(layout::boot_spec(&boot_list));
+}
+
+impl<'a> Validated<'a> {
+    /// The plan for `entries`, with the request's options (and `yes` once a
+    /// drive is confirmed).
+    fn make_plan(
+        &self,
+        entries: Vec<PlanEntry>,
+        confirmed: bool,
+    ) -> Result<MediaPlan, CaptureError> {
+        let req = self.resolved.run.req;
+        let mut b = PlanBuilder::new(
+            &req.label,
+            &self.resolved.run.sink_name,
+            self.resolved.out_path(),
+        )
+        .capacity(req.capacity)
+        .target_arch(req.target_arch)
+        .boot_arch(Some(self.image.arch))
+        .source_date_epoch(req.source_date_epoch)
+        .boot(layout::boot_spec(&self.boot_list));
         for (k, v) in &req.options {
-            b = b.option(k, v);
+            if k != "yes" {
+                b = b.option(k, v);
+            }
+        }
+        if confirmed {
+            b = b.option("yes", "true");
         }
         for e in entries {
             b.add_known(e);
         }
         Ok(b.build()?)
-    };
-    let draft = make_plan(entries.clone())?;
-
-    // -- check: the sink refuses here, before anything is fetched or written.
-    events.stage("check");
-    let sink_error = sink_err(sink);
-    let checked: CheckReport = sink.check(&draft).map_err(&sink_error)?;
-    for n in &checked.notes {
-        events.message(n);
     }
-    let boot_image = BootImageInfo {
-        package: content.package.clone(),
-        content: content.content.to_string(),
-        wim: wim_name.clone(),
-        size: wim.size,
-        arch: image.arch,
-        image_index: image.index,
-        image_name: image.name.clone(),
-    };
-    let mut report = CaptureReport {
-        dp: dp.name().to_owned(),
-        sink: sink_name.clone(),
-        label: req.label.clone(),
-        set_id: draft.set_id.clone(),
-        dry_run: req.dry_run,
-        target_arch: req.target_arch,
-        boot_image,
-        files: draft
-            .entries
-            .iter()
-            .map(|e| PlannedFile {
-                path: e.path.clone(),
-                size: e.size,
-                source: describe_source(e, &content, &dp, &cache),
-            })
-            .collect(),
-        content_bytes: draft.content_bytes(),
-        volumes: checked.volumes.clone(),
-        notes: checked.notes.clone(),
-        outputs: Vec::new(),
-        verified_by: None,
-        timings: Timings::default(),
-    };
-    if req.dry_run {
-        timings.total_s = t0.elapsed().as_secs_f64();
-        report.timings = timings;
-        return Ok(report);
-    }
-    check_cancel(events)?;
 
-    // -- fetch: every file verified against the DP's SHA-256, into the cache.
-    events.stage("fetch");
-    let t = Instant::now();
-    let cache = ContentCache::open(&req.cache_dir)?;
-    let fetched = dp
-        .fetch_with_cancel(
-            &content,
-            &cache,
-            &|done, total| events.progress("fetch", done, total),
-            &|| events.cancelled(),
-        )
-        .map_err(|e| match e {
-            DpError::Cancelled => CaptureError::Cancelled,
-            e => CaptureError::from(e),
-        })?;
-    timings.fetch_s = t.elapsed().as_secs_f64();
-    check_cancel(events)?;
-
-    // -- hash: the BLAKE3 the manifest promises, from the local bytes:
-    // known from the fetch for DP content, read here for the rest.
-    events.stage("hash");
-    let known: BTreeMap<PathBuf, String> = fetched
-        .into_iter()
-        .filter_map(|f| Some((f.local, f.blake3?)))
-        .collect();
-    let total: u64 = entries.iter().map(|e| e.size).sum();
-    let mut done = 0u64;
-    for e in &mut entries {
-        check_cancel(events)?;
-        if let EntrySource::File(p) = &e.source {
-            if let Some(b) = known.get(p) {
-                e.blake3 = b.clone();
-                done += e.size;
-                events.progress("hash", done, total);
-                continue;
+    /// Stage 3; see [`Planned`].
+    pub fn plan(self) -> Result<Planned<'a>, CaptureError> {
+        let run = &self.resolved.run;
+        run.enter("plan")?;
+        let req = run.req;
+        let staging_parent = req.staging.clone().unwrap_or_else(std::env::temp_dir);
+        // What killed runs left there goes first (only capmedia's, only of
+        // dead processes).
+        let _ = capmedia_tempfile::remove_stale(&staging_parent);
+        let staging = TempPath::create_dir_in(&staging_parent, "capmedia-staging")
+            .map_err(CaptureError::Staging)?;
+        let mut entries = layout::boot_entries(&self.boot_list);
+        entries.push(PlanEntry {
+            path: MediaPath::new("sources/boot.wim").map_err(PlanError::from)?,
+            source: EntrySource::File(self.cache.path_of(&self.resolved.wim.sha256)),
+            size: self.resolved.wim.size,
+            blake3: PENDING_HASH.to_owned(),
+            role: EntryRole::BootImage,
+            group: self.resolved.content.package.to_string(),
+        });
+        let mut template = Vec::new();
+        if let Some(t) = &req.media_template {
+            if !t.is_dir() {
+                return Err(CaptureError::Template {
+                    path: t.clone(),
+                    reason: "not a folder".into(),
+                });
             }
+            template = capmedia_content::walk_tree(t)?;
         }
-        e.blake3 = blake3_of(&e.source, &mut |n| {
-            done += n;
-            events.progress("hash", done, total);
+        let generated = |name: &str, data: Vec<u8>| -> Result<PlanEntry, CaptureError> {
+            let p = staging.path().join(name);
+            std::fs::write(&p, &data).map_err(CaptureError::Staging)?;
+            Ok(PlanEntry {
+                path: MediaPath::new(name).map_err(PlanError::from)?,
+                source: EntrySource::File(p),
+                size: data.len() as u64,
+                blake3: PENDING_HASH.to_owned(),
+                role: EntryRole::Generated,
+                group: "media".into(),
+            })
+        };
+        entries.push(generated(
+            "MediaLabel.txt",
+            layout::media_label_txt(&req.label),
+        )?);
+        if req.autorun {
+            let exe = template
+                .iter()
+                .find(|e| {
+                    e.path
+                        .as_str()
+                        .to_ascii_lowercase()
+                        .ends_with("/tsmbautorun.exe")
+                })
+                .map(|e| e.path.clone());
+            entries.push(generated(
+                "autorun.inf",
+                layout::autorun_inf(&req.label, exe.as_ref()),
+            )?);
+        }
+        entries.extend(template.iter().map(|e| PlanEntry {
+            path: e.path.clone(),
+            source: EntrySource::File(e.local.clone()),
+            size: e.size,
+            blake3: PENDING_HASH.to_owned(),
+            role: EntryRole::Template,
+            group: "template".into(),
+        }));
+        let draft = self.make_plan(entries.clone(), false)?;
+        Ok(Planned {
+            validated: self,
+            staging,
+            entries,
+            draft,
         })
-        .map_err(|source| PlanError::Read {
-            path: PathBuf::from(e.source.describe()),
-            source,
-        })?;
     }
-    let plan = make_plan(entries)?;
-    report.set_id = plan.set_id.clone();
+}
 
-    // -- write.
-    events.stage("write");
-    let t = Instant::now();
-    let sev = SinkEvents(events);
-    let written = sink.write(&plan, &sev, &sev).map_err(&sink_error)?;
-    timings.write_s = t.elapsed().as_secs_f64();
+impl<'a> Planned<'a> {
+    /// Stage 4; see [`Checked`]. The sink refuses here, before anything is
+    /// fetched or written.
+    pub fn check(self) -> Result<Checked<'a>, CaptureError> {
+        let v = &self.validated;
+        let r = &v.resolved;
+        r.run.enter("check")?;
+        let checked: CheckReport = r.run.sink.check(&self.draft).map_err(r.run.sink_error())?;
+        for n in &checked.notes {
+            r.run.events.message(n);
+        }
+        let boot_image = BootImageInfo {
+            package: r.content.package.clone(),
+            content: r.content.content.to_string(),
+            wim: r.wim_name.clone(),
+            size: r.wim.size,
+            arch: v.image.arch,
+            image_index: v.image.index,
+            image_name: v.image.name.clone(),
+        };
+        let report = CaptureReport {
+            dp: r.dp.name().to_owned(),
+            out: r.out_path(),
+            device: match &r.output {
+                Output::Device(t) => Some(t.clone()),
+                Output::File(_) => None,
+            },
+            sink: r.run.sink_name.clone(),
+            label: r.run.req.label.clone(),
+            set_id: self.draft.set_id.clone(),
+            dry_run: r.run.req.dry_run,
+            target_arch: r.run.req.target_arch,
+            boot_image,
+            files: self
+                .draft
+                .entries
+                .iter()
+                .map(|e| PlannedFile {
+                    path: e.path.clone(),
+                    size: e.size,
+                    source: describe_source(e, &r.content, &r.dp, &v.cache),
+                })
+                .collect(),
+            content_bytes: self.draft.content_bytes(),
+            volumes: checked.volumes.clone(),
+            notes: checked.notes.clone(),
+            outputs: Vec::new(),
+            verified_by: None,
+            interrupted_after_commit: false,
+            timings: Timings::default(),
+        };
+        let confirmed = r.run.req.options.get("yes").map(String::as_str) == Some("true");
+        Ok(Checked {
+            planned: self,
+            report,
+            confirmed,
+        })
+    }
+}
 
-    // -- verify: read back against the manifest, unless the sink already
-    // did so before putting the outputs in place.
-    events.stage("verify");
-    let t = Instant::now();
-    if written.verified {
-        report.verified_by = Some("sink".into());
-    } else {
-        let v = sink
-            .verify(&VerifyRequest::from(&written), &sev)
-            .map_err(&sink_error)?;
-        if let Some(bad) = v.volumes.iter().find(|v| !v.outcome.is_ok()) {
-            return Err(CaptureError::Verify {
-                output: bad.output.clone(),
-                count: bad.outcome.problems.len(),
-                first: bad
-                    .outcome
-                    .problems
-                    .first()
-                    .map(ToString::to_string)
-                    .unwrap_or_default(),
+impl<'a> Checked<'a> {
+    /// What a dry run prints: the plan, the volumes, the sink's notes.
+    pub fn report(&self) -> &CaptureReport {
+        &self.report
+    }
+
+    /// The drive about to be erased, if the output is one.
+    pub fn device(&self) -> Option<&DeviceTarget> {
+        self.report.device.as_ref()
+    }
+
+    /// Whether writing may go on without asking (a file, or a drive the
+    /// request already confirmed).
+    pub fn is_confirmed(&self) -> bool {
+        self.confirmed || self.device().is_none()
+    }
+
+    /// The user confirmed erasing the drive.
+    pub fn confirm(&mut self) {
+        self.confirmed = true;
+    }
+
+    /// End here (a dry run): the report, with the time taken.
+    pub fn into_report(self) -> CaptureReport {
+        let run = &self.planned.validated.resolved.run;
+        let mut report = self.report;
+        report.timings = run.timings.clone();
+        report.timings.total_s = run.t0.elapsed().as_secs_f64();
+        report
+    }
+
+    /// Stage 5; see [`Fetched`].
+    pub fn fetch(self) -> Result<Fetched<'a>, CaptureError> {
+        if let (Some(d), false) = (self.device(), self.confirmed) {
+            return Err(CaptureError::NotConfirmed(d.info.describe()));
+        }
+        let p = &self.planned;
+        let v = &p.validated;
+        let r = &v.resolved;
+        let events = r.run.events;
+        r.run.enter("fetch")?;
+        let t = Instant::now();
+        let cache = ContentCache::open(&r.run.req.cache_dir)?;
+        let fetched =
+            r.dp.fetch_with_cancel(
+                &r.content,
+                &cache,
+                &|done, total| events.progress("fetch", done, total),
+                &|| events.cancelled(),
+            )
+            .map_err(|e| match e {
+                DpError::Cancelled => CaptureError::Cancelled,
+                e => CaptureError::from(e),
+            })?;
+        let fetch_s = t.elapsed().as_secs_f64();
+
+        // The BLAKE3 the manifest promises, from the local bytes: known
+        // from the fetch for DP content, read here for the rest.
+        r.run.enter("hash")?;
+        let known: BTreeMap<PathBuf, String> = fetched
+            .into_iter()
+            .filter_map(|f| Some((f.local, f.blake3?)))
+            .collect();
+        let mut entries = p.entries.clone();
+        let total: u64 = entries.iter().map(|e| e.size).sum();
+        let mut done = 0u64;
+        for e in &mut entries {
+            check_cancel(events)?;
+            if let EntrySource::File(path) = &e.source {
+                if let Some(b) = known.get(path) {
+                    e.blake3 = b.clone();
+                    done += e.size;
+                    events.progress("hash", done, total);
+                    continue;
+                }
+            }
+            e.blake3 = blake3_of(&e.source, &mut |n| {
+                done += n;
+                events.progress("hash", done, total);
+            })
+            .map_err(|source| PlanError::Read {
+                path: PathBuf::from(e.source.describe()),
+                source,
+            })?;
+        }
+        let plan = v.make_plan(entries, self.confirmed)?;
+        let mut checked = self;
+        checked.report.set_id = plan.set_id.clone();
+        checked.planned.validated.resolved.run.timings.fetch_s = fetch_s;
+        Ok(Fetched { checked, plan })
+    }
+}
+
+impl<'a> Fetched<'a> {
+    /// The final plan, every hash known.
+    pub fn plan(&self) -> &MediaPlan {
+        &self.plan
+    }
+
+    /// Stage 6; see [`Written`]. The sink's commit is the point of no
+    /// return: before it, a cancel leaves old outputs as they were; after
+    /// it, the run goes on to its report.
+    pub fn write(mut self) -> Result<Written<'a>, CaptureError> {
+        let run = &self.checked.planned.validated.resolved.run;
+        run.enter("write")?;
+        let t = Instant::now();
+        let sev = SinkEvents(run.events);
+        let written = run
+            .sink
+            .write(&self.plan, &sev, &sev)
+            .map_err(run.sink_error())?;
+        let write_s = t.elapsed().as_secs_f64();
+        self.checked.planned.validated.resolved.run.timings.write_s = write_s;
+        Ok(Written {
+            fetched: self,
+            written,
+        })
+    }
+}
+
+impl Written<'_> {
+    /// What the sink wrote.
+    pub fn outputs(&self) -> &WriteReport {
+        &self.written
+    }
+
+    /// Stage 7: read back against the manifest (unless the sink already
+    /// did, before putting the outputs in place), and the report.
+    pub fn verify(self) -> Result<CaptureReport, CaptureError> {
+        let Written { fetched, written } = self;
+        let Fetched { checked, .. } = fetched;
+        let Checked {
+            planned,
+            mut report,
+            ..
+        } = checked;
+        let Planned {
+            validated, staging, ..
+        } = planned;
+        let mut run = validated.resolved.run;
+        // Past the commit: a Ctrl-C now is noted, not obeyed.
+        run.events.stage("verify");
+        let t = Instant::now();
+        let sev = SinkEvents(run.events);
+        if written.verified {
+            report.verified_by = Some("sink".into());
+        } else {
+            let v = run
+                .sink
+                .verify(&VerifyRequest::from(&written), &sev)
+                .map_err(run.sink_error())?;
+            if let Some(bad) = v.volumes.iter().find(|v| !v.outcome.is_ok()) {
+                return Err(CaptureError::Verify {
+                    output: bad.output.clone(),
+                    count: bad.outcome.problems.len(),
+                    first: bad
+                        .outcome
+                        .problems
+                        .first()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                });
+            }
+            report.verified_by = Some("driver".into());
+        }
+        run.timings.verify_s = t.elapsed().as_secs_f64();
+        for o in &written.outputs {
+            let blake3 = if o.blake3.is_some() {
+                o.blake3.clone()
+            } else if o.path.is_file() {
+                Some(
+                    blake3_of(&EntrySource::File(o.path.clone()), &mut |_| {}).map_err(
+                        |source| PlanError::Read {
+                            path: o.path.clone(),
+                            source,
+                        },
+                    )?,
+                )
+            } else {
+                None
+            };
+            report.outputs.push(OutputReport {
+                path: o.path.clone(),
+                bytes: o.bytes,
+                volume: o.volume,
+                blake3,
             });
         }
-        report.verified_by = Some("driver".into());
+        report.interrupted_after_commit = run.events.cancelled();
+        staging.remove().map_err(CaptureError::Staging)?;
+        run.timings.total_s = run.t0.elapsed().as_secs_f64();
+        report.timings = run.timings;
+        Ok(report)
     }
-    timings.verify_s = t.elapsed().as_secs_f64();
-
-    for o in &written.outputs {
-        let blake3 = if o.blake3.is_some() {
-            o.blake3.clone()
-        } else if o.path.is_file() {
-            Some(
-                blake3_of(&EntrySource::File(o.path.clone()), &mut |_| {}).map_err(|source| {
-                    PlanError::Read {
-                        path: o.path.clone(),
-                        source,
-                    }
-                })?,
-            )
-        } else {
-            None
-        };
-        report.outputs.push(OutputReport {
-            path: o.path.clone(),
-            bytes: o.bytes,
-            volume: o.volume,
-            blake3,
-        });
-    }
-    drop(staging);
-    timings.total_s = t0.elapsed().as_secs_f64();
-    report.timings = timings;
-    Ok(report)
 }
 
 /// Where an entry comes from, for the plan a dry run prints: DP files by

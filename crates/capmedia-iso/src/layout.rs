@@ -242,27 +242,6 @@ pub fn is_set_member(output: &Path, name: &str) -> bool {
         .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// The temporary name a volume is written under, beside its final name.
-pub fn temp_path(final_path: &Path, set_id: &str) -> PathBuf {
-    let name = final_path
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    final_path.with_file_name(format!(".{name}{TEMP_MARK}{set_id}"))
-}
-
-/// What every temporary name contains.
-pub const TEMP_MARK: &str = ".capmedia-tmp-";
-
-/// Whether `name` is a temporary of a set named after `output` (from this
-/// run or a killed one).
-pub fn is_set_temp(output: &Path, name: &str) -> bool {
-    let Some((vol, _)) = name.strip_prefix('.').and_then(|n| n.split_once(TEMP_MARK)) else {
-        return false;
-    };
-    is_set_member(output, vol)
-}
-
 /// The entries of `plan` at `idx`.
 pub fn entries<'a>(plan: &'a MediaPlan, idx: &'a [usize]) -> impl Iterator<Item = &'a PlanEntry> {
     idx.iter().map(move |&i| &plan.entries[i])
@@ -302,9 +281,5 @@ mod tests {
         assert!(!is_set_member(p, "out_.iso"));
         assert!(!is_set_member(p, "out_x.iso"));
         assert!(!is_set_member(p, "outer_1.iso"));
-        let t = temp_path(Path::new("/o/out_2.iso"), "abc");
-        assert_eq!(t, PathBuf::from("/o/.out_2.iso.capmedia-tmp-abc"));
-        assert!(is_set_temp(p, ".out_2.iso.capmedia-tmp-abc"));
-        assert!(!is_set_temp(p, ".other.iso.capmedia-tmp-abc"));
     }
 }

@@ -18,7 +18,9 @@ mod reader;
 use std::path::{Path, PathBuf};
 
 use capmedia_content::{Capacity, EntrySource, MediaPlan, Volume};
+use capmedia_directio::DirectFile;
 use capmedia_manifest::Manifest;
+use capmedia_sink::output::{OutputKind, OutputSet};
 use capmedia_sink::{
     Cancel, CheckReport, MediaSink, OutputFile, Progress, SinkError, SinkInfo, SinkOption,
     VerifyReport, VerifyRequest, VolumeVerify, WriteReport,
@@ -62,6 +64,9 @@ pub enum IsoError {
     EfiImage(String),
     #[error("{0}")]
     Corrupt(String),
+    /// From the SDK's output protocol, kind kept.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
 }
 
 impl IsoError {
@@ -87,6 +92,7 @@ impl From<IsoError> for SinkError {
             | IsoError::SourceChanged { .. }
             | IsoError::Write(_)
             | IsoError::EfiImage(_) => SinkError::io(msg),
+            IsoError::Sink(e) => e,
         }
     }
 }
@@ -373,14 +379,12 @@ pub fn write_set(
     progress: &dyn Progress,
     cancel: &dyn Cancel,
 ) -> Result<WriteReport, IsoError> {
-    let dir = output::output_dir(&plan.output)?;
-    let _lock = output::DirLock::acquire(&dir)?;
-    output::clean_stale_temps(&dir, &plan.output)?;
+    let mut out = OutputSet::begin(&plan.output, OutputKind::File, 0)?;
     let set = prepare_with(plan, true)?;
     if cancel.is_cancelled() {
         return Err(IsoError::Cancelled);
     }
-    let mut temps = output::Temps::default();
+    let mut temps = Vec::new();
     let mut hashes = Vec::new();
     let mut meter = image::Meter {
         progress,
@@ -397,8 +401,10 @@ pub fn write_set(
             v.output.display(),
             mib(v.size)
         ));
-        let tmp = layout::temp_path(&v.output, &plan.set_id);
-        let mut file = temps.create(&tmp)?;
+        let tmp = out.create_file(&v.output)?;
+        let mut file = DirectFile::open_rw(&tmp, 0)
+            .map_err(IsoError::io(format!("cannot open {}", tmp.display())))?;
+        temps.push(tmp);
         let written = image::write_image(&v.image, &mut file, &mut meter)?;
         let size = written.size;
         hashes.push(written.blake3);
@@ -412,7 +418,7 @@ pub fn write_set(
     // Read every volume back before anything of the old set is touched.
     let total: u64 = plan.content_bytes();
     let mut done = 0u64;
-    for (v, tmp) in set.volumes.iter().zip(temps.paths()) {
+    for (v, tmp) in set.volumes.iter().zip(&temps) {
         if cancel.is_cancelled() {
             return Err(IsoError::Cancelled);
         }
@@ -439,8 +445,8 @@ pub fn write_set(
         return Err(IsoError::Cancelled);
     }
     let finals: Vec<PathBuf> = set.volumes.iter().map(|v| v.output.clone()).collect();
-    temps.commit(&finals, &set.dir)?;
-    output::remove_old_volumes(&set.dir, &plan.output, &finals)?;
+    let old = output::old_volumes(&set.dir, &plan.output, &finals);
+    out.commit(&old)?;
     Ok(WriteReport {
         sink: NAME.to_owned(),
         set_id: plan.set_id.clone(),
@@ -492,6 +498,7 @@ impl MediaSink for IsoSetSink {
                 default: Some("unlimited".to_owned()),
                 help: "taken from the plan's capacity; sets of several volumes are named <stem>_<n>.iso".to_owned(),
             }],
+            ..Default::default()
         }
     }
 

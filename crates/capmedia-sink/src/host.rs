@@ -138,12 +138,7 @@ impl PluginSink {
         let sdk = unsafe { bytes(vtable.sdk_version_ptr, vtable.sdk_version_len) };
         let mut sink = PluginSink {
             path: path_buf.clone(),
-            info: SinkInfo {
-                name: String::new(),
-                version: String::new(),
-                description: String::new(),
-                options: Vec::new(),
-            },
+            info: SinkInfo::default(),
             abi: (major, minor),
             sdk_version: String::from_utf8_lossy(sdk).into_owned(),
             vtable,

@@ -16,6 +16,7 @@ pub mod export;
 #[cfg(feature = "host")]
 #[allow(unsafe_code)]
 pub mod host;
+pub mod output;
 mod types;
 
 pub use capmedia_content as content;

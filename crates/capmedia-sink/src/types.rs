@@ -8,8 +8,9 @@ use capmedia_content::{MediaPlan, Volume};
 use capmedia_manifest::VerifyOutcome;
 use serde::{Deserialize, Serialize};
 
-/// What a sink says about itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What a sink says about itself. Build it with `..Default::default()`
+/// so that fields the SDK adds later need no change to a sink's source.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SinkInfo {
     /// The name given to `--sink`.
     pub name: String,
@@ -19,6 +20,13 @@ pub struct SinkInfo {
     /// The options it reads from [`MediaPlan::options`].
     #[serde(default)]
     pub options: Vec<SinkOption>,
+    /// Whether it writes block devices (a USB drive). The driver refuses a
+    /// device `--out` for a sink that does not, before the sink sees it;
+    /// for one that does, it has already examined the device (whole disk,
+    /// nothing mounted, removable or overridden) and the user confirmed.
+    /// Absent in older sinks: they write files only.
+    #[serde(default)]
+    pub writes_devices: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,28 +138,6 @@ impl VerifyReport {
     pub fn is_ok(&self) -> bool {
         self.volumes.iter().all(|v| v.outcome.is_ok())
     }
-}
-
-/// Refuse, before anything is written, an output folder that capmedia may
-/// not write in or that has less than `need` bytes free. For sinks that
-/// write a temporary file beside their target and rename it.
-pub fn check_output_room(dir: &std::path::Path, need: u64) -> Result<(), SinkError> {
-    if let Err(e) = rustix::fs::access(dir, rustix::fs::Access::WRITE_OK) {
-        return Err(SinkError::refused(format!(
-            "cannot write in {}: {e}",
-            dir.display()
-        )));
-    }
-    if let Ok(st) = rustix::fs::statvfs(dir) {
-        let free = st.f_bavail.saturating_mul(st.f_frsize);
-        if free < need {
-            return Err(SinkError::refused(format!(
-                "{} has {free} bytes free; the output needs about {need}",
-                dir.display()
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// The kind of a [`SinkError`], so the driver can choose an exit code.

@@ -11,26 +11,27 @@
 //! - every medium is read back against its `capmedia.json`, bypassing the
 //!   page cache for devices.
 
-pub mod device;
+pub use capmedia_device as device;
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 
 use capmedia_directio::DirectFile;
 use std::io;
 use std::num::NonZeroU64;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use capmedia_content::{Capacity, MediaPlan, Volume};
 use capmedia_disk::{
     check_plan, min_disk_size, write_disk, DiskError, DiskLayout, DiskReader, PartitionScheme,
 };
+use capmedia_sink::output::{check_output, OutputKind, OutputSet};
 use capmedia_sink::{
     Cancel, CheckReport, MediaSink, Progress, SinkError, SinkInfo, SinkOption, VerifyReport,
     VerifyRequest, WriteReport,
 };
 
-pub use device::{Bus, DeviceInfo, Mount, SystemPaths};
+pub use device::{Bus, DeviceInfo, Mount, Output, SystemPaths};
 
 /// The sink's name, as given to `--sink`.
 pub const NAME: &str = "usb-raw";
@@ -89,60 +90,44 @@ impl UsbRawSink {
         }
     }
 
-    /// The kernel name of a block device path (`/dev/disk/by-id/usb-X` ->
-    /// `sdb`), via its resolved node name.
-    fn kernel_name(resolved: &Path) -> Result<String, SinkError> {
-        resolved
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .ok_or_else(|| SinkError::refused(format!("{} names no device", resolved.display())))
+    /// Resolve the output with the same rules the driver applies
+    /// (`capmedia-device`), so the sink is safe on its own too; a device
+    /// must be writable, and writing it (not checking it) needs `yes`.
+    fn resolve(&self, plan: &MediaPlan, for_write: bool) -> Result<Output, SinkError> {
+        let out = device::resolve_output(
+            &plan.output,
+            &self.system,
+            device::Overrides {
+                allow_fixed_disk: plan.flag("allow-fixed-disk"),
+            },
+        )
+        .map_err(|e| SinkError::refused(e.to_string()))?;
+        if let Output::Device(t) = &out {
+            if for_write && !plan.flag("yes") {
+                return Err(SinkError::refused(format!(
+                    "refusing to write {}: writing it erases everything on it: pass yes to confirm",
+                    t.info.describe()
+                )));
+            }
+            if let Err(e) = rustix::fs::access(
+                &t.path,
+                rustix::fs::Access::READ_OK | rustix::fs::Access::WRITE_OK,
+            ) {
+                return Err(SinkError::refused(format!(
+                    "cannot open {} for writing: {e}",
+                    t.path.display()
+                )));
+            }
+        }
+        Ok(out)
     }
 
-    /// Examine a device and apply the safety rules; the note names it.
-    pub fn examine_device(
-        &self,
-        path: &Path,
-        plan: &MediaPlan,
-    ) -> Result<(PathBuf, DeviceInfo), SinkError> {
-        let resolved = fs::canonicalize(path).map_err(|e| io_err("cannot resolve", path, e))?;
-        let name = Self::kernel_name(&resolved)?;
-        let info =
-            device::probe(&self.system, &name).map_err(|e| SinkError::refused(e.to_string()))?;
-        let mut refusals = info.refusals(plan.flag("allow-fixed-disk"));
-        if refusals.is_empty() && !plan.flag("yes") {
-            refusals.push(format!(
-                "writing {} erases everything on it: pass yes to confirm",
-                resolved.display()
-            ));
-        }
-        if !refusals.is_empty() {
-            return Err(SinkError::refused(format!(
-                "refusing to write {}: {}",
-                info.describe(),
-                refusals.join("; ")
-            )));
-        }
-        if let Err(e) = rustix::fs::access(
-            &resolved,
-            rustix::fs::Access::READ_OK | rustix::fs::Access::WRITE_OK,
-        ) {
-            return Err(SinkError::refused(format!(
-                "cannot open {} for writing: {e}",
-                resolved.display()
-            )));
-        }
-        Ok((resolved, info))
-    }
-
-    fn prepare(&self, plan: &MediaPlan) -> Result<Prepared, SinkError> {
+    fn prepare(&self, plan: &MediaPlan, for_write: bool) -> Result<Prepared, SinkError> {
         let scheme = Self::scheme(plan)?;
         check_plan(plan).map_err(disk_err)?;
-        let out = &plan.output;
-        let meta = fs::metadata(out);
-        let is_device = matches!(&meta, Ok(m) if m.file_type().is_block_device());
         let mut notes = Vec::new();
-        let (target, size) = if is_device {
-            let (path, info) = self.examine_device(out, plan)?;
+        let (target, size) = if let Output::Device(t) = self.resolve(plan, for_write)? {
+            let (path, info) = (t.path, t.info);
             if let Some(cap) = plan.capacity.bytes() {
                 if cap < info.size {
                     notes.push(format!(
@@ -159,35 +144,14 @@ impl UsbRawSink {
             let size = info.size;
             (Target::Device { path }, size)
         } else {
-            match &meta {
-                Ok(m) if !m.is_file() => {
-                    return Err(SinkError::refused(format!(
-                        "{} exists and is neither a regular file nor a block device",
-                        out.display()
-                    )))
-                }
-                _ => {}
-            }
-            let parent = parent_dir(out);
-            if !parent.is_dir() {
-                return Err(SinkError::refused(format!(
-                    "the output folder {} does not exist",
-                    parent.display()
-                )));
-            }
-            if out.file_name().is_none() {
-                return Err(SinkError::refused(format!(
-                    "{} names no file",
-                    out.display()
-                )));
-            }
             let size = match plan.capacity {
                 Capacity::Bytes(b) => b / 512 * 512,
                 Capacity::Unlimited => min_disk_size(plan),
             };
             // The data actually written must fit on the file system holding
             // the image (the rest stays sparse).
-            capmedia_sink::check_output_room(&parent, plan.content_bytes() + (4 << 20))?;
+            let out = &plan.output;
+            check_output(out, OutputKind::File, plan.content_bytes())?;
             notes.push(format!("target image {} of {size} bytes", out.display()));
             (
                 Target::Image {
@@ -232,24 +196,15 @@ impl UsbRawSink {
         progress: &dyn Progress,
         cancel: &dyn Cancel,
     ) -> Result<(), SinkError> {
-        let parent = parent_dir(path);
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let prefix = format!(".{name}.capmedia-tmp-");
-        remove_stale_temps(&parent, &prefix);
-        // The pid in the name tells a later run whether the writer still lives.
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!("{prefix}{}-", std::process::id()))
-            .tempfile_in(&parent)
-            .map_err(|e| io_err("cannot create a temporary file in", &parent, e))?;
-        let tmp_path = tmp.path().to_path_buf();
-        tmp.as_file()
-            .set_len(size)
+        let mut set = OutputSet::begin(path, OutputKind::File, plan.content_bytes())?;
+        let tmp_path = set.create_file(path)?;
+        OpenOptions::new()
+            .write(true)
+            .open(&tmp_path)
+            .and_then(|f| f.set_len(size))
             .map_err(|e| io_err("cannot size", &tmp_path, e))?;
-        // Written past the page cache (see capmedia-directio); `tmp` still
-        // owns the name and removes it on failure.
+        // Written past the page cache (see capmedia-directio); `set` owns
+        // the temporary and removes it on failure.
         let mut out =
             DirectFile::open_rw(&tmp_path, 0).map_err(|e| io_err("cannot open", &tmp_path, e))?;
         write_disk(
@@ -271,18 +226,7 @@ impl UsbRawSink {
         if cancel.is_cancelled() {
             return Err(SinkError::cancelled());
         }
-        // Keep the permissions of the file replaced; a new image is 0644.
-        let mode = fs::metadata(path)
-            .map(|m| m.permissions().mode())
-            .unwrap_or(0o644);
-        fs::set_permissions(&tmp_path, fs::Permissions::from_mode(mode))
-            .map_err(|e| io_err("cannot set permissions of", &tmp_path, e))?;
-        tmp.persist(path)
-            .map_err(|e| io_err("cannot rename the new image to", path, e.error))?;
-        if let Ok(d) = File::open(&parent) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        set.commit(&[])
     }
 
     fn write_device(
@@ -332,35 +276,6 @@ fn corrupt(path: &Path, o: &capmedia_manifest::VerifyOutcome) -> SinkError {
         o.problems.len(),
         list.join("; ")
     ))
-}
-
-fn parent_dir(p: &Path) -> PathBuf {
-    match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// Remove temporaries a killed run left beside the target: those whose
-/// writer (the pid in the name) no longer runs.
-fn remove_stale_temps(dir: &Path, prefix: &str) {
-    let Ok(it) = fs::read_dir(dir) else { return };
-    for e in it.filter_map(Result::ok) {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(prefix) else {
-            continue;
-        };
-        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
-        let alive = match pid {
-            Some(pid) if Path::new("/proc/self").exists() => {
-                Path::new(&format!("/proc/{pid}")).exists()
-            }
-            _ => false,
-        };
-        if !alive {
-            let _ = fs::remove_file(e.path());
-        }
-    }
 }
 
 /// Read a medium back against its manifest, past the page cache where the
@@ -418,11 +333,12 @@ impl MediaSink for UsbRawSink {
                     help: "confirm erasing the target device".into(),
                 },
             ],
+            writes_devices: true,
         }
     }
 
     fn check(&self, plan: &MediaPlan) -> Result<CheckReport, SinkError> {
-        let p = self.prepare(plan)?;
+        let p = self.prepare(plan, false)?;
         Ok(CheckReport {
             volumes: vec![Self::volume(plan, &p)],
             notes: p.notes,
@@ -435,7 +351,7 @@ impl MediaSink for UsbRawSink {
         progress: &dyn Progress,
         cancel: &dyn Cancel,
     ) -> Result<WriteReport, SinkError> {
-        let p = self.prepare(plan)?;
+        let p = self.prepare(plan, true)?;
         for n in &p.notes {
             progress.message(n);
         }

@@ -169,13 +169,12 @@ fn stale_temporaries_are_removed() {
     source_tree(src.path());
     let out = tempfile::tempdir().unwrap();
     let img = out.path().join("media.img");
-    // A temp of a killed run (no such pid) and one of a live run (ours).
-    let stale = out.path().join(".media.img.capmedia-tmp-999999999-abcdef");
-    let live = out.path().join(format!(
-        ".media.img.capmedia-tmp-{}-live",
-        std::process::id()
-    ));
-    let other = out.path().join(".other.img.capmedia-tmp-999999999-x");
+    // Temporaries of a killed run (no such pid), of this live process, and
+    // a dead run's temporary of another output (any sink's leftovers of a
+    // dead process are garbage).
+    let stale = out.path().join(".media.img.capmedia-tmp.999999999-1.0");
+    let live = out.path().join(capmedia_tempfile::temp_name("media.img"));
+    let other = out.path().join(".other.img.capmedia-tmp.999999999-1.3");
     for p in [&stale, &live, &other] {
         fs::write(p, b"junk").unwrap();
     }
@@ -185,5 +184,8 @@ fn stale_temporaries_are_removed() {
         .unwrap();
     assert!(!stale.exists());
     assert!(live.exists(), "a live writer's temp was removed");
-    assert!(other.exists(), "another target's temp was removed");
+    assert!(
+        !other.exists(),
+        "a dead run's temporary of another output stayed"
+    );
 }

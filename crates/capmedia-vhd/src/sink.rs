@@ -2,14 +2,15 @@
 //! `capmedia-disk`, no second copy of partitioning or FAT code) inside a
 //! fixed or dynamic VHD, for reference computers that are virtual machines.
 
-use std::fs::{self, File, OpenOptions};
-use std::path::{Path, PathBuf};
+use std::fs::OpenOptions;
+use std::path::Path;
 
 use capmedia_content::{MediaPlan, Volume};
 use capmedia_disk::{
     check_plan, min_disk_size, write_disk, DiskError, DiskLayout, DiskReader, PartitionScheme,
 };
 use capmedia_manifest::{ManifestError, VerifyOutcome};
+use capmedia_sink::output::{check_output, OutputKind, OutputSet};
 use capmedia_sink::{
     Cancel, CheckReport, MediaSink, Progress, SinkError, SinkInfo, SinkOption, VerifyReport,
     VerifyRequest, WriteReport,
@@ -37,6 +38,13 @@ struct Decided {
     scheme: PartitionScheme,
     /// The virtual disk's size: whole MiB, CHS-exact ([`virtual_size_for`]).
     disk_bytes: u64,
+}
+
+/// What the VHD's data occupies on the folder's file system: about the
+/// content, rounded to blocks, plus metadata (a fixed VHD's unwritten areas
+/// stay sparse).
+fn written_bytes(plan: &MediaPlan, d: &Decided) -> u64 {
+    plan.content_bytes() + (d.disk_bytes >> 9) + (4 << 20)
 }
 
 fn decide(plan: &MediaPlan) -> Result<Decided, SinkError> {
@@ -90,26 +98,6 @@ fn vhd_error(path: &Path, e: VhdError) -> SinkError {
     }
 }
 
-/// The temporary file beside `out` that becomes `out` once verified.
-fn temp_path(out: &Path) -> PathBuf {
-    let name = out.file_name().map_or_else(
-        || "capmedia.vhd".into(),
-        |n| n.to_string_lossy().into_owned(),
-    );
-    out.with_file_name(format!(".{name}.capmedia-{}.tmp", std::process::id()))
-}
-
-/// Removes the temporary file unless the write succeeded.
-struct TempFile(Option<PathBuf>);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = fs::remove_file(p);
-        }
-    }
-}
-
 /// Read a VHD back through [`VhdReader`] and the disk crate's reader, and
 /// check every file against the manifest on it.
 pub fn verify_vhd(path: &Path, progress: &dyn Progress) -> Result<VerifyOutcome, SinkError> {
@@ -147,26 +135,15 @@ impl MediaSink for VhdSink {
                     help: "the partition table in front of the FAT32 volume".to_owned(),
                 },
             ],
+            ..Default::default()
         }
     }
 
     fn check(&self, plan: &MediaPlan) -> Result<CheckReport, SinkError> {
         let d = decide(plan)?;
-        if plan.output.is_dir() {
-            return Err(SinkError::refused(format!(
-                "{} is a directory; --out names the .vhd file",
-                plan.output.display()
-            )));
-        }
-        let parent = plan.output.parent().filter(|p| !p.as_os_str().is_empty());
-        if let Some(p) = parent {
-            if !p.is_dir() {
-                return Err(SinkError::refused(format!(
-                    "the folder {} does not exist",
-                    p.display()
-                )));
-            }
-        }
+        // The temporary VHD is written beside the target: its data must fit
+        // there (a fixed VHD's unwritten areas stay sparse).
+        check_output(&plan.output, OutputKind::File, written_bytes(plan, &d))?;
         let mut notes = vec![format!(
             "{} VHD, {} partition table, virtual disk of {} bytes",
             d.vhd_type, d.scheme, d.disk_bytes
@@ -179,16 +156,8 @@ impl MediaSink for VhdSink {
         }
         let used = match d.vhd_type {
             VhdType::Fixed => d.disk_bytes + 512,
-            // About the content, rounded to blocks, plus metadata.
-            VhdType::Dynamic => plan.content_bytes() + (d.disk_bytes >> 9) + (4 << 20),
+            VhdType::Dynamic => written_bytes(plan, &d),
         };
-        // The temporary VHD is written beside the target: its data must fit
-        // there (a fixed VHD's unwritten areas stay sparse).
-        let written = plan.content_bytes() + (d.disk_bytes >> 9) + (4 << 20);
-        capmedia_sink::check_output_room(
-            parent.unwrap_or_else(|| std::path::Path::new(".")),
-            written,
-        )?;
         Ok(CheckReport {
             volumes: vec![Volume {
                 number: 1,
@@ -211,15 +180,14 @@ impl MediaSink for VhdSink {
         self.check(plan)?;
         let d = decide(plan)?;
         let out = &plan.output;
-        let tmp_path = temp_path(out);
+        let mut set = OutputSet::begin(out, OutputKind::File, written_bytes(plan, &d))?;
+        let tmp_path = set.create_file(out)?;
         let io_err = |e: std::io::Error| SinkError::io(format!("{}: {e}", tmp_path.display()));
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .create_new(true)
             .open(&tmp_path)
             .map_err(io_err)?;
-        let mut guard = TempFile(Some(tmp_path.clone()));
         progress.message(&format!(
             "writing a {} VHD of {} bytes to {}",
             d.vhd_type,
@@ -263,15 +231,7 @@ impl MediaSink for VhdSink {
                 out.display()
             )));
         }
-        fs::rename(&tmp_path, out)
-            .map_err(|e| SinkError::io(format!("renaming to {}: {e}", out.display())))?;
-        guard.0 = None;
-        // Make the rename durable; not every platform can open a folder.
-        if let Some(dir) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
+        set.commit(&[])?;
         Ok(WriteReport::single(
             SINK_NAME,
             plan,

@@ -16,12 +16,18 @@ impl MediaSink for AbortSink {
             version: "0.0.1".into(),
             description: "built with panic = abort (test fixture)".into(),
             options: vec![],
+            ..Default::default()
         }
     }
     fn check(&self, _: &MediaPlan) -> Result<CheckReport, SinkError> {
         Ok(CheckReport::default())
     }
-    fn write(&self, _: &MediaPlan, _: &dyn Progress, _: &dyn Cancel) -> Result<WriteReport, SinkError> {
+    fn write(
+        &self,
+        _: &MediaPlan,
+        _: &dyn Progress,
+        _: &dyn Cancel,
+    ) -> Result<WriteReport, SinkError> {
         Err(SinkError::unsupported("fixture"))
     }
     fn verify(&self, _: &VerifyRequest, _: &dyn Progress) -> Result<VerifyReport, SinkError> {

@@ -4,10 +4,11 @@
 
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use capmedia_sink::content::{MediaPlan, Volume, MANIFEST_PATH};
 use capmedia_sink::manifest::{self, DirReader, Manifest};
+use capmedia_sink::output::{self, OutputKind, OutputSet};
 use capmedia_sink::{
     Cancel, CheckReport, MediaSink, Progress, SinkError, SinkInfo, VerifyReport, VerifyRequest,
     WriteReport,
@@ -15,11 +16,6 @@ use capmedia_sink::{
 
 #[derive(Default)]
 struct FolderSink;
-
-fn tmp_name(out: &Path) -> PathBuf {
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    out.with_file_name(format!(".{name}.folder-sink-tmp"))
-}
 
 fn io_err(what: &str, p: &Path, e: io::Error) -> SinkError {
     SinkError::io(format!("{what} {}: {e}", p.display()))
@@ -32,17 +28,13 @@ impl MediaSink for FolderSink {
             version: env!("CARGO_PKG_VERSION").into(),
             description: "the media tree, written into a folder".into(),
             options: vec![],
+            ..Default::default()
         }
     }
 
     fn check(&self, plan: &MediaPlan) -> Result<CheckReport, SinkError> {
-        let parent = plan.output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        if !parent.is_dir() {
-            return Err(SinkError::refused(format!(
-                "output folder {} does not exist",
-                parent.display()
-            )));
-        }
+        // The SDK's output protocol: the folder's place, its kind, the room.
+        output::check_output(&plan.output, OutputKind::Folder, plan.content_bytes())?;
         Ok(CheckReport {
             volumes: vec![Volume {
                 number: 1,
@@ -63,38 +55,35 @@ impl MediaSink for FolderSink {
         cancel: &dyn Cancel,
     ) -> Result<WriteReport, SinkError> {
         self.check(plan)?;
-        let tmp = tmp_name(&plan.output);
-        let _ = fs::remove_dir_all(&tmp);
-        let result = (|| {
-            let total = plan.content_bytes();
-            let mut done = 0;
-            for e in &plan.entries {
-                if cancel.is_cancelled() {
-                    return Err(SinkError::cancelled());
-                }
-                let dst = e.path.to_host_path(&tmp);
-                if let Some(d) = dst.parent() {
-                    fs::create_dir_all(d).map_err(|x| io_err("creating", d, x))?;
-                }
-                let mut r = e.source.open().map_err(|x| io_err("reading", &dst, x))?;
-                let mut w = fs::File::create(&dst).map_err(|x| io_err("creating", &dst, x))?;
-                done += io::copy(&mut r, &mut w).map_err(|x| io_err("writing", &dst, x))?;
-                progress.update("write", done, total);
+        let mut out = OutputSet::begin(&plan.output, OutputKind::Folder, plan.content_bytes())?;
+        let tmp = out.create_dir(&plan.output)?;
+        let total = plan.content_bytes();
+        let mut done = 0;
+        for e in &plan.entries {
+            if cancel.is_cancelled() {
+                return Err(SinkError::cancelled());
             }
-            let m = Manifest::for_plan(plan).to_bytes();
-            fs::write(tmp.join(MANIFEST_PATH), m).map_err(|x| io_err("writing", &tmp, x))?;
-            let outcome = manifest::verify(&mut DirReader(tmp.clone()), &mut |_, _| {})
-                .map_err(|x| SinkError::corrupt(x.to_string()))?;
-            if !outcome.is_ok() {
-                return Err(SinkError::corrupt("read-back differs"));
+            let dst = e.path.to_host_path(&tmp);
+            if let Some(d) = dst.parent() {
+                fs::create_dir_all(d).map_err(|x| io_err("creating", d, x))?;
             }
-            let _ = fs::remove_dir_all(&plan.output);
-            fs::rename(&tmp, &plan.output).map_err(|x| io_err("renaming", &tmp, x))
-        })();
-        if result.is_err() {
-            let _ = fs::remove_dir_all(&tmp);
+            let mut r = e.source.open().map_err(|x| io_err("reading", &dst, x))?;
+            let mut w = fs::File::create(&dst).map_err(|x| io_err("creating", &dst, x))?;
+            done += io::copy(&mut r, &mut w).map_err(|x| io_err("writing", &dst, x))?;
+            progress.update("write", done, total);
         }
-        result?;
+        let m = Manifest::for_plan(plan).to_bytes();
+        fs::write(tmp.join(MANIFEST_PATH), m).map_err(|x| io_err("writing", &tmp, x))?;
+        let outcome = manifest::verify(&mut DirReader(tmp.clone()), &mut |_, _| {})
+            .map_err(|x| SinkError::corrupt(x.to_string()))?;
+        if !outcome.is_ok() {
+            return Err(SinkError::corrupt("read-back differs"));
+        }
+        if cancel.is_cancelled() {
+            return Err(SinkError::cancelled());
+        }
+        // Synced, the old folder swapped out in one step and removed.
+        out.commit(&[])?;
         Ok(WriteReport::single(
             "folder",
             plan,

@@ -15,12 +15,18 @@ impl MediaSink for PanicSink {
             version: "0.0.1".into(),
             description: "panics when asked to write (test fixture)".into(),
             options: vec![],
+            ..Default::default()
         }
     }
     fn check(&self, _: &MediaPlan) -> Result<CheckReport, SinkError> {
         Ok(CheckReport::default())
     }
-    fn write(&self, _: &MediaPlan, _: &dyn Progress, _: &dyn Cancel) -> Result<WriteReport, SinkError> {
+    fn write(
+        &self,
+        _: &MediaPlan,
+        _: &dyn Progress,
+        _: &dyn Cancel,
+    ) -> Result<WriteReport, SinkError> {
         panic!("deliberate panic in write")
     }
     fn verify(&self, _: &VerifyRequest, _: &dyn Progress) -> Result<VerifyReport, SinkError> {

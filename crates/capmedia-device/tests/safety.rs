@@ -6,7 +6,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::PathBuf;
 
-use capmedia_usb::device::{probe, Bus, SystemPaths};
+use capmedia_device::{probe, Bus, SystemPaths};
 
 struct Fake {
     _dir: tempfile::TempDir,
@@ -69,6 +69,7 @@ impl Fake {
                 sysfs,
                 mountinfo: mi,
                 swaps: sw,
+                dev: dir.path().join("dev"),
             },
             _dir: dir,
         }
@@ -214,7 +215,7 @@ fn mounted_partition_is_refused_even_when_allowed() {
 }
 
 #[test]
-fn partition_is_refused_unless_allowed() {
+fn partition_is_refused_even_when_allowed() {
     let f = Fake::new(&[stick(true)], BASE_MOUNTS, "");
     let info = probe(&f.sys, "sdb1").unwrap();
     assert!(info.is_partition);
@@ -222,10 +223,11 @@ fn partition_is_refused_unless_allowed() {
     assert_eq!(info.model, "SanDisk Cruzer Blade");
     let r = joined(&info.refusals(false));
     assert!(
-        r.contains("sdb1 is a partition of sdb, not a whole disk"),
+        r.contains("sdb1 is a partition of sdb: give the whole disk, /dev/sdb, not /dev/sdb1"),
         "{r}"
     );
-    assert!(info.refusals(true).is_empty());
+    // --allow-fixed-disk is about the kind of disk, never about partitions.
+    assert!(joined(&info.refusals(true)).contains("is a partition"));
 }
 
 #[test]

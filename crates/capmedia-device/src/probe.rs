@@ -18,6 +18,8 @@ pub struct SystemPaths {
     pub mountinfo: PathBuf,
     /// `/proc/swaps`.
     pub swaps: PathBuf,
+    /// `/dev` (device nodes and the `disk/by-id` links).
+    pub dev: PathBuf,
 }
 
 impl Default for SystemPaths {
@@ -26,12 +28,14 @@ impl Default for SystemPaths {
             sysfs: PathBuf::from("/sys"),
             mountinfo: PathBuf::from("/proc/self/mountinfo"),
             swaps: PathBuf::from("/proc/swaps"),
+            dev: PathBuf::from("/dev"),
         }
     }
 }
 
 /// The bus a disk hangs on, from its sysfs device path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Bus {
     Usb,
     Nvme,
@@ -60,7 +64,7 @@ impl fmt::Display for Bus {
 }
 
 /// A mount of the disk or one of its partitions.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Mount {
     /// Kernel name of the block device mounted (`sdb1`).
     pub device: String,
@@ -68,7 +72,7 @@ pub struct Mount {
 }
 
 /// What the kernel says about one block device.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DeviceInfo {
     /// Kernel name of the device asked about (`sdb`, or `sdb1`).
     pub name: String,
@@ -302,17 +306,20 @@ impl DeviceInfo {
 
     /// Why this device must not be erased; empty when it may be.
     ///
-    /// `allow_fixed_disk` lifts only the refusals about what kind of disk it
-    /// is (not removable and not USB; a partition). A disk that is mounted,
-    /// holds the running system, backs swap or another device, or is
-    /// read-only is refused whatever the options: erasing it would break
-    /// the running system or fail half-way.
+    /// `allow_fixed_disk` lifts only the refusal about what kind of disk it
+    /// is (not removable and not USB). A partition is always refused: a
+    /// medium is a whole disk with its own partition table, and writing one
+    /// into a partition would leave neither a bootable stick nor the disk's
+    /// other partitions intact. A disk that is mounted, holds the running
+    /// system, backs swap or another device, or is read-only is refused
+    /// whatever the options: erasing it would break the running system or
+    /// fail half-way (the kernel refuses the exclusive open anyway).
     pub fn refusals(&self, allow_fixed_disk: bool) -> Vec<String> {
         let mut r = Vec::new();
-        if self.is_partition && !allow_fixed_disk {
+        if self.is_partition {
             r.push(format!(
-                "{} is a partition of {}, not a whole disk (name the disk, or pass allow-fixed-disk)",
-                self.name, self.disk
+                "{} is a partition of {}: give the whole disk, /dev/{}, not /dev/{}",
+                self.name, self.disk, self.disk, self.name
             ));
         }
         if !self.removable && self.bus != Bus::Usb && !allow_fixed_disk {
