@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
-mod rows;
+pub mod rows;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {

@@ -15,6 +15,7 @@ mod bench;
 mod demo;
 mod deps;
 mod dist;
+mod trials;
 
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask")]
@@ -41,6 +42,8 @@ enum Task {
     },
     /// Time capmedia against reference tools, interleaved, several rounds.
     Bench(bench::BenchArgs),
+    /// SIGINT and SIGKILL at random moments of a 512 MiB rebuild, per sink.
+    Trials(trials::TrialArgs),
     /// Internal: run a command and print its wall time and peak RSS as JSON.
     #[command(hide = true)]
     Measure {
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
         } => test(no_install, &cargo_args),
         Task::Bench(a) => bench::bench(&a),
         Task::Measure { argv } => bench::measure(&argv),
+        Task::Trials(a) => trials::trials(&a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

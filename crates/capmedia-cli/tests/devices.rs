@@ -134,8 +134,11 @@ impl Loop {
             .expect("losetup (mount)");
         assert!(out.status.success(), "losetup: {}", show(&out));
         let dev = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        // Let udev create the partition nodes.
-        let _ = Command::new("udevadm").arg("settle").status();
+        // `losetup -P` does not always get the kernel to scan (seen on this
+        // VM's kernel); partx asks it directly. Already there is fine.
+        if partitioned {
+            let _ = Command::new("partx").arg("-a").arg(&dev).output();
+        }
         Loop {
             dev,
             _dir: dir,

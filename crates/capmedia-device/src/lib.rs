@@ -62,6 +62,10 @@ pub enum OutputError {
     },
     #[error("{given}{}: not a block device; under /dev capmedia writes only existing drives (`capmedia devices` lists them)", via(given, resolved))]
     NotADeviceUnderDev { given: PathBuf, resolved: PathBuf },
+    /// A block device given to a sink that writes only files; the caller
+    /// names the sink.
+    #[error("{given}{}: is a block device", via(given, resolved))]
+    BlockDevice { given: PathBuf, resolved: PathBuf },
     #[error("refusing to write {}: {}", info.describe(), reasons.join("; "))]
     Refused {
         info: Box<DeviceInfo>,
@@ -89,9 +93,13 @@ fn via(given: &Path, resolved: &Path) -> String {
     }
 }
 
-/// Options that lift refusals.
+/// What the writer accepts, and the options that lift refusals.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Overrides {
+    /// The writer writes block devices at all (a sink's
+    /// `SinkInfo::writes_devices`); without it any block device is refused
+    /// before it is examined.
+    pub devices: bool,
     /// Also a disk that is neither removable nor on USB.
     pub allow_fixed_disk: bool,
 }
@@ -174,6 +182,12 @@ pub fn resolve_output(
             });
         }
         return Ok(Output::File(resolved));
+    }
+    if !ov.devices {
+        return Err(OutputError::BlockDevice {
+            given: given.to_path_buf(),
+            resolved,
+        });
     }
     let name = resolved
         .file_name()

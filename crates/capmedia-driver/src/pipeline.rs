@@ -369,23 +369,25 @@ pub fn resolve<'a>(
         &req.out,
         &req.system,
         Overrides {
+            devices: info.writes_devices,
             allow_fixed_disk: req.options.get("allow-fixed-disk").map(String::as_str)
                 == Some("true"),
         },
-    )?;
-    if let Output::Device(t) = &output {
-        if !info.writes_devices {
-            return Err(CaptureError::NotForDevices {
-                sink: info.name,
-                given: t.given.clone(),
-                via: if t.given == t.path {
+    )
+    .map_err(|e| match e {
+        capmedia_device::OutputError::BlockDevice { given, resolved } => {
+            CaptureError::NotForDevices {
+                sink: info.name.clone(),
+                via: if given == resolved {
                     String::new()
                 } else {
-                    format!(" (-> {})", t.path.display())
+                    format!(" (-> {})", resolved.display())
                 },
-            });
+                given,
+            }
         }
-    }
+        e => CaptureError::Output(e),
+    })?;
     // The fetch computes each file's BLAKE3 for the manifest in the same
     // pass as its SHA-256: the hash stage then reads no DP content again.
     let dp = Dp::open(

@@ -98,6 +98,7 @@ impl UsbRawSink {
             &plan.output,
             &self.system,
             device::Overrides {
+                devices: true,
                 allow_fixed_disk: plan.flag("allow-fixed-disk"),
             },
         )

@@ -76,7 +76,7 @@ pub fn rows() -> Vec<Row> {
 /// The package the dp rows fetch.
 const DP_PACKAGE: &str = "PS1000DB";
 /// The boot image package of the capture row.
-const BOOT_PACKAGE: &str = "PS1000BB";
+pub const BOOT_PACKAGE: &str = "PS1000BB";
 /// A fixed epoch: the same inputs give the same media on every run.
 const EPOCH: &str = "1700000000";
 
@@ -487,10 +487,11 @@ fn vhd(ctx: &Ctx) -> Result<Pair> {
     Ok(pair)
 }
 
-fn capture(ctx: &Ctx) -> Result<Pair> {
+/// A boot image package of about `mib` MiB (an uncompressed WIM holding
+/// one big file and an x64 `kernel32.dll`, plus test boot files) in `base/package`,
+/// and its content library, `base/SCCMContentLib`, both built once.
+pub fn boot_package_library(base: &Path, mib: u64) -> Result<PathBuf> {
     need("wimlib-imagex", "wimtools")?;
-    let mib = ctx.size_mib.unwrap_or(512);
-    let base = shared(ctx, mib).join("capture");
     let pkg = base.join("package");
     let done = base.join("package.done");
     if !(done.exists() && pkg.exists()) {
@@ -514,7 +515,14 @@ fn capture(ctx: &Ctx) -> Result<Pair> {
         .context("wimlib-imagex capture (Debian package wimtools)")?;
         std::fs::write(&done, b"")?;
     }
-    let lib = make_library(&base.join("SCCMContentLib"), BOOT_PACKAGE, &pkg)?;
+    make_library(&base.join("SCCMContentLib"), BOOT_PACKAGE, &pkg)
+}
+
+fn capture(ctx: &Ctx) -> Result<Pair> {
+    let mib = ctx.size_mib.unwrap_or(512);
+    let base = shared(ctx, mib).join("capture");
+    let lib = boot_package_library(&base, mib)?;
+    let pkg = base.join("package");
     let out = ctx.work.join("out");
     let cache = ctx.work.join("cache");
     let mut pair = Pair::new(
