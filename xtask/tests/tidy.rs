@@ -10,20 +10,38 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// `cargo metadata` of the workspace.
-fn metadata() -> serde_json::Value {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline"])
-        .current_dir(root())
-        .output()
-        .expect("cargo metadata");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+/// `cargo metadata` of the workspace, for this host's platform (other
+/// platforms' packages are never downloaded here), once per test run.
+fn metadata() -> &'static serde_json::Value {
+    static META: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    META.get_or_init(|| {
+        let rustc = Command::new("rustc")
+            .arg("-vV")
+            .output()
+            .expect("rustc -vV");
+        let host = String::from_utf8_lossy(&rustc.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+            .expect("rustc -vV names the host");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = Command::new(cargo)
+            .args([
+                "metadata",
+                "--format-version",
+                "1",
+                "--filter-platform",
+                &host,
+            ])
+            .current_dir(root())
+            .output()
+            .expect("cargo metadata");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    })
 }
 
 /// Workspace package name → the names of the packages it needs to build
@@ -77,7 +95,7 @@ fn normal_closure(meta: &serde_json::Value) -> BTreeMap<String, BTreeSet<String>
 
 #[test]
 fn sinks_never_depend_on_the_dp() {
-    let closure = normal_closure(&metadata());
+    let closure = normal_closure(metadata());
     let sinks: Vec<&String> = closure
         .keys()
         .filter(|n| {
@@ -107,7 +125,7 @@ fn sinks_never_depend_on_the_dp() {
 
 #[test]
 fn libraries_never_depend_on_the_cli() {
-    let closure = normal_closure(&metadata());
+    let closure = normal_closure(metadata());
     for (name, deps) in &closure {
         assert!(!deps.contains("capmedia-cli"), "{name} depends on the CLI");
     }

@@ -32,8 +32,9 @@ pub enum Output {
     /// under a temporary name and renames. The path is absolute with its
     /// folder's symlinks resolved.
     File(PathBuf),
-    /// An existing whole-disk block device that passed every refusal.
-    Device(DeviceTarget),
+    /// An existing whole-disk block device that passed every refusal
+    /// (boxed: it carries the whole device description).
+    Device(Box<DeviceTarget>),
 }
 
 /// A block device output.
@@ -204,11 +205,11 @@ pub fn resolve_output(
             reasons,
         });
     }
-    Ok(Output::Device(DeviceTarget {
+    Ok(Output::Device(Box::new(DeviceTarget {
         given: given.to_path_buf(),
         path: resolved,
         info,
-    }))
+    })))
 }
 
 /// One drive of [`list_drives`].

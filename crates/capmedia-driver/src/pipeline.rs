@@ -641,7 +641,7 @@ impl<'a> Planned<'a> {
             dp: r.dp.name().to_owned(),
             out: r.out_path(),
             device: match &r.output {
-                Output::Device(t) => Some(t.clone()),
+                Output::Device(t) => Some((**t).clone()),
                 Output::File(_) => None,
             },
             sink: r.run.sink_name.clone(),

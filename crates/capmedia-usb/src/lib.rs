@@ -31,7 +31,7 @@ use capmedia_sink::{
     VerifyRequest, WriteReport,
 };
 
-pub use device::{Bus, DeviceInfo, Mount, Output, SystemPaths};
+pub use device::{Bus, DeviceInfo, DeviceTarget, Mount, Output, SystemPaths};
 
 /// The sink's name, as given to `--sink`.
 pub const NAME: &str = "usb-raw";
@@ -128,7 +128,7 @@ impl UsbRawSink {
         check_plan(plan).map_err(disk_err)?;
         let mut notes = Vec::new();
         let (target, size) = if let Output::Device(t) = self.resolve(plan, for_write)? {
-            let (path, info) = (t.path, t.info);
+            let DeviceTarget { path, info, .. } = *t;
             if let Some(cap) = plan.capacity.bytes() {
                 if cap < info.size {
                     notes.push(format!(
