@@ -111,11 +111,8 @@ fn check_refuses_before_touching_the_target() {
     let p = PlanBuilder::new("x", "usb-raw", out.path())
         .build()
         .unwrap();
-    assert!(sink
-        .check(&p)
-        .unwrap_err()
-        .message
-        .contains("neither a regular file"));
+    let e = sink.check(&p).unwrap_err();
+    assert!(e.message.contains("is a folder; give the path of the file to write"), "{e}");
 
     assert_eq!(fs::read(&img).unwrap(), b"old");
     assert!(temps(out.path()).is_empty());

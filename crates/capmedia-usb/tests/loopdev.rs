@@ -78,9 +78,12 @@ fn loop_device_refused_then_written_then_refused_while_mounted() {
         ErrorKind::Refused
     );
 
-    // The override alone is not consent to erase.
+    // The override alone is not consent to erase: check accepts the drive
+    // (the driver asks the user after check), write refuses it.
     let p = plan(src.path(), &dev, &[("allow-fixed-disk", "true")]);
-    assert!(sink.check(&p).unwrap_err().message.contains("pass yes"));
+    sink.check(&p).unwrap();
+    let e = sink.write(&p, &NoProgress, &NeverCancel).unwrap_err();
+    assert!(e.message.contains("pass yes"), "{e}");
 
     // With both: written in place and read back, named through a link as
     // /dev/disk/by-id names drives.
