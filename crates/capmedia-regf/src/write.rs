@@ -124,7 +124,7 @@ pub fn write(root: &Key, opts: &WriteOptions) -> Result<Vec<u8>, RegfError> {
     w.finish_bin();
     // The security cell's reference count is the number of keys using it.
     let refs = w.keys;
-    w.put_u32(w.sk + 12, refs);
+    w.put_u32(w.sk + 4 + 12, refs);
 
     let bins_size = w.bins.len();
     let mut out = vec![0u8; BASE_BLOCK];
@@ -304,11 +304,18 @@ impl Writer {
                     "value needs over 65535 big-data segments",
                 ));
             }
+            // Each segment's cell keeps 4 spare bytes, as a full segment
+            // does (16344 + 4 + 4 = 16352): readers such as hivex take a
+            // segment's length from its cell size minus 8.
             let segs: Vec<u32> = v
                 .data
                 .chunks(BIG_DATA_SEGMENT)
-                .map(|c| self.data_cell(c))
-                .collect::<Result<_, _>>()?;
+                .map(|c| {
+                    let off = self.alloc(c.len() + 4)?;
+                    self.put(off + 4, c);
+                    Ok(off)
+                })
+                .collect::<Result<_, RegfError>>()?;
             let list = self.offsets_cell(&segs)?;
             let db = self.alloc(8)?;
             self.put(db + 4, b"db");
