@@ -197,6 +197,9 @@ pub fn assert_same(what: &str, got: &Flat, want: &Flat) {
         for (name, (t, d)) in wv {
             let (gt, gd) = &gv[name];
             assert_eq!(gt, t, "{what}: type of [{path}] {name:?}");
+            if gd.len() <= 64 && d.len() <= 64 {
+                assert_eq!(gd, d, "{what}: data of [{path}] {name:?}");
+            }
             assert!(
                 gd == d,
                 "{what}: data of [{path}] {name:?}: {} bytes vs {} expected",
