@@ -1,15 +1,21 @@
 //! The Windows PE RAM-disk store.
 //!
-//! What `bcdedit` leaves in the BCD of Windows PE / Windows Setup media (the
-//! ADK's `Media\Boot\BCD` and `Media\EFI\Microsoft\Boot\BCD`): a boot
-//! manager whose default is one Windows boot loader that boots
-//! `\sources\boot.wim` in a RAM disk, the RAM disk's options
-//! (`\boot\boot.sdi` on the boot device), and the inherited settings
-//! objects (global, debugger, EMS, bad memory, boot loader, hypervisor).
-//! The loader is `{7619dcc9-fafe-11d9-b411-000476eba25f}`, the fixed
-//! identifier Windows media use for it, so every medium's store is the
-//! same for the same firmware and label. The memory tester entry of those
-//! media is left out: capmedia's media carry no `\boot\memtest.exe`.
+//! What the BCD stores of Windows Setup / Windows PE media hold (compared
+//! element by element with the `boot/BCD` and `EFI/Microsoft/Boot/BCD` of a
+//! Windows 10 setup medium): a boot manager whose default is one Windows
+//! boot loader that boots `\sources\boot.wim` in a RAM disk, the RAM
+//! disk's options (`\boot\boot.sdi` on the boot device), and the inherited
+//! settings objects (global, debugger, EMS, boot loader, hypervisor). The
+//! UEFI loader also has `isolatedcontext` (Windows 8 and later UEFI loaders
+//! need it). The loader is `{7619dcc9-fafe-11d9-b411-000476eba25f}`, the
+//! fixed identifier those media use for it, so every medium's store is the
+//! same for the same firmware and label.
+//!
+//! Differences from those media, on purpose: the RAM disk options are the
+//! documented `{ramdiskoptions}` object (`bcdedit`'s way for Windows PE RAM
+//! disks) instead of setup's private `{7619dcc8-...}`; the memory tester
+//! (`{memdiag}`, `toolsdisplayorder`) is left out because capmedia's media
+//! carry no memtest; insider `flightsigning` is not set.
 
 use crate::device::DeviceValue;
 use crate::store::{ElementValue, Object, Store};
@@ -49,6 +55,7 @@ pub mod elements {
     pub const DEBUG_PORT: u32 = 0x1500_0013;
     pub const BAUD_RATE: u32 = 0x1500_0014;
     pub const BOOT_EMS: u32 = 0x1600_0020;
+    pub const ISOLATED_CONTEXT: u32 = 0x1600_0060;
     pub const OS_DEVICE: u32 = 0x2100_0001;
     pub const SYSTEM_ROOT: u32 = 0x2200_0002;
     pub const DEFAULT: u32 = 0x2300_0003;
@@ -85,6 +92,22 @@ pub fn pe_ramdisk_objects(firmware: Firmware, label: &str) -> Store {
     };
     let list = |l: &[Guid]| V::ObjectList(l.to_vec());
 
+    let mut loader_obj = Object::new(loader, t::OS_LOADER)
+        .with(e::DEVICE, ramdisk())
+        .with(e::PATH, s(winload))
+        .with(e::DESCRIPTION, s(label))
+        .with(e::LOCALE, s(LOCALE))
+        .with(e::INHERIT, list(&[w::BOOTLOADERSETTINGS]))
+        .with(e::OS_DEVICE, ramdisk())
+        .with(e::SYSTEM_ROOT, s("\\windows"))
+        .with(e::BOOT_MENU_POLICY, V::Integer(1))
+        .with(e::DETECT_HAL, V::Boolean(true))
+        .with(e::WINPE, V::Boolean(true))
+        .with(e::EMS, V::Boolean(false));
+    if firmware == Firmware::Uefi {
+        loader_obj = loader_obj.with(e::ISOLATED_CONTEXT, V::Boolean(true));
+    }
+
     let mut objects = vec![
         Object::new(w::BOOTMGR, t::BOOT_MANAGER)
             .with(e::DESCRIPTION, s("Windows Boot Manager"))
@@ -93,18 +116,7 @@ pub fn pe_ramdisk_objects(firmware: Firmware, label: &str) -> Store {
             .with(e::DEFAULT, V::Object(loader))
             .with(e::DISPLAY_ORDER, list(&[loader]))
             .with(e::TIMEOUT, V::Integer(30)),
-        Object::new(loader, t::OS_LOADER)
-            .with(e::DEVICE, ramdisk())
-            .with(e::PATH, s(winload))
-            .with(e::DESCRIPTION, s(label))
-            .with(e::LOCALE, s(LOCALE))
-            .with(e::INHERIT, list(&[w::BOOTLOADERSETTINGS]))
-            .with(e::OS_DEVICE, ramdisk())
-            .with(e::SYSTEM_ROOT, s("\\windows"))
-            .with(e::BOOT_MENU_POLICY, V::Integer(1))
-            .with(e::DETECT_HAL, V::Boolean(true))
-            .with(e::WINPE, V::Boolean(true))
-            .with(e::EMS, V::Boolean(false)),
+        loader_obj,
         Object::new(w::RAMDISKOPTIONS, t::DEVICE)
             .with(e::DESCRIPTION, s("Ramdisk Options"))
             .with(e::RAMDISK_SDI_DEVICE, V::Device(DeviceValue::boot()))
@@ -113,17 +125,15 @@ pub fn pe_ramdisk_objects(firmware: Firmware, label: &str) -> Store {
             e::INHERIT,
             list(&[w::GLOBALSETTINGS, w::HYPERVISORSETTINGS]),
         ),
-        Object::new(w::GLOBALSETTINGS, t::INHERIT_LIBRARY).with(
-            e::INHERIT,
-            list(&[w::DBGSETTINGS, w::EMSSETTINGS, w::BADMEMORY]),
-        ),
+        Object::new(w::GLOBALSETTINGS, t::INHERIT_LIBRARY)
+            .with(e::INHERIT, list(&[w::DBGSETTINGS, w::EMSSETTINGS])),
         Object::new(w::DBGSETTINGS, t::INHERIT_LIBRARY)
             .with(e::DEBUG_TYPE, V::Integer(0))
             .with(e::DEBUG_PORT, V::Integer(1))
             .with(e::BAUD_RATE, V::Integer(115_200)),
         Object::new(w::EMSSETTINGS, t::INHERIT_LIBRARY).with(e::BOOT_EMS, V::Boolean(false)),
-        Object::new(w::BADMEMORY, t::INHERIT_LIBRARY),
         Object::new(w::HYPERVISORSETTINGS, t::INHERIT_OS_LOADER)
+            .with(e::DESCRIPTION, s("Hypervisor Settings"))
             .with(e::HYPERVISOR_DEBUG_TYPE, V::Integer(0))
             .with(e::HYPERVISOR_DEBUG_PORT, V::Integer(1))
             .with(e::HYPERVISOR_BAUD_RATE, V::Integer(115_200)),

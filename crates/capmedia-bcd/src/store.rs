@@ -213,7 +213,7 @@ impl Store {
             for e in &o.elements {
                 elements
                     .subkeys
-                    .push(Key::new(format!("{:08X}", e.id)).with_value(encode(&e.value)));
+                    .push(Key::new(format!("{:08x}", e.id)).with_value(encode(&e.value)));
             }
             objects.subkeys.push(
                 Key::new(o.id.to_string())
