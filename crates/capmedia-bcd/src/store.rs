@@ -137,7 +137,7 @@ fn decode(id: u32, v: &Value) -> ElementValue {
         (Format::Boolean, ValueType::BINARY) if (1..=8).contains(&v.data.len()) => {
             ElementValue::Boolean(v.data.iter().any(|&b| b != 0))
         }
-        (Format::IntegerList, ValueType::BINARY) if v.data.len() % 8 == 0 => {
+        (Format::IntegerList, ValueType::BINARY) if v.data.len().is_multiple_of(8) => {
             ElementValue::IntegerList(v.data.chunks_exact(8).map(le).collect())
         }
         (Format::Binary, ValueType::BINARY) => ElementValue::Binary(v.data.clone()),

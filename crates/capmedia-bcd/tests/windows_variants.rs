@@ -99,8 +99,11 @@ const SETUP_OPTIONS: &str = "{7619dcc8-fafe-11d9-b411-000476eba25f}";
 const LOADER: &str = "{7619dcc9-fafe-11d9-b411-000476eba25f}";
 const OTHER: &str = "{11111111-2222-3333-4444-555555555555}";
 
-/// (object, type, [(element key name, reg type, data)])
-fn objects() -> Vec<(&'static str, u32, Vec<(&'static str, u32, Vec<u8>)>)> {
+/// (element key name, reg type, data)
+type RawElement = (&'static str, u32, Vec<u8>);
+
+/// (object, type, elements)
+fn objects() -> Vec<(&'static str, u32, Vec<RawElement>)> {
     vec![
         (
             "{9dea862c-5cdd-4e70-acc1-f32b344d4795}",

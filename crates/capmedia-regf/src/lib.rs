@@ -238,7 +238,7 @@ pub fn utf16z(text: &str) -> Vec<u8> {
 }
 
 fn utf16_units(data: &[u8]) -> Option<Vec<u16>> {
-    if data.len() % 2 != 0 {
+    if !data.len().is_multiple_of(2) {
         return None;
     }
     Some(

@@ -112,7 +112,7 @@ pub fn read_with_limits(bytes: &[u8], limits: &ReadLimits) -> Result<Hive, RegfE
         return Err(RegfError::Checksum { stored, computed });
     }
     let bins_size = field(40) as usize;
-    if bins_size == 0 || bins_size % 4096 != 0 {
+    if bins_size == 0 || !bins_size.is_multiple_of(4096) {
         return Err(RegfError::Bin {
             offset: 0,
             reason: "hive bins data size is not a positive multiple of 4096",
@@ -136,7 +136,7 @@ pub fn read_with_limits(bytes: &[u8], limits: &ReadLimits) -> Result<Hive, RegfE
             return Err(bad("its offset field does not match its position"));
         }
         let size = u32_at(data, pos + 8).unwrap_or(0) as usize;
-        if size < 4096 || size % 4096 != 0 || pos + size > data.len() {
+        if size < 4096 || !size.is_multiple_of(4096) || pos + size > data.len() {
             return Err(bad("size is not a multiple of 4096 inside the hive bins"));
         }
         bins.push((pos, pos + size));
@@ -186,7 +186,7 @@ impl<'a> Reader<'a> {
         if off == NONE {
             return Err(bad("offset is the `none` marker"));
         }
-        if off % 8 != 0 {
+        if !off.is_multiple_of(8) {
             return Err(bad("not 8-byte aligned"));
         }
         let o = off as usize;
