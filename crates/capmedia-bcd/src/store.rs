@@ -19,9 +19,12 @@ use crate::device::{Device, DeviceValue};
 use crate::names::{element_name, format_of, integer_text, object_kind, Format};
 use crate::{well_known, BcdError, Guid};
 
-/// The name of the root key in stores Windows creates.
-pub const ROOT_KEY_NAME: &str = "NewStoreRoot";
-/// `Description\KeyName` of every BCD store.
+/// The name of the root key, as in the BCD stores of Windows media (Windows
+/// loads a store under its own key name, so this is cosmetic).
+pub const ROOT_KEY_NAME: &str = "System";
+/// `Description\KeyName`: the name the store was loaded under
+/// (`BCD00000000` for the system store; media stores carry this or
+/// `BCD00000001`).
 pub const STORE_KEY_NAME: &str = "BCD00000000";
 /// Most objects read from one store (real stores hold a few dozen).
 const MAX_OBJECTS: usize = 4096;

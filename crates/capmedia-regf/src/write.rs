@@ -456,3 +456,57 @@ impl Writer {
         Ok(cell)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::DEFAULT_SECURITY_DESCRIPTOR as SD;
+
+    fn u16_at(at: usize) -> usize {
+        u16::from_le_bytes([SD[at], SD[at + 1]]) as usize
+    }
+
+    fn u32_at(at: usize) -> usize {
+        u32::from_le_bytes([SD[at], SD[at + 1], SD[at + 2], SD[at + 3]]) as usize
+    }
+
+    /// A SID as `S-1-...` text, and its length.
+    fn sid(at: usize) -> (String, usize) {
+        let n = SD[at + 1] as usize;
+        let auth = SD[at + 2..at + 8]
+            .iter()
+            .fold(0u64, |a, &b| (a << 8) | b as u64);
+        let mut s = format!("S-{}-{auth}", SD[at]);
+        for i in 0..n {
+            s += &format!("-{}", u32_at(at + 8 + 4 * i));
+        }
+        (s, 8 + 4 * n)
+    }
+
+    /// The descriptor is what `RtlValidSecurityDescriptor` wants: self-relative,
+    /// owner, group and DACL inside it, ACL and ACE sizes that add up.
+    #[test]
+    fn default_descriptor_is_well_formed() {
+        assert_eq!(SD[0], 1, "revision");
+        assert_eq!(u16_at(2), 0x8004, "self-relative, DACL present");
+        assert_eq!(sid(u32_at(4)).0, "S-1-5-32-544", "owner: Administrators");
+        assert_eq!(sid(u32_at(8)).0, "S-1-5-18", "group: SYSTEM");
+        assert_eq!(u32_at(12), 0, "no SACL");
+        let acl = u32_at(16);
+        assert_eq!(SD[acl], 2, "ACL revision");
+        let (size, count) = (u16_at(acl + 2), u16_at(acl + 4));
+        assert_eq!(count, 2);
+        let mut at = acl + 8;
+        let mut sids = Vec::new();
+        for _ in 0..count {
+            assert_eq!(SD[at], 0, "ACCESS_ALLOWED_ACE");
+            assert_eq!(u32_at(at + 4), 0x000F_003F, "KEY_ALL_ACCESS");
+            let (s, len) = sid(at + 8);
+            assert_eq!(u16_at(at + 2), 8 + len, "ACE size");
+            sids.push(s);
+            at += 8 + len;
+        }
+        assert_eq!(at - acl, size, "ACL size");
+        assert_eq!(sids, ["S-1-5-18", "S-1-5-32-544"]);
+        assert!(u32_at(4) >= at && u32_at(8) + sid(u32_at(8)).1 == SD.len());
+    }
+}
