@@ -230,6 +230,12 @@ impl Key {
     }
 }
 
+/// Whether `bytes` start like a hive file (the `regf` signature): for
+/// detecting a file's kind before reading it.
+pub fn is_hive(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"regf")
+}
+
 /// `text` as UTF-16LE with a terminating NUL.
 pub fn utf16z(text: &str) -> Vec<u8> {
     let mut out: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
