@@ -31,6 +31,10 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("setpriv", "util-linux"),
     ("blockdev", "util-linux"),
     ("file", "file"),
+    ("hivexregedit", "libwin-hivex-perl"),
+    ("hivexml", "libhivex-bin"),
+    ("hivexsh", "libhivex-bin"),
+    ("reged", "chntpw"),
 ];
 
 fn present(tool: &str) -> bool {
