@@ -51,15 +51,24 @@ fn read_up_to(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
 
 pub fn run(outputs: &[PathBuf], plugin_dirs: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
     let reg = crate::plugins::registry(plugin_dirs);
+    // Ctrl-C stops a read-back at the next chunk (exit 130).
+    let stop = crate::ui::install_ctrlc();
+    let interrupted = || {
+        eprintln!("capmedia: interrupted: verification stopped");
+        Ok(ExitCode::from(crate::capture::EXIT_INTERRUPTED))
+    };
     let mut all = VerifyReport::default();
     for out in outputs {
         if out.is_dir() {
             // A media tree copied out, or a folder sink's output.
-            let outcome = capmedia_manifest::verify(
+            let outcome = match capmedia_manifest::verify(
                 &mut capmedia_manifest::DirReader(out.clone()),
-                &mut |_, _| {},
-            )
-            .with_context(|| format!("{}", out.display()))?;
+                &NoProgress,
+                stop.as_ref(),
+            ) {
+                Err(capmedia_manifest::ManifestError::Cancelled) => return interrupted(),
+                r => r.with_context(|| format!("{}", out.display()))?,
+            };
             all.volumes.push(VolumeVerify {
                 output: out.clone(),
                 outcome,
@@ -73,15 +82,17 @@ pub fn run(outputs: &[PathBuf], plugin_dirs: &[PathBuf], json: bool) -> anyhow::
                 out.display()
             )
         })?;
-        let r = sink
-            .verify(
-                &VerifyRequest {
-                    outputs: vec![out.clone()],
-                    options: Default::default(),
-                },
-                &NoProgress,
-            )
-            .with_context(|| format!("{}", out.display()))?;
+        let r = match sink.verify(
+            &VerifyRequest {
+                outputs: vec![out.clone()],
+                options: Default::default(),
+            },
+            &NoProgress,
+            stop.as_ref(),
+        ) {
+            Err(e) if e.kind == capmedia_sink::ErrorKind::Cancelled => return interrupted(),
+            r => r.with_context(|| format!("{}", out.display()))?,
+        };
         all.volumes.extend(r.volumes);
     }
     if json {

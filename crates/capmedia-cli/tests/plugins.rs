@@ -101,14 +101,14 @@ fn a_plan_is_written_and_verified_through_a_third_party_plugin() {
     );
     assert!(out.join("capmedia.json").is_file());
     let v = sink
-        .verify(&VerifyRequest::from(&report), &NoProgress)
+        .verify(&VerifyRequest::from(&report), &NoProgress, &NeverCancel)
         .unwrap();
     assert!(v.is_ok());
 
     // A damaged file is found by the plugin's read-back.
     std::fs::write(out.join("MediaLabel.txt"), b"label=Tampered!!!!!!!!!!!!!").unwrap();
     let v = sink
-        .verify(&VerifyRequest::from(&report), &NoProgress)
+        .verify(&VerifyRequest::from(&report), &NoProgress, &NeverCancel)
         .unwrap();
     assert!(!v.is_ok());
     assert!(format!("{}", v.volumes[0].outcome.problems[0]).contains("MediaLabel.txt"));

@@ -11,6 +11,7 @@ mod hash;
 mod ids;
 mod media_path;
 mod plan;
+pub mod progress;
 
 pub use arch::{Arch, ArchParseError};
 pub use capacity::{Capacity, CapacityParseError};
@@ -21,3 +22,4 @@ pub use plan::{
     walk_tree, BootFile, BootSpec, EntryRole, EntrySource, MediaPlan, PlanBuilder, PlanEntry,
     PlanError, TreeFile, Volume, MANIFEST_PATH,
 };
+pub use progress::{Cancel, NeverCancel, NoProgress, Progress};

@@ -116,6 +116,21 @@ pub struct Volume {
     pub capacity: Capacity,
 }
 
+impl Volume {
+    /// The one volume of a sink that writes the whole plan to one output
+    /// (a disk image, a VHD, a drive, a folder).
+    pub fn whole(plan: &MediaPlan, used: u64, capacity: Capacity) -> Volume {
+        Volume {
+            number: 1,
+            count: 1,
+            output: plan.output.clone(),
+            entries: plan.entries.iter().map(|e| e.path.clone()).collect(),
+            used,
+            capacity,
+        }
+    }
+}
+
 /// Everything a sink needs to write media, and nothing it would need the DP
 /// for: every source is already local (or inline).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

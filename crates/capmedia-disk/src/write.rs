@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::Mutex;
 
-use capmedia_content::{MediaPlan, MANIFEST_PATH};
+use capmedia_content::{Cancel, MediaPlan, Progress, MANIFEST_PATH};
 use capmedia_manifest::Manifest;
 use fatfs::{
     Date, DateTime, Dir, FatType, FileSystem, FormatVolumeOptions, FsOptions, ReadWriteSeek, Time,
@@ -74,22 +74,23 @@ fn clock(epoch: u64) -> &'static EpochClock {
 /// Everything that can refuse is checked before the first write: file sizes
 /// and names, the FAT32 geometry, and that the content fits. Each file is
 /// read once in 1 MiB chunks; `cancel` is asked between chunks and
-/// `progress(done, total)` told after each. `capmedia.json` is written last.
+/// `progress` told (phase `write`) after each. `capmedia.json` is written
+/// last.
 /// The caller syncs the target.
 pub fn write_disk<T: Read + Write + Seek>(
     target: T,
     disk_bytes: u64,
     plan: &MediaPlan,
     scheme: PartitionScheme,
-    progress: &mut dyn FnMut(u64, u64),
-    cancel: &dyn Fn() -> bool,
+    progress: &dyn Progress,
+    cancel: &dyn Cancel,
 ) -> Result<WriteStats, DiskError> {
     check_plan(plan)?;
     let layout = DiskLayout::new(disk_bytes, scheme)?;
     layout.check_fits(plan)?;
     let manifest = Manifest::for_plan(plan).to_bytes();
     let total = plan.content_bytes() + manifest.len() as u64;
-    if cancel() {
+    if cancel.is_cancelled() {
         return Err(DiskError::Cancelled);
     }
 
@@ -268,8 +269,8 @@ struct Copier<'p> {
     buf: Vec<u8>,
     done: u64,
     total: u64,
-    progress: &'p mut dyn FnMut(u64, u64),
-    cancel: &'p dyn Fn() -> bool,
+    progress: &'p dyn Progress,
+    cancel: &'p dyn Cancel,
 }
 
 impl Copier<'_> {
@@ -285,7 +286,7 @@ impl Copier<'_> {
         let mut src = src.take(expected + 1);
         let mut n = 0u64;
         loop {
-            if (self.cancel)() {
+            if self.cancel.is_cancelled() {
                 return Err(DiskError::Cancelled);
             }
             let k = match src.read(&mut self.buf) {
@@ -307,7 +308,7 @@ impl Copier<'_> {
             }
             f.write_all(&self.buf[..k])?;
             self.done += k as u64;
-            (self.progress)(self.done, self.total);
+            self.progress.update("write", self.done, self.total);
         }
         if n != expected {
             return Err(DiskError::SourceChanged {

@@ -7,6 +7,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use capmedia_content::{EntryRole, EntrySource, MediaPath, MediaPlan, PlanBuilder, PlanEntry};
 use capmedia_disk::{
@@ -87,6 +88,23 @@ fn plan_for(dir: &Path, label: &str) -> MediaPlan {
     b.source_date_epoch(1_700_000_000).build().unwrap()
 }
 
+/// The last `done` the writer reported.
+#[derive(Default)]
+struct LastDone(AtomicU64);
+impl capmedia_content::Progress for LastDone {
+    fn update(&self, _: &str, done: u64, _: u64) {
+        self.0.store(done, Ordering::SeqCst);
+    }
+}
+
+/// Cancels from the `.1`-th question on.
+struct CancelAfter(AtomicUsize, usize);
+impl capmedia_content::Cancel for CancelAfter {
+    fn is_cancelled(&self) -> bool {
+        self.0.fetch_add(1, Ordering::SeqCst) >= self.1
+    }
+}
+
 fn write_image(path: &Path, plan: &MediaPlan, size: u64, scheme: PartitionScheme) {
     let mut f = OpenOptions::new()
         .read(true)
@@ -96,9 +114,17 @@ fn write_image(path: &Path, plan: &MediaPlan, size: u64, scheme: PartitionScheme
         .open(path)
         .unwrap();
     f.set_len(size).unwrap();
-    let mut last = 0;
-    write_disk(&mut f, size, plan, scheme, &mut |d, _| last = d, &|| false).unwrap();
-    assert!(last > 0);
+    let last = LastDone::default();
+    write_disk(
+        &mut f,
+        size,
+        plan,
+        scheme,
+        &last,
+        &capmedia_content::NeverCancel,
+    )
+    .unwrap();
+    assert!(last.0.load(Ordering::SeqCst) > 0);
     f.sync_all().unwrap();
 }
 
@@ -182,7 +208,12 @@ fn check_image(img: &Path, src: &Path, plan: &MediaPlan, scheme: PartitionScheme
     // Read back through our own reader and the manifest.
     let mut reader = DiskReader::open(File::open(img).unwrap()).unwrap();
     assert!(reader.is_fat32());
-    let outcome = capmedia_manifest::verify(&mut reader, &mut |_, _| {}).unwrap();
+    let outcome = capmedia_manifest::verify(
+        &mut reader,
+        &capmedia_content::NoProgress,
+        &capmedia_content::NeverCancel,
+    )
+    .unwrap();
     assert!(outcome.is_ok(), "{:?}", outcome.problems);
     assert_eq!(outcome.files_checked, plan.entries.len());
     assert_eq!(outcome.manifest.set_id, plan.set_id);
@@ -250,8 +281,8 @@ fn refuses_before_writing() {
         64 << 20,
         &plan,
         PartitionScheme::Mbr,
-        &mut |_, _| {},
-        &|| false,
+        &capmedia_content::NoProgress,
+        &capmedia_content::NeverCancel,
     )
     .unwrap_err();
     assert!(matches!(err, DiskError::FileTooLarge { .. }), "{err}");
@@ -269,8 +300,8 @@ fn refuses_before_writing() {
         64 << 20,
         &plan,
         PartitionScheme::Mbr,
-        &mut |_, _| {},
-        &|| false,
+        &capmedia_content::NoProgress,
+        &capmedia_content::NeverCancel,
     )
     .unwrap_err();
     assert!(matches!(err, DiskError::DoesNotFit { .. }), "{err}");
@@ -284,8 +315,8 @@ fn refuses_before_writing() {
         20 << 20,
         &plan,
         PartitionScheme::Mbr,
-        &mut |_, _| {},
-        &|| false,
+        &capmedia_content::NoProgress,
+        &capmedia_content::NeverCancel,
     )
     .unwrap_err();
     assert!(matches!(err, DiskError::TooSmallForFat32 { .. }), "{err}");
@@ -299,17 +330,13 @@ fn cancel_and_changed_source_stop_the_write() {
     let plan = plan_for(src.path(), "x");
     let size = min_disk_size(&plan);
     let mut target = std::io::Cursor::new(vec![0u8; size as usize]);
-    let calls = std::cell::Cell::new(0);
     let err = write_disk(
         &mut target,
         size,
         &plan,
         PartitionScheme::Mbr,
-        &mut |_, _| {},
-        &|| {
-            calls.set(calls.get() + 1);
-            calls.get() > 3
-        },
+        &capmedia_content::NoProgress,
+        &CancelAfter(AtomicUsize::new(0), 3),
     )
     .unwrap_err();
     assert!(matches!(err, DiskError::Cancelled), "{err}");
@@ -320,8 +347,8 @@ fn cancel_and_changed_source_stop_the_write() {
         size,
         &plan,
         PartitionScheme::Mbr,
-        &mut |_, _| {},
-        &|| false,
+        &capmedia_content::NoProgress,
+        &capmedia_content::NeverCancel,
     )
     .unwrap_err();
     assert!(matches!(err, DiskError::SourceChanged { .. }), "{err}");
@@ -343,8 +370,8 @@ fn target_longer_than_the_disk_keeps_its_tail() {
         size,
         &plan,
         PartitionScheme::Gpt,
-        &mut |_, _| {},
-        &|| false,
+        &capmedia_content::NoProgress,
+        &capmedia_content::NeverCancel,
     )
     .unwrap();
     let buf = target.into_inner();

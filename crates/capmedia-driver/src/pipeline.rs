@@ -826,7 +826,11 @@ impl Written<'_> {
         } else {
             let v = run
                 .sink
-                .verify(&VerifyRequest::from(&written), &sev)
+                .verify(
+                    &VerifyRequest::from(&written),
+                    &sev,
+                    &capmedia_sink::NeverCancel,
+                )
                 .map_err(run.sink_error())?;
             if let Some(bad) = v.volumes.iter().find(|v| !v.outcome.is_ok()) {
                 return Err(CaptureError::Verify {

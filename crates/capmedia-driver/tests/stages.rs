@@ -41,14 +41,7 @@ impl MediaSink for FakeSink {
     fn check(&self, plan: &MediaPlan) -> Result<CheckReport, SinkError> {
         check_output(&plan.output, OutputKind::File, plan.content_bytes())?;
         Ok(CheckReport {
-            volumes: vec![Volume {
-                number: 1,
-                count: 1,
-                output: plan.output.clone(),
-                entries: plan.entries.iter().map(|e| e.path.clone()).collect(),
-                used: plan.content_bytes(),
-                capacity: plan.capacity,
-            }],
+            volumes: vec![Volume::whole(plan, plan.content_bytes(), plan.capacity)],
             notes: vec![],
         })
     }
@@ -87,7 +80,12 @@ impl MediaSink for FakeSink {
         ))
     }
 
-    fn verify(&self, _: &VerifyRequest, _: &dyn Progress) -> Result<VerifyReport, SinkError> {
+    fn verify(
+        &self,
+        _: &VerifyRequest,
+        _: &dyn Progress,
+        _: &dyn Cancel,
+    ) -> Result<VerifyReport, SinkError> {
         Err(SinkError::unsupported(
             "the fake sink verifies while writing",
         ))

@@ -422,9 +422,7 @@ pub fn write_set(
         if cancel.is_cancelled() {
             return Err(IsoError::Cancelled);
         }
-        let outcome = verify_one(tmp, &mut |d, _| {
-            progress.update("verify", done + d, total);
-        })?;
+        let outcome = verify_one(tmp, &Offset(progress, done, total), cancel)?;
         done += outcome.bytes_checked;
         let m = &outcome.manifest;
         if m.set_id != plan.set_id || m.volume != v.number || m.volumes != v.count {
@@ -468,11 +466,23 @@ pub fn write_set(
 /// Read one ISO back against its manifest.
 pub fn verify_one(
     path: &Path,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &dyn Progress,
+    cancel: &dyn Cancel,
 ) -> Result<capmedia_manifest::VerifyOutcome, IsoError> {
     let mut r = IsoReader::open(path).map_err(IsoError::io(format!("{}", path.display())))?;
-    capmedia_manifest::verify(&mut r, progress)
-        .map_err(|e| IsoError::Corrupt(format!("{}: {e}", path.display())))
+    capmedia_manifest::verify(&mut r, progress, cancel).map_err(|e| match e {
+        capmedia_manifest::ManifestError::Cancelled => IsoError::Cancelled,
+        e => IsoError::Corrupt(format!("{}: {e}", path.display())),
+    })
+}
+
+/// Progress of one volume's read-back as part of the whole set's.
+struct Offset<'a>(&'a dyn Progress, u64, u64);
+
+impl Progress for Offset<'_> {
+    fn update(&self, phase: &str, done: u64, _: u64) {
+        self.0.update(phase, self.1 + done, self.2);
+    }
 }
 
 /// The other volumes of the set `path` belongs to, found beside it by name
@@ -539,6 +549,7 @@ impl MediaSink for IsoSetSink {
         &self,
         request: &VerifyRequest,
         progress: &dyn Progress,
+        cancel: &dyn Cancel,
     ) -> Result<VerifyReport, SinkError> {
         let mut queue: Vec<PathBuf> = request.outputs.clone();
         let mut report = VerifyReport::default();
@@ -546,7 +557,7 @@ impl MediaSink for IsoSetSink {
         while i < queue.len() {
             let path = queue[i].clone();
             i += 1;
-            let outcome = verify_one(&path, &mut |d, t| progress.update("verify", d, t))?;
+            let outcome = verify_one(&path, progress, cancel)?;
             if request.outputs.len() == 1 && outcome.manifest.volumes > 1 && i == 1 {
                 for s in siblings(&path, outcome.manifest.volumes) {
                     if !queue.contains(&s) {

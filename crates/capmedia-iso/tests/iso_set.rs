@@ -112,7 +112,7 @@ fn single_bootable_volume_as_tools_see_it() {
 
     // verify reads it back clean.
     let v = IsoSetSink
-        .verify(&VerifyRequest::from(&report), &NoProgress)
+        .verify(&VerifyRequest::from(&report), &NoProgress, &NeverCancel)
         .unwrap();
     assert!(v.is_ok());
     assert_eq!(v.volumes[0].outcome.files_checked, plan.entries.len());
@@ -235,6 +235,7 @@ fn multi_volume_set_of_25mb() {
                 ..Default::default()
             },
             &NoProgress,
+            &NeverCancel,
         )
         .unwrap();
     assert_eq!(v.volumes.len(), n);
@@ -348,6 +349,7 @@ fn verify_finds_damage() {
                 ..Default::default()
             },
             &NoProgress,
+            &NeverCancel,
         )
         .unwrap();
     assert!(!v.is_ok());

@@ -8,7 +8,7 @@
 
 use std::io::{self, Read};
 
-use capmedia_content::{MediaPath, MediaPlan, MANIFEST_PATH};
+use capmedia_content::{Cancel, MediaPath, MediaPlan, Progress, MANIFEST_PATH};
 use serde::{Deserialize, Serialize};
 
 /// The `format` value of manifests this crate writes.
@@ -53,6 +53,8 @@ pub enum ManifestError {
     BadVolume { volume: u32, volumes: u32 },
     #[error("reading the medium: {0}")]
     Io(#[from] io::Error),
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl Manifest {
@@ -195,27 +197,36 @@ pub fn read_manifest(reader: &mut dyn MediaReader) -> Result<Manifest, ManifestE
     Manifest::parse(&buf)
 }
 
-/// Read every file the medium's manifest lists and compare size and BLAKE3.
-/// `progress` is called with the bytes read so far (of `manifest.bytes()`).
+/// Read every file the medium's manifest lists and compare size and BLAKE3,
+/// reporting phase `verify` (bytes read of `manifest.bytes()`) and stopping
+/// with [`ManifestError::Cancelled`] between chunks when asked.
 pub fn verify(
     reader: &mut dyn MediaReader,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &dyn Progress,
+    cancel: &dyn Cancel,
 ) -> Result<VerifyOutcome, ManifestError> {
     let manifest = read_manifest(reader)?;
     let total = manifest.bytes();
     let mut done = 0u64;
     let mut problems = Vec::new();
     for f in &manifest.files {
-        let Some(mut r) = reader.open(&f.path)? else {
+        if cancel.is_cancelled() {
+            return Err(ManifestError::Cancelled);
+        }
+        let Some(r) = reader.open(&f.path)? else {
             problems.push(FileProblem::Missing {
                 path: f.path.clone(),
             });
             continue;
         };
-        let (n, actual) = capmedia_content::blake3_stream(&mut r, &mut |k| {
+        let mut r = Cancellable { inner: r, cancel };
+        let (n, actual) = match capmedia_content::blake3_stream(&mut r, &mut |k| {
             done += k;
-            progress(done, total);
-        })?;
+            progress.update("verify", done, total);
+        }) {
+            Err(_) if cancel.is_cancelled() => return Err(ManifestError::Cancelled),
+            r => r?,
+        };
         if n != f.size {
             problems.push(FileProblem::SizeDiffers {
                 path: f.path.clone(),
@@ -236,6 +247,22 @@ pub fn verify(
         manifest,
         problems,
     })
+}
+
+/// A reader that fails once cancelled, so a long file stops at the next
+/// chunk. Not `Interrupted`: read loops retry that kind.
+struct Cancellable<'a, R> {
+    inner: R,
+    cancel: &'a dyn Cancel,
+}
+
+impl<R: Read> Read for Cancellable<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.cancel.is_cancelled() {
+            return Err(io::Error::other("cancelled"));
+        }
+        self.inner.read(buf)
+    }
 }
 
 /// A [`MediaReader`] over a folder on the host: for media trees copied out,

@@ -213,7 +213,11 @@ macro_rules! export_sink {
             }
             unsafe extern "C" fn verify(h: *const HostCallbacks, p: *const u8, n: usize) -> i32 {
                 // SAFETY: the host upholds the ABI contract for `h`, `p`, `n`.
-                unsafe { call(sink, h, p, n, |s, r: VerifyRequest, pr, _| s.verify(&r, pr)) }
+                unsafe {
+                    call(sink, h, p, n, |s, r: VerifyRequest, pr, c| {
+                        s.verify(&r, pr, c)
+                    })
+                }
             }
 
             static VTABLE: SinkVTable = $crate::export::vtable(

@@ -255,8 +255,9 @@ impl MediaSink for PluginSink {
         &self,
         request: &VerifyRequest,
         progress: &dyn Progress,
+        cancel: &dyn Cancel,
     ) -> Result<VerifyReport, SinkError> {
-        self.call(self.vtable.verify, request, progress, &NeverCancel)
+        self.call(self.vtable.verify, request, progress, cancel)
     }
 }
 

@@ -198,38 +198,11 @@ impl SinkError {
     }
 }
 
-/// Where a sink reports progress. `phase` is `write` or `verify`.
-///
-/// `Sync` because a sink may report from worker threads; the host's
-/// callbacks are thread-safe by contract (see [`crate::abi::HostCallbacks`]).
-pub trait Progress: Sync {
-    fn update(&self, phase: &str, done: u64, total: u64);
-    /// A line for the user (e.g. the device about to be written).
-    fn message(&self, text: &str);
-}
-
-/// Asked between chunks; a sink that sees `true` stops, removes its
-/// temporary files and returns [`SinkError::cancelled`].
-pub trait Cancel {
-    fn is_cancelled(&self) -> bool;
-}
-
-/// A [`Progress`] that discards everything.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NoProgress;
-impl Progress for NoProgress {
-    fn update(&self, _: &str, _: u64, _: u64) {}
-    fn message(&self, _: &str) {}
-}
-
-/// A [`Cancel`] that never cancels.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NeverCancel;
-impl Cancel for NeverCancel {
-    fn is_cancelled(&self) -> bool {
-        false
-    }
-}
+/// The progress-and-cancel convention of every capmedia crate, also across
+/// the plugin boundary: `phase` is `write` or `verify` for sinks. A sink that
+/// sees `is_cancelled()` stops, removes its temporaries (dropping its
+/// `output::OutputSet` does) and returns [`SinkError::cancelled`].
+pub use capmedia_content::progress::{Cancel, NeverCancel, NoProgress, Progress};
 
 /// A media sink: turns a [`MediaPlan`] into media of one kind.
 ///
@@ -254,9 +227,11 @@ pub trait MediaSink: Send + Sync {
         progress: &dyn Progress,
         cancel: &dyn Cancel,
     ) -> Result<WriteReport, SinkError>;
+    /// Read outputs back; stops with [`SinkError::cancelled`] when asked.
     fn verify(
         &self,
         request: &VerifyRequest,
         progress: &dyn Progress,
+        cancel: &dyn Cancel,
     ) -> Result<VerifyReport, SinkError>;
 }

@@ -61,7 +61,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         } else {
             PartitionScheme::Mbr
         };
-        write_disk(&mut f, size, &plan, scheme, &mut |_, _| {}, &|| false)?;
+        write_disk(
+            &mut f,
+            size,
+            &plan,
+            scheme,
+            &capmedia_content::NoProgress,
+            &capmedia_content::NeverCancel,
+        )?;
         f.sync_all()?;
     }
     eprintln!(

@@ -178,14 +178,11 @@ impl UsbRawSink {
     }
 
     fn volume(plan: &MediaPlan, p: &Prepared) -> Volume {
-        Volume {
-            number: 1,
-            count: 1,
-            output: plan.output.clone(),
-            entries: plan.entries.iter().map(|e| e.path.clone()).collect(),
-            used: plan.content_bytes(),
-            capacity: Capacity::Bytes(p.layout.disk_bytes),
-        }
+        Volume::whole(
+            plan,
+            plan.content_bytes(),
+            Capacity::Bytes(p.layout.disk_bytes),
+        )
     }
 
     fn write_image(
@@ -208,19 +205,11 @@ impl UsbRawSink {
         // the temporary and removes it on failure.
         let mut out =
             DirectFile::open_rw(&tmp_path, 0).map_err(|e| io_err("cannot open", &tmp_path, e))?;
-        write_disk(
-            &mut out,
-            size,
-            plan,
-            scheme,
-            &mut |d, t| progress.update("write", d, t),
-            &|| cancel.is_cancelled(),
-        )
-        .map_err(disk_err)?;
+        write_disk(&mut out, size, plan, scheme, progress, cancel).map_err(disk_err)?;
         out.sync_all()
             .map_err(|e| io_err("cannot sync", &tmp_path, e))?;
         drop(out);
-        let outcome = verify_path(&tmp_path, false, progress)?;
+        let outcome = verify_path(&tmp_path, false, progress, cancel)?;
         if !outcome.is_ok() {
             return Err(corrupt(&tmp_path, &outcome));
         }
@@ -244,15 +233,7 @@ impl UsbRawSink {
         let mut f = DirectFile::open_rw(path, libc::O_EXCL)
             .map_err(|e| io_err("cannot open (exclusively)", path, e))?;
         let size = f.len();
-        write_disk(
-            &mut f,
-            size,
-            plan,
-            scheme,
-            &mut |d, t| progress.update("write", d, t),
-            &|| cancel.is_cancelled(),
-        )
-        .map_err(|e| match e {
+        write_disk(&mut f, size, plan, scheme, progress, cancel).map_err(|e| match e {
             DiskError::Cancelled => SinkError::cancelled(),
             e => SinkError::io(format!(
                 "writing {} failed part-way ({e}); the drive must be written again",
@@ -261,7 +242,7 @@ impl UsbRawSink {
         })?;
         f.sync_all().map_err(|e| io_err("cannot sync", path, e))?;
         drop(f);
-        let outcome = verify_path(path, true, progress)?;
+        let outcome = verify_path(path, true, progress, cancel)?;
         if !outcome.is_ok() {
             return Err(corrupt(path, &outcome));
         }
@@ -286,6 +267,7 @@ fn verify_path(
     path: &Path,
     is_device: bool,
     progress: &dyn Progress,
+    cancel: &dyn Cancel,
 ) -> Result<capmedia_manifest::VerifyOutcome, SinkError> {
     let f = DirectFile::open_read(path).map_err(|e| io_err("cannot open", path, e))?;
     if is_device && !f.is_direct() {
@@ -293,11 +275,11 @@ fn verify_path(
     }
     let mut reader = DiskReader::open_read_ahead(f).map_err(disk_err)?;
     let outcome =
-        capmedia_manifest::verify(&mut reader, &mut |d, t| progress.update("verify", d, t))
-            .map_err(|e| match e {
-                capmedia_manifest::ManifestError::Io(e) => io_err("reading", path, e),
-                e => SinkError::corrupt(format!("{}: {e}", path.display())),
-            })?;
+        capmedia_manifest::verify(&mut reader, progress, cancel).map_err(|e| match e {
+            capmedia_manifest::ManifestError::Io(e) => io_err("reading", path, e),
+            capmedia_manifest::ManifestError::Cancelled => SinkError::cancelled(),
+            e => SinkError::corrupt(format!("{}: {e}", path.display())),
+        })?;
     Ok(outcome)
 }
 
@@ -382,12 +364,13 @@ impl MediaSink for UsbRawSink {
         &self,
         request: &VerifyRequest,
         progress: &dyn Progress,
+        cancel: &dyn Cancel,
     ) -> Result<VerifyReport, SinkError> {
         VerifyReport::each(request, |out| {
             let is_device = fs::metadata(out)
                 .map(|m| m.file_type().is_block_device())
                 .map_err(|e| io_err("cannot open", out, e))?;
-            verify_path(out, is_device, progress)
+            verify_path(out, is_device, progress, cancel)
         })
     }
 }

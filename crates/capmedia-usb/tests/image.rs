@@ -44,7 +44,9 @@ fn writes_verifies_and_is_reproducible() {
     let (ok, text) = run("sfdisk", "fdisk", &["-V", img.to_str().unwrap()]);
     assert!(ok, "{text}");
 
-    let v = sink.verify(&VerifyRequest::from(&w), &NoProgress).unwrap();
+    let v = sink
+        .verify(&VerifyRequest::from(&w), &NoProgress, &NeverCancel)
+        .unwrap();
     assert!(v.is_ok(), "{v:?}");
     assert_eq!(v.volumes[0].outcome.manifest.set_id, plan.set_id);
 
@@ -112,7 +114,11 @@ fn check_refuses_before_touching_the_target() {
         .build()
         .unwrap();
     let e = sink.check(&p).unwrap_err();
-    assert!(e.message.contains("is a folder; give the path of the file to write"), "{e}");
+    assert!(
+        e.message
+            .contains("is a folder; give the path of the file to write"),
+        "{e}"
+    );
 
     assert_eq!(fs::read(&img).unwrap(), b"old");
     assert!(temps(out.path()).is_empty());

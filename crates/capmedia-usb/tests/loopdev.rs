@@ -107,7 +107,9 @@ fn loop_device_refused_then_written_then_refused_while_mounted() {
     let w = sink.write(&p, &NoProgress, &NeverCancel).unwrap();
     assert!(w.verified);
     assert_eq!(w.outputs[0].bytes, 64 << 20);
-    let v = sink.verify(&VerifyRequest::from(&w), &NoProgress).unwrap();
+    let v = sink
+        .verify(&VerifyRequest::from(&w), &NoProgress, &NeverCancel)
+        .unwrap();
     assert!(v.is_ok(), "{v:?}");
     assert_eq!(v.volumes[0].outcome.files_checked, p.entries.len());
 

@@ -63,8 +63,8 @@ fn direct(plan: &MediaPlan, size: u64, open: &Open<'_>) -> Result<(), Box<dyn st
         size,
         plan,
         PartitionScheme::Mbr,
-        &mut |_, _| {},
-        &|| false,
+        &capmedia_content::NoProgress,
+        &capmedia_content::NeverCancel,
     )?;
     w.finish()?;
     println!("direct dynamic VHD: {:.2} s", t.elapsed().as_secs_f64());
@@ -85,8 +85,8 @@ fn convert(
         size,
         plan,
         PartitionScheme::Mbr,
-        &mut |_, _| {},
-        &|| false,
+        &capmedia_content::NoProgress,
+        &capmedia_content::NeverCancel,
     )?;
     drop(raw);
     let raw_secs = t.elapsed().as_secs_f64();

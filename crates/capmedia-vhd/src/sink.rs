@@ -100,15 +100,17 @@ fn vhd_error(path: &Path, e: VhdError) -> SinkError {
 
 /// Read a VHD back through [`VhdReader`] and the disk crate's reader, and
 /// check every file against the manifest on it.
-pub fn verify_vhd(path: &Path, progress: &dyn Progress) -> Result<VerifyOutcome, SinkError> {
+pub fn verify_vhd(
+    path: &Path,
+    progress: &dyn Progress,
+    cancel: &dyn Cancel,
+) -> Result<VerifyOutcome, SinkError> {
     let vhd = VhdReader::open_path(path).map_err(|e| vhd_error(path, e))?;
     let mut disk = DiskReader::open(vhd)
         .map_err(|e| SinkError::corrupt(format!("{}: {e}", path.display())))?;
-    capmedia_manifest::verify(&mut disk, &mut |done, total| {
-        progress.update("verify", done, total)
-    })
-    .map_err(|e| match e {
+    capmedia_manifest::verify(&mut disk, progress, cancel).map_err(|e| match e {
         ManifestError::Io(e) => SinkError::io(format!("{}: {e}", path.display())),
+        ManifestError::Cancelled => SinkError::cancelled(),
         other => SinkError::corrupt(format!("{}: {other}", path.display())),
     })
 }
@@ -159,14 +161,7 @@ impl MediaSink for VhdSink {
             VhdType::Dynamic => written_bytes(plan, &d),
         };
         Ok(CheckReport {
-            volumes: vec![Volume {
-                number: 1,
-                count: 1,
-                output: plan.output.clone(),
-                entries: plan.entries.iter().map(|e| e.path.clone()).collect(),
-                used,
-                capacity: plan.capacity,
-            }],
+            volumes: vec![Volume::whole(plan, used, plan.capacity)],
             notes,
         })
     }
@@ -201,15 +196,7 @@ impl MediaSink for VhdSink {
             unique_id: unique_id_from_seed(format!("capmedia vhd {}", plan.set_id).as_bytes()),
         };
         let mut vhd = VhdWriter::create(file, &params).map_err(|e| vhd_error(&tmp_path, e))?;
-        write_disk(
-            &mut vhd,
-            d.disk_bytes,
-            plan,
-            d.scheme,
-            &mut |done, total| progress.update("write", done, total),
-            &|| cancel.is_cancelled(),
-        )
-        .map_err(disk_error)?;
+        write_disk(&mut vhd, d.disk_bytes, plan, d.scheme, progress, cancel).map_err(disk_error)?;
         let file = vhd.finish().map_err(|e| vhd_error(&tmp_path, e))?;
         file.sync_all().map_err(io_err)?;
         let bytes = file.metadata().map_err(io_err)?.len();
@@ -218,7 +205,7 @@ impl MediaSink for VhdSink {
             return Err(SinkError::cancelled());
         }
 
-        let outcome = verify_vhd(&tmp_path, progress)?;
+        let outcome = verify_vhd(&tmp_path, progress, cancel)?;
         if !outcome.is_ok() {
             let first = outcome
                 .problems
@@ -245,7 +232,8 @@ impl MediaSink for VhdSink {
         &self,
         request: &VerifyRequest,
         progress: &dyn Progress,
+        cancel: &dyn Cancel,
     ) -> Result<VerifyReport, SinkError> {
-        VerifyReport::each(request, |output| verify_vhd(output, progress))
+        VerifyReport::each(request, |output| verify_vhd(output, progress, cancel))
     }
 }

@@ -99,7 +99,15 @@ fn same_disk_as_raw(vhd_type: &str, scheme: PartitionScheme) {
         .open(&raw)
         .unwrap();
     f.set_len(size).unwrap();
-    write_disk(&mut f, size, &p, scheme, &mut |_, _| {}, &|| false).unwrap();
+    write_disk(
+        &mut f,
+        size,
+        &p,
+        scheme,
+        &capmedia_content::NoProgress,
+        &capmedia_content::NeverCancel,
+    )
+    .unwrap();
     drop(f);
 
     let info: serde_json::Value =
@@ -117,7 +125,7 @@ fn same_disk_as_raw(vhd_type: &str, scheme: PartitionScheme) {
     assert!(cmp.contains("identical"), "{cmp}");
 
     let v = sink
-        .verify(&VerifyRequest::from(&report), &NoProgress)
+        .verify(&VerifyRequest::from(&report), &NoProgress, &NeverCancel)
         .unwrap();
     assert!(v.is_ok(), "{v:?}");
     assert_eq!(v.volumes[0].outcome.files_checked, 5);
@@ -179,7 +187,7 @@ fn corrupt_footer_checksum_is_reported_by_verify() {
         outputs: vec![out],
         ..Default::default()
     };
-    let e = VhdSink.verify(&req, &NoProgress).unwrap_err();
+    let e = VhdSink.verify(&req, &NoProgress, &NeverCancel).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Corrupt);
     assert!(e.message.contains("checksum"), "{}", e.message);
     // A file that is no VHD at all is another format, not a corrupt VHD.
@@ -189,7 +197,7 @@ fn corrupt_footer_checksum_is_reported_by_verify() {
         outputs: vec![raw],
         ..Default::default()
     };
-    let e = VhdSink.verify(&req, &NoProgress).unwrap_err();
+    let e = VhdSink.verify(&req, &NoProgress, &NeverCancel).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Unsupported, "{}", e.message);
 }
 
@@ -215,6 +223,7 @@ fn changed_file_content_is_reported_by_verify() {
                 ..Default::default()
             },
             &NoProgress,
+            &NeverCancel,
         )
         .unwrap();
     assert!(!v.is_ok());

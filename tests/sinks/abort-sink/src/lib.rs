@@ -30,7 +30,12 @@ impl MediaSink for AbortSink {
     ) -> Result<WriteReport, SinkError> {
         Err(SinkError::unsupported("fixture"))
     }
-    fn verify(&self, _: &VerifyRequest, _: &dyn Progress) -> Result<VerifyReport, SinkError> {
+    fn verify(
+        &self,
+        _: &VerifyRequest,
+        _: &dyn Progress,
+        _: &dyn Cancel,
+    ) -> Result<VerifyReport, SinkError> {
         Ok(VerifyReport::default())
     }
 }

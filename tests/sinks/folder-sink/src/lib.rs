@@ -36,14 +36,7 @@ impl MediaSink for FolderSink {
         // The SDK's output protocol: the folder's place, its kind, the room.
         output::check_output(&plan.output, OutputKind::Folder, plan.content_bytes())?;
         Ok(CheckReport {
-            volumes: vec![Volume {
-                number: 1,
-                count: 1,
-                output: plan.output.clone(),
-                entries: plan.entries.iter().map(|e| e.path.clone()).collect(),
-                used: plan.content_bytes(),
-                capacity: plan.capacity,
-            }],
+            volumes: vec![Volume::whole(plan, plan.content_bytes(), plan.capacity)],
             notes: vec![],
         })
     }
@@ -74,7 +67,7 @@ impl MediaSink for FolderSink {
         }
         let m = Manifest::for_plan(plan).to_bytes();
         fs::write(tmp.join(MANIFEST_PATH), m).map_err(|x| io_err("writing", &tmp, x))?;
-        let outcome = manifest::verify(&mut DirReader(tmp.clone()), &mut |_, _| {})
+        let outcome = manifest::verify(&mut DirReader(tmp.clone()), progress, cancel)
             .map_err(|x| SinkError::corrupt(x.to_string()))?;
         if !outcome.is_ok() {
             return Err(SinkError::corrupt("read-back differs"));
@@ -97,12 +90,15 @@ impl MediaSink for FolderSink {
         &self,
         request: &VerifyRequest,
         progress: &dyn Progress,
+        cancel: &dyn Cancel,
     ) -> Result<VerifyReport, SinkError> {
         VerifyReport::each(request, |out| {
-            manifest::verify(&mut DirReader(out.to_path_buf()), &mut |d, t| {
-                progress.update("verify", d, t)
+            manifest::verify(&mut DirReader(out.to_path_buf()), progress, cancel).map_err(|e| {
+                match e {
+                    manifest::ManifestError::Cancelled => SinkError::cancelled(),
+                    e => SinkError::corrupt(format!("{}: {e}", out.display())),
+                }
             })
-            .map_err(|e| SinkError::corrupt(format!("{}: {e}", out.display())))
         })
     }
 }

@@ -29,7 +29,12 @@ impl MediaSink for PanicSink {
     ) -> Result<WriteReport, SinkError> {
         panic!("deliberate panic in write")
     }
-    fn verify(&self, _: &VerifyRequest, _: &dyn Progress) -> Result<VerifyReport, SinkError> {
+    fn verify(
+        &self,
+        _: &VerifyRequest,
+        _: &dyn Progress,
+        _: &dyn Cancel,
+    ) -> Result<VerifyReport, SinkError> {
         Ok(VerifyReport::default())
     }
 }
