@@ -1,11 +1,40 @@
-//! `capmedia inspect`.
+//! `capmedia inspect`: what a WIM, a PE file or a BCD store holds, read from
+//! the file itself; with `--bcd`, the BCD stores on a medium.
 
+use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
+use capmedia_bcd::Store;
+use capmedia_content::MediaPath;
+use capmedia_manifest::MediaReader;
 
-pub fn run(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
+/// The BCD stores a Windows PE medium boots through.
+const MEDIUM_STORES: [&str; 2] = ["boot/bcd", "efi/microsoft/boot/bcd"];
+
+/// A BCD store is a few dozen KiB; a bound keeps a hostile file from
+/// taking memory.
+const MAX_STORE_BYTES: u64 = 64 << 20;
+
+pub fn run(file: &Path, bcd: bool, json: bool) -> anyhow::Result<ExitCode> {
+    if bcd {
+        return medium_stores(file, json);
+    }
+    let mut head = [0u8; 4];
+    let n = std::fs::File::open(file)
+        .and_then(|mut f| f.read(&mut head))
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    if capmedia_regf::is_hive(&head[..n]) {
+        let bytes = read_bounded(
+            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?,
+            file,
+        )?;
+        let store = Store::from_hive(&bytes)
+            .with_context(|| format!("{}: not a readable BCD store", file.display()))?;
+        print_stores(&[(file.display().to_string(), store)], json)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let info = capmedia_arch::inspect(file)
         .with_context(|| format!("cannot inspect {}", file.display()))?;
     if json {
@@ -13,5 +42,85 @@ pub fn run(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
     } else {
         print!("{info}");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_bounded(r: impl Read, what: &Path) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    r.take(MAX_STORE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", what.display()))?;
+    if bytes.len() as u64 > MAX_STORE_BYTES {
+        bail!(
+            "{}: larger than {MAX_STORE_BYTES} bytes: not a BCD store",
+            what.display()
+        );
+    }
+    Ok(bytes)
+}
+
+fn print_stores(stores: &[(String, Store)], json: bool) -> anyhow::Result<()> {
+    if json {
+        let v: Vec<serde_json::Value> = stores
+            .iter()
+            .map(|(f, s)| serde_json::json!({ "file": f, "store": s }))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for (f, s) in stores {
+            println!("{f}\n{}\n{s}", "=".repeat(f.chars().count()));
+        }
+    }
+    Ok(())
+}
+
+/// The BCD stores on a medium: an ISO, a disk image or drive, a VHD, or a
+/// folder holding a media tree.
+fn medium_stores(medium: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let mut reader: Box<dyn MediaReader> = if medium.is_dir() {
+        Box::new(capmedia_manifest::DirReader(medium.to_path_buf()))
+    } else {
+        let open = || {
+            std::fs::File::open(medium).with_context(|| format!("cannot open {}", medium.display()))
+        };
+        match crate::verify::detect(medium)? {
+            "iso-set" => Box::new(
+                capmedia_iso::IsoReader::open(medium)
+                    .with_context(|| format!("{}", medium.display()))?,
+            ),
+            "vhd" => Box::new(
+                capmedia_disk::DiskReader::open(
+                    capmedia_vhd::VhdReader::open(open()?)
+                        .with_context(|| format!("{}", medium.display()))?,
+                )
+                .with_context(|| format!("{}", medium.display()))?,
+            ),
+            _ => Box::new(
+                capmedia_disk::DiskReader::open(open()?)
+                    .with_context(|| format!("{}", medium.display()))?,
+            ),
+        }
+    };
+    let mut stores = Vec::new();
+    for p in MEDIUM_STORES {
+        let path = MediaPath::new(p)?;
+        let Some(r) = reader
+            .open(&path)
+            .with_context(|| format!("{}: reading /{p}", medium.display()))?
+        else {
+            continue;
+        };
+        let bytes = read_bounded(r, Path::new(p))?;
+        let store = Store::from_hive(&bytes)
+            .with_context(|| format!("{}: /{p} is not a readable BCD store", medium.display()))?;
+        stores.push((format!("/{p}"), store));
+    }
+    if stores.is_empty() {
+        bail!(
+            "{}: no /boot/bcd or /efi/microsoft/boot/bcd on this medium",
+            medium.display()
+        );
+    }
+    print_stores(&stores, json)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -59,11 +59,17 @@ enum Command {
         #[command(subcommand)]
         command: DpCommand,
     },
-    /// Show a WIM's images (index, name, architecture, boot image) or a PE
-    /// file's machine, read from the file itself.
+    /// Show a WIM's images (index, name, architecture, boot image), a PE
+    /// file's machine, or a BCD store as `bcdedit /enum all` does, read from
+    /// the file itself.
     Inspect {
-        /// A .wim/.swm/.esd file, or a PE file such as bootmgr.efi.
+        /// A .wim/.swm/.esd file, a PE file such as bootmgr.efi, or a BCD
+        /// store (e.g. boot/bcd); with --bcd, a medium (ISO, disk image,
+        /// drive, VHD or media folder).
         file: PathBuf,
+        /// Print the medium's BCD stores (/boot/bcd, /efi/microsoft/boot/bcd).
+        #[arg(long)]
+        bcd: bool,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -117,7 +123,7 @@ fn main() -> ExitCode {
         } => verify::run(&outputs, &plugins.plugin_dirs, json),
         Command::Devices { all, json } => devices::run(all, json),
         Command::Plugins { plugins, json } => plugins::run(&plugins.plugin_dirs, json),
-        Command::Inspect { file, json } => inspect::run(&file, json),
+        Command::Inspect { file, bcd, json } => inspect::run(&file, bcd, json),
     };
     match result {
         Ok(code) => code,

@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use capmedia_sink::{MediaSink, NoProgress, VerifyReport, VerifyRequest, VolumeVerify};
 
 /// Which sink reads this output back, from the bytes themselves.
-fn detect(path: &Path) -> anyhow::Result<&'static str> {
+pub(crate) fn detect(path: &Path) -> anyhow::Result<&'static str> {
     let mut f =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut head = vec![0u8; 0x8006];

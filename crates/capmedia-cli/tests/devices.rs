@@ -9,43 +9,9 @@ use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 
-use capmedia_sample::{SampleDp, X64_PACKAGE};
-
-fn bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_capmedia"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn sample() -> &'static SampleDp {
-    static SAMPLE: OnceLock<SampleDp> = OnceLock::new();
-    SAMPLE.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("devices-sample-dp");
-        capmedia_sample::write_sample_dp(&dir).unwrap()
-    })
-}
-
-fn capmedia(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_capmedia"))
-        .args(args)
-        .env_remove("CAPMEDIA_PLUGIN_PATH")
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .stdin(Stdio::null())
-        .output()
-        .expect("running capmedia")
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use capmedia_sample::X64_PACKAGE;
+use common::{bin_dir, capmedia, sample, show};
 
 /// A capture of the sample to `out` with `sink`, and extra arguments.
 fn capture(sink: &str, out: &str, extra: &[&str], cache: &Path) -> Output {

@@ -121,6 +121,26 @@ pub fn boot_entries(files: &[BootFileEntry]) -> Vec<PlanEntry> {
         .collect()
 }
 
+/// The BCD stores the medium needs but the boot files lack: `boot/bcd` when
+/// BIOS boots it (`bootmgr`), `efi/microsoft/boot/bcd` when UEFI does
+/// (`efi/boot/boot*.efi`). capmedia writes those (see `capmedia-bcd`); a
+/// store the boot files carry always wins.
+pub fn missing_bcds(files: &[BootFileEntry]) -> Vec<(&'static str, capmedia_bcd::Firmware)> {
+    let has = |p: &str| {
+        files
+            .iter()
+            .any(|e| e.path.as_str().eq_ignore_ascii_case(p))
+    };
+    let mut v = Vec::new();
+    if has("bootmgr") && !has("boot/bcd") {
+        v.push(("boot/bcd", capmedia_bcd::Firmware::Bios));
+    }
+    if !uefi_loaders(files).is_empty() && !has("efi/microsoft/boot/bcd") {
+        v.push(("efi/microsoft/boot/bcd", capmedia_bcd::Firmware::Uefi));
+    }
+    v
+}
+
 /// `MediaLabel.txt`, as the wizard writes it.
 pub fn media_label_txt(label: &str) -> Vec<u8> {
     format!("label={label}\r\n").into_bytes()

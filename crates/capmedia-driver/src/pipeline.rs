@@ -128,6 +128,11 @@ pub enum CaptureError {
     },
     #[error("writing {0} erases everything on it: confirm at the prompt or pass --yes")]
     NotConfirmed(String),
+    #[error("writing the {path} BCD store: {source}")]
+    Bcd {
+        path: String,
+        source: capmedia_bcd::BcdError,
+    },
 }
 
 impl From<DpError> for CaptureError {
@@ -584,6 +589,31 @@ impl<'a> Validated<'a> {
             "MediaLabel.txt",
             layout::media_label_txt(&req.label),
         )?);
+        // Boot files without BCD stores (ADK-built boot images often have
+        // none): capmedia writes the Windows PE RAM-disk stores, dated from
+        // SOURCE_DATE_EPOCH so the medium stays reproducible.
+        let filetime = capmedia_regf::filetime_from_unix(
+            i64::try_from(req.source_date_epoch).unwrap_or(i64::MAX),
+        );
+        for (path, firmware) in layout::missing_bcds(&self.boot_list) {
+            let store = capmedia_bcd::pe_ramdisk_store(firmware, &req.label, filetime).map_err(
+                |source| CaptureError::Bcd {
+                    path: path.to_owned(),
+                    source,
+                },
+            )?;
+            // Staged under a flat name; placed at its media path.
+            let mut e = generated(&path.replace('/', "_"), store)?;
+            e.path = MediaPath::new(path).map_err(PlanError::from)?;
+            entries.push(e);
+            run.events.message(&format!(
+                "{path}: the boot files have no BCD store; capmedia writes a Windows PE RAM-disk store ({})",
+                match firmware {
+                    capmedia_bcd::Firmware::Bios => "BIOS",
+                    capmedia_bcd::Firmware::Uefi => "UEFI",
+                }
+            ));
+        }
         if req.autorun {
             let exe = template
                 .iter()
@@ -890,6 +920,9 @@ fn describe_source(
         .iter()
         .find(|f| e.source == EntrySource::File(cache.path_of(&f.sha256)));
     match (e.role, from_dp) {
+        (EntryRole::Generated, _) if e.path.as_str().ends_with("bcd") => {
+            "(generated: Windows PE RAM-disk BCD store)".into()
+        }
         (EntryRole::Generated, _) => "(generated)".into(),
         (_, Some(f)) => format!("DP {}: {} {}", dp.name(), content.package, f.path),
         (_, None) => e.source.describe(),

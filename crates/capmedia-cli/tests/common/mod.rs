@@ -2,8 +2,10 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
+
+use capmedia_sample::SampleDp;
 
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -47,4 +49,38 @@ pub fn lib(dir: &Path, name: &str) -> PathBuf {
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_EXTENSION
     ))
+}
+
+pub fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_capmedia"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn sample() -> &'static SampleDp {
+    static SAMPLE: OnceLock<SampleDp> = OnceLock::new();
+    SAMPLE.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("common-sample-dp");
+        capmedia_sample::write_sample_dp(&dir).unwrap()
+    })
+}
+
+pub fn capmedia(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_capmedia"))
+        .args(args)
+        .env_remove("CAPMEDIA_PLUGIN_PATH")
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running capmedia")
+}
+
+pub fn show(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
