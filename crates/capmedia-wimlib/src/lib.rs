@@ -231,7 +231,19 @@ impl Decompressor {
     }
 
     /// Decompresses `input` into exactly `output.len()` bytes.
+    ///
+    /// `input` must be shorter than `output`: a WIM stores a chunk that
+    /// does not shrink raw, so such input is never compressed data, and
+    /// wimlib's LZMS decoder faults (SIGBUS) on it for outputs of one or two
+    /// bytes (found by fuzzing; wimlib itself never calls it so).
     pub fn decompress(&mut self, input: &[u8], output: &mut [u8]) -> Result<(), WimlibError> {
+        if input.is_empty() || input.len() >= output.len() {
+            return Err(WimlibError::Corrupt {
+                codec: self.codec.name(),
+                compressed: input.len(),
+                uncompressed: output.len(),
+            });
+        }
         if output.len() > self.max_block_size {
             return Err(WimlibError::BlockTooLarge {
                 size: output.len(),
@@ -287,6 +299,19 @@ mod tests {
                 Err(WimlibError::BlockTooLarge { .. })
             ));
         }
+    }
+
+    #[test]
+    fn input_not_shorter_than_output_is_refused() {
+        // This input (4 bytes into 1) made libwim's LZMS decoder fault.
+        let mut d = Decompressor::new(Codec::Lzms, 32768).unwrap();
+        for out in 1..=4 {
+            assert!(matches!(
+                d.decompress(&[0xEC, 0, 0, 0], &mut vec![0u8; out]),
+                Err(WimlibError::Corrupt { .. })
+            ));
+        }
+        assert!(d.decompress(&[], &mut [0u8; 8]).is_err());
     }
 
     #[test]
