@@ -226,10 +226,57 @@ pub enum ArchError {
         magic: u16,
     },
 
+    /// Any other WIM format error from capmedia-wim.
+    #[error(transparent)]
+    Wim(capmedia_wim::WimError),
+
     /// A machine type that is none of x86, x64, arm64, arm, ia64.
     #[error("unknown PE machine type {machine:#06x}")]
     UnknownMachine {
         /// The COFF machine field.
         machine: u16,
     },
+}
+
+impl From<capmedia_wim::WimError> for ArchError {
+    /// capmedia-wim reads the header and XML; its errors keep the variants
+    /// this crate has always returned for the same faults.
+    fn from(e: capmedia_wim::WimError) -> Self {
+        use capmedia_wim::WimError as W;
+        match e {
+            W::Io(e) => ArchError::Io(e),
+            W::Empty => ArchError::Empty,
+            W::WrongMagic { found } => ArchError::WrongMagic { found },
+            W::TruncatedHeader { len, needed } => ArchError::TruncatedHeader { len, needed },
+            W::BadHeaderSize { declared } => ArchError::BadHeaderSize { declared },
+            W::PipableTrailerMissing => ArchError::PipableTrailerMissing,
+            W::BadPartNumber { part, total } => ArchError::BadPartNumber { part, total },
+            W::BadBootIndex {
+                boot_index,
+                image_count,
+            } => ArchError::BadBootIndex {
+                boot_index,
+                image_count,
+            },
+            W::XmlMissing => ArchError::XmlMissing,
+            W::XmlCompressed { flags } => ArchError::XmlCompressed { flags },
+            W::XmlTooLarge { size, limit } => ArchError::XmlTooLarge { size, limit },
+            W::XmlBeyondFile {
+                offset,
+                size,
+                file_len,
+            } => ArchError::XmlBeyondFile {
+                offset,
+                size,
+                file_len,
+            },
+            W::XmlSizeMismatch { stored, original } => {
+                ArchError::XmlSizeMismatch { stored, original }
+            }
+            W::XmlOddLength { size } => ArchError::XmlOddLength { size },
+            W::XmlMissingBom => ArchError::XmlMissingBom,
+            W::XmlInvalidUtf16 { byte_offset } => ArchError::XmlInvalidUtf16 { byte_offset },
+            other => ArchError::Wim(other),
+        }
+    }
 }

@@ -6,7 +6,9 @@
 //! the machine field of PE files such as `bootmgr.efi` and
 //! `efi/boot/boot*.efi`. Nothing is decompressed; every size read from a
 //! file is bounded before it is used, and every malformed field is a typed
-//! [`ArchError`].
+//! [`ArchError`]. The WIM header and XML resource are read by
+//! capmedia-wim (the workspace's one WIM parser); this crate keeps the
+//! architecture rules.
 //!
 //! - [`read_wim`] / [`read_pe`]: parse from any `Read + Seek`.
 //! - [`inspect`]: detect by magic and report (JSON via serde, text via `Display`).
