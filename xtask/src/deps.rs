@@ -31,6 +31,11 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("setpriv", "util-linux"),
     ("blockdev", "util-linux"),
     ("file", "file"),
+    ("lspci", "pciutils"),
+    (
+        "/usr/share/doc/qemu-system-data/qemupciserial.inf",
+        "qemu-system-data",
+    ),
 ];
 
 fn present(tool: &str) -> bool {

@@ -2,7 +2,8 @@
 //! one of whose Models ids equals (case-insensitively) one of the device's
 //! ids ([`Device::patterns`]: its hardware id, the less specific forms, the
 //! compatible ids), as Windows' driver search matches them. The match on
-//! the device's most specific id ranks first.
+//! the device's most specific id ranks first, after any match that needed
+//! a part the device list did not show.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -37,7 +38,7 @@ pub struct DeviceCoverage {
     pub kind: DeviceKind,
     /// Whether the device must be covered (net, storage, or unknown class).
     pub checked: bool,
-    /// Best first.
+    /// Best first: certain matches, then by rank.
     pub drivers: Vec<DriverMatch>,
 }
 
@@ -106,7 +107,9 @@ impl<'a> DriverIndex<'a> {
                 self.ids.get(&p.text).cloned().unwrap_or_default()
             };
             for (di, ii) in hits {
-                if best.contains_key(&di) {
+                // A driver counts once: by its first exact match, else by
+                // its first match through an unknown part.
+                if best.get(&di).is_some_and(|m| m.exact || p.wildcard) {
                     continue;
                 }
                 let (Some(d), Some(id)) = (
@@ -131,7 +134,7 @@ impl<'a> DriverIndex<'a> {
             }
         }
         let mut out: Vec<DriverMatch> = best.into_values().collect();
-        out.sort_by(|a, b| (a.rank, !a.exact, &a.file).cmp(&(b.rank, !b.exact, &b.file)));
+        out.sort_by(|a, b| (!a.exact, a.rank, &a.file).cmp(&(!b.exact, b.rank, &b.file)));
         out
     }
 }

@@ -179,13 +179,37 @@ impl Device {
         d
     }
 
+    /// Net or storage if the class (pnputil) or the class code says so;
+    /// other if either is known and neither says so; else unknown. The
+    /// "Other devices" class of a driverless device counts as not known.
     fn infer_kind(&self) -> DeviceKind {
-        if self.class_name.is_some() || self.class_guid.is_some() {
-            return classify(self.class_name.as_deref(), self.class_guid.as_deref()).into();
-        }
-        match self.class_code {
-            Some(cc) => DeviceKind::from_pci_class(cc.class),
-            None => DeviceKind::Unknown,
+        let by_class = if self.class_name.is_some() || self.class_guid.is_some() {
+            let unknown_class = self.class_name.as_deref().is_some_and(|c| {
+                c.eq_ignore_ascii_case("unknown") || c.eq_ignore_ascii_case("other devices")
+            }) || self.class_guid.as_deref().is_some_and(|g| {
+                g.trim_matches(|c| c == '{' || c == '}' || char::is_whitespace(c))
+                    .eq_ignore_ascii_case("4d36e97e-e325-11ce-bfc1-08002be10318")
+            });
+            (!unknown_class).then(|| {
+                DeviceKind::from(classify(
+                    self.class_name.as_deref(),
+                    self.class_guid.as_deref(),
+                ))
+            })
+        } else {
+            None
+        };
+        let by_code = self
+            .class_code
+            .map(|cc| DeviceKind::from_pci_class(cc.class));
+        let specific =
+            |k: &Option<DeviceKind>| matches!(k, Some(DeviceKind::Net | DeviceKind::Storage));
+        if specific(&by_class) {
+            by_class.unwrap_or(DeviceKind::Unknown)
+        } else if specific(&by_code) {
+            by_code.unwrap_or(DeviceKind::Unknown)
+        } else {
+            by_class.or(by_code).unwrap_or(DeviceKind::Unknown)
         }
     }
 
@@ -550,6 +574,16 @@ impl Builder<'_> {
                 line: d.line,
             });
         }
+        if d.class_code.is_none() {
+            // pnputil /ids and Device Manager blocks carry the class code
+            // in their CC_ ids; the one with a prog-if is the more precise.
+            d.class_code = d
+                .hardware_ids
+                .iter()
+                .chain(&d.compatible_ids)
+                .filter_map(|id| pci_parts(id).and_then(|p| p.cc))
+                .max_by_key(|c| c.prog_if.is_some());
+        }
         d.kind = d.infer_kind();
         self.devices.push(d);
         Ok(())
@@ -739,18 +773,6 @@ fn parse_pnputil(lines: &[&str], b: &mut Builder<'_>) -> Result<(), DeviceListEr
     }
     if let Some(done) = cur {
         b.push(done)?;
-    }
-    // Devices whose class the list names but whose ids carry a class code
-    // (pnputil /ids) also get the code, for the CC_ compatible ids.
-    for d in &mut b.devices {
-        if d.class_code.is_none() {
-            d.class_code = d
-                .hardware_ids
-                .iter()
-                .chain(&d.compatible_ids)
-                .filter_map(|id| pci_parts(id).and_then(|p| p.cc))
-                .max_by_key(|c| c.prog_if.is_some());
-        }
     }
     Ok(())
 }
