@@ -1,9 +1,10 @@
 //! Which drivers cover which devices: a device is covered by every driver
 //! one of whose Models ids equals (case-insensitively) one of the device's
 //! ids ([`Device::patterns`]: its hardware id, the less specific forms, the
-//! compatible ids), as Windows' driver search matches them. The match on
-//! the device's most specific id ranks first, after any match that needed
-//! a part the device list did not show.
+//! compatible ids), as Windows' driver search matches them. In the report
+//! certain matches come before those that needed a part the device list did
+//! not show (lspci without `-v`), and among each the match on the device's
+//! more specific id first.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -234,8 +234,10 @@ impl Device {
     /// [`Device::match_ids`] with wildcard information.
     pub fn patterns(&self) -> Vec<Pattern> {
         let mut out: Vec<Pattern> = Vec::new();
+        // A set, not a scan of `out`: a device may list a thousand ids.
+        let mut seen = std::collections::HashSet::new();
         let mut push = |p: Pattern| {
-            if !out.iter().any(|q| q.text == p.text) {
+            if seen.insert(p.text.clone()) {
                 out.push(p);
             }
         };
@@ -631,6 +633,7 @@ fn generalizes(cur: &Device, next: &str) -> bool {
     let (Some((e1, p1)), Some((e2, p2))) = (id_parts(&cur.hardware_id()), id_parts(next)) else {
         return false;
     };
+    let p1: std::collections::HashSet<&String> = p1.iter().collect();
     e1 == e2 && p2.iter().all(|p| p1.contains(p) || p.starts_with("CC_"))
 }
 

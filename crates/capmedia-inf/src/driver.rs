@@ -251,6 +251,7 @@ impl DriverInfo {
         let mut models = Vec::new();
         let mut hardware_ids: Vec<String> = Vec::new();
         let mut seen = std::collections::HashSet::new();
+        let mut used = std::collections::HashSet::new();
         for entry in inf.section("Manufacturer").map_or(&[][..], |s| &s.lines) {
             // `%Mfg% = Models, decorations...`, or the legacy bare
             // `Manufacturer` naming a Models section of the same name.
@@ -273,6 +274,11 @@ impl DriverInfo {
             let Some(section) = inf.section(&name) else {
                 continue;
             };
+            // Each Models section is read once, however many entries name
+            // it (a hostile INF could name one huge section a million times).
+            if !used.insert(section.name.to_lowercase()) {
+                continue;
+            }
             models.push(ModelsSection {
                 manufacturer: manufacturer.trim().to_owned(),
                 section: section.name.clone(),

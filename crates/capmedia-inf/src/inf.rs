@@ -40,6 +40,9 @@ pub struct InfLimits {
     pub max_value_chars: usize,
     /// `%strkey%` substitutions in the whole file.
     pub max_substitutions: usize,
+    /// Bytes inserted by all substitutions together (what bounds memory:
+    /// each value is short, but a file may hold a million of them).
+    pub max_substituted_bytes: usize,
 }
 
 impl Default for InfLimits {
@@ -51,7 +54,8 @@ impl Default for InfLimits {
             max_line_chars: 1 << 20,
             max_fields_per_line: 65_536,
             max_value_chars: 4096,
-            max_substitutions: 2_000_000,
+            max_substitutions: 1_000_000,
+            max_substituted_bytes: 64 << 20,
         }
     }
 }
@@ -156,7 +160,7 @@ impl Inf {
         let (text, encoding) = decode(bytes);
         let (mut sections, index) = tokenize(&text, limits)?;
         let strings = StringTables::new(&sections, &index, opts.language);
-        let mut subs = 0usize;
+        let mut subs = Budget::default();
         for section in &mut sections {
             if is_strings_section(&section.name) {
                 continue;
@@ -198,6 +202,13 @@ impl Inf {
 fn is_strings_section(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     n == "strings" || n.starts_with("strings.")
+}
+
+/// What substitution has used so far of its limits.
+#[derive(Debug, Default)]
+struct Budget {
+    count: usize,
+    bytes: usize,
 }
 
 /// The `[Strings]` tables in lookup order.
@@ -245,7 +256,7 @@ impl StringTables {
         &self,
         s: &str,
         limits: &InfLimits,
-        subs: &mut usize,
+        subs: &mut Budget,
         line: usize,
     ) -> Result<String, InfError> {
         let too_long = || InfError::Limit {
@@ -273,11 +284,19 @@ impl StringTables {
                     let token = after.get(..end).unwrap_or_default();
                     match self.lookup(token) {
                         Some(v) => {
-                            *subs += 1;
-                            if *subs > limits.max_substitutions {
+                            subs.count += 1;
+                            subs.bytes += v.len();
+                            if subs.count > limits.max_substitutions {
                                 return Err(InfError::Limit {
                                     what: "%strkey% substitutions",
                                     limit: limits.max_substitutions,
+                                    line,
+                                });
+                            }
+                            if subs.bytes > limits.max_substituted_bytes {
+                                return Err(InfError::Limit {
+                                    what: "bytes inserted by %strkey% substitutions",
+                                    limit: limits.max_substituted_bytes,
                                     line,
                                 });
                             }
@@ -296,9 +315,10 @@ impl StringTables {
                     rest = after;
                 }
             }
-            // Bytes bound chars from above, so this check is never late by
-            // more than one substituted value (itself bounded by a line).
-            if out.len() > limits.max_value_chars && out.chars().count() > limits.max_value_chars {
+            // A char is at most 4 bytes, so past this many bytes the value
+            // is surely too long; checked per step (in O(1)) so a line of
+            // many tokens cannot grow `out` far, the exact count comes once.
+            if out.len() > limits.max_value_chars.saturating_mul(4) {
                 return Err(too_long());
             }
         }
@@ -404,6 +424,8 @@ impl LineBuilder {
     /// Feeds a physical line; true if it ends in a continuation.
     fn feed(&mut self, line: &str, limits: &InfLimits) -> Result<bool, InfError> {
         self.continuing = false;
+        // Where a `\` would be the last visible character (a continuation).
+        let last_visible = line.trim_end().len().checked_sub(1);
         let mut it = line.char_indices().peekable();
         while let Some((pos, c)) = it.next() {
             self.chars += 1;
@@ -445,10 +467,7 @@ impl LineBuilder {
                     let k = self.take_field();
                     self.key = Some(k);
                 }
-                '\\' if line
-                    .get(pos + 1..)
-                    .is_some_and(|r| r.chars().all(char::is_whitespace)) =>
-                {
+                '\\' if Some(pos) == last_visible => {
                     self.continuing = true;
                     return Ok(true);
                 }
@@ -651,6 +670,18 @@ mod tests {
         assert!(matches!(
             Inf::parse(big.as_bytes()),
             Err(InfError::Limit { line: 2, .. })
+        ));
+        let wide = format!(
+            "[a]\nx={}\n[Strings]\nS=\"{}\"\n",
+            "%S%,".repeat(20),
+            "y".repeat(100)
+        );
+        assert!(matches!(
+            Inf::parse_with(wide.as_bytes(), &opts(|l| l.max_substituted_bytes = 1000)),
+            Err(InfError::Limit {
+                what: "bytes inserted by %strkey% substitutions",
+                ..
+            })
         ));
         let many = format!("[a]\nx={}\n[Strings]\nS=1\n", "%S%,".repeat(20));
         assert!(matches!(

@@ -196,3 +196,58 @@ proptest! {
         prop_assert_eq!(inf.value("sec", "k"), Some(value));
     }
 }
+
+/// Inputs near the size limit that would take hours if any step were
+/// quadratic in the line or section length. Each must finish with a
+/// result (this is not a timing assertion: a regression shows as a hang).
+#[test]
+fn large_hostile_inputs_stay_linear() {
+    // One 1 MiB line of backslashes (each a possible continuation).
+    let mut s = b"[a]\nx=".to_vec();
+    s.extend(std::iter::repeat_n(b'\\', (1 << 20) - 16));
+    s.extend_from_slice(b"y\n");
+    // Scanned whole, then refused: longer than any value Windows accepts.
+    assert!(matches!(
+        Inf::parse(&s),
+        Err(capmedia_inf::InfError::Limit { line: 2, .. })
+    ));
+    // 900,000 Manufacturer entries naming one 20,000-id Models section.
+    let mut inf = String::from("[Manufacturer]\n");
+    inf.push_str(&"M=Big,NTamd64\n".repeat(900_000));
+    inf.push_str("[Big.NTamd64]\n");
+    for i in 0..20_000 {
+        inf.push_str(&format!("D=I,PCI\\VEN_8086&DEV_{i:04X}\n"));
+    }
+    let d = DriverInfo::from_bytes("big.inf", inf.as_bytes(), &Target::new(Arch::X64)).unwrap();
+    assert_eq!(d.hardware_ids.len(), 20_000);
+    assert_eq!(d.models.len(), 1);
+    // A line of 200,000 tokens each expanding to 1000 bytes: refused.
+    let line = format!(
+        "[a]\nx={}\n[Strings]\nS=\"{}\"\n",
+        "%S%".repeat(200_000),
+        "y".repeat(1000)
+    );
+    assert!(Inf::parse(line.as_bytes()).is_err());
+    // A device list: one device with 1000 ids, then Device Manager blocks
+    // of lines with 150 parts each.
+    let mut list = String::from("Instance ID: PCI\\VEN_8086&DEV_100E\\1\nHardware IDs:\n");
+    for i in 0..1000 {
+        list.push_str(&format!("    PCI\\VEN_8086&DEV_100E&SUBSYS_{i:08X}\n"));
+    }
+    let l = parse_device_list(list.as_bytes()).unwrap();
+    assert_eq!(l.devices[0].match_ids().len(), 1002);
+    let parts: String = (0..150).map(|i| format!("&P_{i}")).collect();
+    let line = format!("PCI\\VEN_8086{parts}\n");
+    let l = parse_device_list(line.repeat(1000).as_bytes()).unwrap();
+    assert_eq!(l.devices.len(), 1);
+    assert_eq!(l.devices[0].hardware_ids.len(), 999);
+    // Past the per-device id limit: refused, naming the line.
+    assert_eq!(
+        parse_device_list(line.repeat(10_000).as_bytes()),
+        Err(capmedia_inf::DeviceListError::Limit {
+            what: "ids for one device",
+            limit: 1024,
+            line: 1026
+        })
+    );
+}
