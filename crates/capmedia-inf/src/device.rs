@@ -115,7 +115,7 @@ impl From<DriverKind> for DeviceKind {
 
 impl fmt::Display for DeviceKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             DeviceKind::Net => "net",
             DeviceKind::Storage => "storage",
             DeviceKind::Other => "other",

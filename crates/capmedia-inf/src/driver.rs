@@ -99,7 +99,7 @@ pub enum DriverKind {
 
 impl fmt::Display for DriverKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             DriverKind::Net => "net",
             DriverKind::Storage => "storage",
             DriverKind::Other => "other",

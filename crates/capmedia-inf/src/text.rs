@@ -25,7 +25,7 @@ pub enum TextEncoding {
 
 impl std::fmt::Display for TextEncoding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             TextEncoding::Utf16Le => "utf-16le",
             TextEncoding::Utf16Be => "utf-16be",
             TextEncoding::Utf8 => "utf-8",

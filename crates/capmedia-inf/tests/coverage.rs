@@ -464,14 +464,17 @@ fn json_and_tables() {
     let header = table.lines().next().unwrap();
     assert!(header.starts_with("INF") && header.ends_with("IDS"));
     let row = table.lines().find(|l| l.starts_with("netkvm.inf")).unwrap();
-    for part in [
-        "net",
-        "Net",
-        "Red Hat, Inc.",
-        "100.95.104.26200",
-        "2024-08-14",
+    // Columns line up under the header.
+    for (col, value) in [
+        ("KIND", "net "),
+        ("CLASS", "Net "),
+        ("PROVIDER", "Red Hat, Inc. "),
+        ("VERSION", "100.95.104.26200 "),
+        ("DATE", "2024-08-14 "),
+        ("IDS", "4"),
     ] {
-        assert!(row.contains(part), "{row}");
+        let at = header.find(col).unwrap();
+        assert_eq!(row.get(at..at + value.len()), Some(value), "{table}");
     }
     let v = serde_json::to_value(&all[0]).unwrap();
     assert_eq!(v["file"], "e1i68x64.inf");
@@ -480,6 +483,13 @@ fn json_and_tables() {
     assert_eq!(v["driver_ver"]["date"], "2019-07-19");
     let list = parse_device_list(LSPCI).unwrap();
     let report = check_devices(&list.devices, &all);
+    let text = report.to_string();
+    let header = text.lines().next().unwrap();
+    let status = header.find("STATUS").unwrap();
+    let kind = header.find("KIND").unwrap();
+    let nic = text.lines().nth(3).unwrap();
+    assert_eq!(nic.get(kind..kind + 4), Some("net "), "{text}");
+    assert_eq!(nic.get(status..status + 8), Some("covered "), "{text}");
     let v = serde_json::to_value(&report).unwrap();
     assert_eq!(v["devices"][2]["kind"], "net");
     assert_eq!(v["devices"][2]["drivers"][0]["file"], "e1i68x64.inf");
