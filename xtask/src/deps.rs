@@ -35,6 +35,11 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("hivexml", "libhivex-bin"),
     ("hivexsh", "libhivex-bin"),
     ("reged", "chntpw"),
+    ("lspci", "pciutils"),
+    (
+        "/usr/share/doc/qemu-system-data/qemupciserial.inf",
+        "qemu-system-data",
+    ),
 ];
 
 fn present(tool: &str) -> bool {
