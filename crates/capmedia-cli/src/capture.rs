@@ -44,6 +44,21 @@ pub struct CaptureArgs {
     /// Without it, boot files come from the boot image package.
     #[arg(long, value_name = "DIR")]
     boot_files: Option<PathBuf>,
+    /// Which CA signs the EFI boot managers taken from the boot image: 2011
+    /// (Windows/Boot/EFI) or 2023 (the _EX files, for computers where the
+    /// 2011 CA is revoked).
+    #[arg(long, value_name = "2011|2023", default_value = "2011")]
+    uefi_ca: capmedia_driver::UefiCa,
+    /// The reference computer's devices: Windows hardware or instance ids
+    /// one a line (pnputil /enum-devices, Device Manager), or `lspci -nn`
+    /// output. Every network and mass-storage device must have a driver in
+    /// the boot image, checked before anything is fetched or written.
+    #[arg(long, value_name = "FILE")]
+    target_hwids: Option<PathBuf>,
+    /// A hardware id that must have a driver in the boot image
+    /// (repeatable), e.g. 'PCI\VEN_8086&DEV_100E'.
+    #[arg(long = "require-hwid", value_name = "ID")]
+    require_hwids: Vec<String>,
     /// A folder copied as-is onto the medium (e.g. a site's SMS/ folder).
     #[arg(long, value_name = "DIR")]
     media_template: Option<PathBuf>,
@@ -164,6 +179,9 @@ pub fn run(a: CaptureArgs) -> anyhow::Result<ExitCode> {
         source_date_epoch: source_date_epoch()?,
         dry_run: a.dry_run,
         system: capmedia_driver::SystemPaths::default(),
+        uefi_ca: a.uefi_ca,
+        target_hwids: a.target_hwids.clone(),
+        require_hwids: a.require_hwids.clone(),
     };
     let cancelled = install_ctrlc();
     let ui = Ui::new(cancelled);
@@ -255,6 +273,42 @@ fn print_report(r: &CaptureReport) {
     if let Some(t) = r.target_arch {
         println!("target computer: {t}");
     }
+    println!("boot files from {}", r.boot_files_from);
+    let d = &r.drivers.summary;
+    println!(
+        "drivers in the boot image: {} network, {} mass-storage, {} other{}",
+        d.net,
+        d.storage,
+        d.other,
+        if d.unreadable.is_empty() {
+            String::new()
+        } else {
+            format!(", {} unreadable INF(s)", d.unreadable.len())
+        }
+    );
+    if let Some(c) = &r.drivers.coverage {
+        for dev in &c.devices {
+            let by = dev
+                .drivers
+                .first()
+                .map(|m| format!("{} ({})", m.file, m.matched_id))
+                .unwrap_or_else(|| "-".into());
+            println!("  {} [{}]: {by}", dev.device.hardware_id(), dev.kind);
+        }
+    }
+    println!(
+        "Configuration Manager boot components: TsmBootstrap.exe {}, OsdCaptureCd.exe {}",
+        if r.sms.tsm_bootstrap {
+            "present"
+        } else {
+            "absent"
+        },
+        if r.sms.osd_capture {
+            "present"
+        } else {
+            "absent"
+        }
+    );
     println!(
         "label: {}   set id: {}   sink: {}",
         r.label, r.set_id, r.sink

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use capmedia_bcd::Store;
 use capmedia_content::MediaPath;
+use capmedia_driver::bootwim;
 use capmedia_manifest::MediaReader;
 
 /// The BCD stores a Windows PE medium boots through.
@@ -17,9 +18,12 @@ const MEDIUM_STORES: [&str; 2] = ["boot/bcd", "efi/microsoft/boot/bcd"];
 /// taking memory.
 const MAX_STORE_BYTES: u64 = 64 << 20;
 
-pub fn run(file: &Path, bcd: bool, json: bool) -> anyhow::Result<ExitCode> {
+pub fn run(file: &Path, bcd: bool, drivers: bool, json: bool) -> anyhow::Result<ExitCode> {
     if bcd {
         return medium_stores(file, json);
+    }
+    if drivers {
+        return wim_drivers(file, json);
     }
     let mut head = [0u8; 4];
     let n = std::fs::File::open(file)
@@ -42,6 +46,82 @@ pub fn run(file: &Path, bcd: bool, json: bool) -> anyhow::Result<ExitCode> {
     } else {
         print!("{info}");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The boot image's drivers (every INF Windows PE installs from, read for
+/// the image's architecture) and its Configuration Manager components.
+fn wim_drivers(file: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let open =
+        || std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()));
+    let info = capmedia_arch::read_wim(&mut open()?)
+        .with_context(|| format!("{}: not a readable WIM", file.display()))?;
+    let image = info
+        .boot_image()
+        .or(info.images.first())
+        .with_context(|| format!("{}: holds no image", file.display()))?
+        .clone();
+    let mut wim = capmedia_wim::Wim::open(open()?)
+        .with_context(|| format!("{}: not a readable WIM", file.display()))?;
+    let tree = wim
+        .image(image.index)
+        .with_context(|| format!("{}: image {}", file.display(), image.index))?;
+    let (drivers, summary) = bootwim::drivers(&mut wim, &tree, image.arch)
+        .with_context(|| format!("{}: image {}", file.display(), image.index))?;
+    let sms = bootwim::sms_tree(&tree, image.arch);
+    if json {
+        let v = serde_json::json!({
+            "file": file,
+            "image": image.index,
+            "arch": image.arch,
+            "summary": summary,
+            "drivers": drivers,
+            "sms": sms,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{}: image {} ({}): {} network, {} mass-storage, {} other drivers",
+        file.display(),
+        image.index,
+        image.arch,
+        summary.net,
+        summary.storage,
+        summary.other
+    );
+    for d in &drivers {
+        println!(
+            "  {} [{}] class {}, provider {}, version {}",
+            d.file,
+            d.kind,
+            d.class.as_deref().unwrap_or("-"),
+            d.provider.as_deref().unwrap_or("-"),
+            d.driver_ver
+                .as_ref()
+                .map(|v| format!(
+                    "{} ({})",
+                    v.version.as_deref().unwrap_or("-"),
+                    v.date.as_deref().unwrap_or("no date")
+                ))
+                .unwrap_or_else(|| "-".into())
+        );
+        for id in &d.hardware_ids {
+            println!("      {id}");
+        }
+    }
+    for u in &summary.unreadable {
+        println!("  unreadable: {u}");
+    }
+    println!(
+        "Configuration Manager boot components (sms/bin): TsmBootstrap.exe {}, OsdCaptureCd.exe {}",
+        if sms.tsm_bootstrap {
+            "present"
+        } else {
+            "absent"
+        },
+        if sms.osd_capture { "present" } else { "absent" }
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -68,8 +68,12 @@ enum Command {
         /// drive, VHD or media folder).
         file: PathBuf,
         /// Print the medium's BCD stores (/boot/bcd, /efi/microsoft/boot/bcd).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "drivers")]
         bcd: bool,
+        /// List the boot image's drivers (class, provider, version, hardware
+        /// ids for its architecture) and Configuration Manager components.
+        #[arg(long)]
+        drivers: bool,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -123,7 +127,12 @@ fn main() -> ExitCode {
         } => verify::run(&outputs, &plugins.plugin_dirs, json),
         Command::Devices { all, json } => devices::run(all, json),
         Command::Plugins { plugins, json } => plugins::run(&plugins.plugin_dirs, json),
-        Command::Inspect { file, bcd, json } => inspect::run(&file, bcd, json),
+        Command::Inspect {
+            file,
+            bcd,
+            drivers,
+            json,
+        } => inspect::run(&file, bcd, drivers, json),
     };
     match result {
         Ok(code) => code,

@@ -17,6 +17,7 @@ use capmedia_sink::{
 use capmedia_tempfile::TempPath;
 use serde::Serialize;
 
+use crate::bootwim::{self, BootWimError, DriverSummary, SmsTree, UefiCa, WimBootFile};
 use crate::layout::{self, BootFileEntry, BootFiles, LayoutError};
 
 /// The BLAKE3 a plan entry carries until its bytes are hashed after the
@@ -50,6 +51,15 @@ pub struct CaptureRequest {
     pub options: BTreeMap<String, String>,
     /// Where sysfs, the mount table and `/dev` are read (tests fake them).
     pub system: SystemPaths,
+    /// Which CA the EFI boot managers taken from the boot image are signed
+    /// by (`_EX` files for 2023).
+    pub uefi_ca: UefiCa,
+    /// The reference computer's device list (Windows hardware or instance
+    /// ids, `pnputil /enum-devices` or `lspci -nn` output): every network
+    /// and mass-storage device must have a driver in the boot image.
+    pub target_hwids: Option<PathBuf>,
+    /// Devices that must have a driver in the boot image (`--require-hwid`).
+    pub require_hwids: Vec<String>,
     pub source_date_epoch: u64,
     /// Plan and check only: fetch nothing, write nothing.
     pub dry_run: bool,
@@ -128,6 +138,21 @@ pub enum CaptureError {
     },
     #[error("writing {0} erases everything on it: confirm at the prompt or pass --yes")]
     NotConfirmed(String),
+    #[error("DP {dp}: package {package}: {wim}: {source}")]
+    BootImage {
+        dp: String,
+        package: PackageId,
+        wim: String,
+        source: BootWimError,
+    },
+    #[error("--target-hwids {path}: {reason}")]
+    DeviceList { path: PathBuf, reason: String },
+    #[error("the boot image {package} has no driver for {count} of the reference computer's devices: {devices}; add the drivers to the boot image (Configuration Manager: boot image properties, Drivers) and update its DPs")]
+    NoDriver {
+        package: PackageId,
+        count: usize,
+        devices: String,
+    },
     #[error("writing the {path} BCD store: {source}")]
     Bcd {
         path: String,
@@ -158,6 +183,16 @@ pub struct BootImageInfo {
     pub arch: Arch,
     pub image_index: u32,
     pub image_name: Option<String>,
+}
+
+/// The boot image's drivers, as the report shows them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DriverReport {
+    #[serde(flatten)]
+    pub summary: DriverSummary,
+    /// Each device of `--target-hwids` / `--require-hwid` and the drivers
+    /// that cover it.
+    pub coverage: Option<capmedia_inf::CoverageReport>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -206,6 +241,14 @@ pub struct CaptureReport {
     /// How the outputs were read back: "sink" (before they were put in
     /// place) or "driver" (after).
     pub verified_by: Option<String>,
+    /// Where the boot files came from: `--boot-files`, the package's own
+    /// files, or the boot image itself.
+    pub boot_files_from: String,
+    /// The drivers in the boot image, and which covers each of the
+    /// reference computer's devices when a device list was given.
+    pub drivers: DriverReport,
+    /// The Configuration Manager boot components in the boot image.
+    pub sms: SmsTree,
     /// Ctrl-C came after the new media were in place: the run finished.
     #[serde(default)]
     pub interrupted_after_commit: bool,
@@ -305,13 +348,19 @@ pub struct Validated<'a> {
     image: WimImage,
     cache: ContentCache,
     boot_list: Vec<BootFileEntry>,
+    /// Generated and staged files (MediaLabel.txt, autorun.inf, BCD stores,
+    /// boot files from the WIM); removed on drop.
+    staging: TempPath,
+    /// Boot files taken from the boot image, staged during the fetch.
+    from_image: Vec<WimBootFile>,
+    boot_files_from: String,
+    drivers: DriverReport,
+    sms: SmsTree,
 }
 
 /// Stage 3: the medium's tree, every size known, no content read.
 pub struct Planned<'a> {
     validated: Validated<'a>,
-    /// Generated files (MediaLabel.txt, autorun.inf); removed on drop.
-    staging: TempPath,
     entries: Vec<PlanEntry>,
     draft: MediaPlan,
 }
@@ -481,31 +530,101 @@ impl<'a> Resolved<'a> {
         })?;
 
         // Only names blob paths; the folder is created just before fetching.
-        let cache = ContentCache::at(&self.run.req.cache_dir);
-        let boot_files = match &self.run.req.boot_files {
-            Some(d) => BootFiles::Dir(d.clone()),
-            None => package_boot_files(dp, content, &cache)?,
+        let req = self.run.req;
+        let cache = ContentCache::at(&req.cache_dir);
+        let staging_parent = req.staging.clone().unwrap_or_else(std::env::temp_dir);
+        // What killed runs left there goes first (only capmedia's, only of
+        // dead processes).
+        let _ = capmedia_tempfile::remove_stale(&staging_parent);
+        let staging = TempPath::create_dir_in(&staging_parent, "capmedia-staging")
+            .map_err(CaptureError::Staging)?;
+
+        // The boot image from the inside: its drivers and sms tree always,
+        // its boot files when nothing else provides them. Range reads on
+        // the DP: nothing is fetched yet.
+        let image_err = |source: BootWimError| CaptureError::BootImage {
+            dp: dp.name().to_owned(),
+            package: content.package.clone(),
+            wim: wim_name.clone(),
+            source,
+        };
+        let mut wim = capmedia_wim::Wim::open(dp.remote_reader(content, &self.wim))
+            .map_err(|e| image_err(e.into()))?;
+        let tree = wim.image(image.index).map_err(|e| image_err(e.into()))?;
+        let (drivers, summary) =
+            bootwim::drivers(&mut wim, &tree, image.arch).map_err(image_err)?;
+        let sms = bootwim::sms_tree(&tree, image.arch);
+        let coverage = check_drivers(req, &content.package, &drivers)?;
+        for (n, kind) in [(summary.net, "network"), (summary.storage, "mass-storage")] {
+            if n == 0 {
+                self.run.events.message(&format!(
+                    "warning: the boot image holds no {kind} driver; a reference computer whose {kind} device Windows PE lacks a driver for cannot run the capture"
+                ));
+            }
+        }
+        let drivers = DriverReport { summary, coverage };
+
+        let package_files = package_boot_files(content, &cache);
+        let (boot_files, from_image, boot_files_from) = match (&req.boot_files, package_files) {
+            (Some(d), _) => (
+                BootFiles::Dir(d.clone()),
+                Vec::new(),
+                "--boot-files".to_owned(),
+            ),
+            (None, Some(p)) => (p, Vec::new(), "the boot image package".to_owned()),
+            (None, None) => {
+                let files =
+                    bootwim::boot_files(&tree, image.arch, req.uefi_ca).map_err(image_err)?;
+                let staged = staging.path().join("wim");
+                let list = files
+                    .iter()
+                    .map(|f| (f.media.clone(), f.media.to_host_path(&staged), f.size))
+                    .collect();
+                (
+                    BootFiles::Package(list),
+                    files,
+                    format!("the boot image ({wim_name}, image {})", image.index),
+                )
+            }
         };
         let boot_list = boot_files.entries()?;
         for loader in layout::uefi_loaders(&boot_list) {
             let what = format!("UEFI loader {}", loader.path);
-            let pe = read_loader(dp, content, &boot_files, loader).map_err(|source| {
-                CaptureError::Loader {
-                    what: what.clone(),
-                    source,
-                }
-            })?;
+            let pe = match from_image.iter().find(|f| f.media == loader.path) {
+                Some(f) => bootwim::head(&mut wim, &tree, &f.wim_path, 64 << 10)
+                    .map_err(image_err)
+                    .and_then(|head| {
+                        capmedia_arch::read_pe(&mut std::io::Cursor::new(head)).map_err(|source| {
+                            CaptureError::Loader {
+                                what: what.clone(),
+                                source,
+                            }
+                        })
+                    })?,
+                None => read_loader(dp, content, &boot_files, loader).map_err(|source| {
+                    CaptureError::Loader {
+                        what: what.clone(),
+                        source,
+                    }
+                })?,
+            };
             capmedia_arch::uefi_loader_suits_image(image.arch, loader.path.as_str(), pe.arch)
                 .map_err(|source| CaptureError::Arch {
                     what: format!("{what} for {what_image}"),
                     source,
                 })?;
         }
+        drop(wim);
         Ok(Validated {
             resolved: self,
             image,
             cache,
             boot_list,
+            staging,
+            from_image,
+            boot_files_from,
+            drivers,
+            sms,
         })
     }
 }
@@ -548,12 +667,7 @@ impl<'a> Validated<'a> {
         let run = &self.resolved.run;
         run.enter("plan")?;
         let req = run.req;
-        let staging_parent = req.staging.clone().unwrap_or_else(std::env::temp_dir);
-        // What killed runs left there goes first (only capmedia's, only of
-        // dead processes).
-        let _ = capmedia_tempfile::remove_stale(&staging_parent);
-        let staging = TempPath::create_dir_in(&staging_parent, "capmedia-staging")
-            .map_err(CaptureError::Staging)?;
+        let staging = &self.staging;
         let mut entries = layout::boot_entries(&self.boot_list);
         entries.push(PlanEntry {
             path: MediaPath::new("sources/boot.wim").map_err(PlanError::from)?,
@@ -640,7 +754,6 @@ impl<'a> Validated<'a> {
         let draft = self.make_plan(entries.clone(), false)?;
         Ok(Planned {
             validated: self,
-            staging,
             entries,
             draft,
         })
@@ -687,7 +800,14 @@ impl<'a> Planned<'a> {
                 .map(|e| PlannedFile {
                     path: e.path.clone(),
                     size: e.size,
-                    source: describe_source(e, &r.content, &r.dp, &v.cache),
+                    source: describe_source(
+                        e,
+                        &r.content,
+                        &r.dp,
+                        &v.cache,
+                        &v.from_image,
+                        &r.wim_name,
+                    ),
                 })
                 .collect(),
             content_bytes: self.draft.content_bytes(),
@@ -695,6 +815,9 @@ impl<'a> Planned<'a> {
             notes: checked.notes.clone(),
             outputs: Vec::new(),
             verified_by: None,
+            boot_files_from: v.boot_files_from.clone(),
+            drivers: v.drivers.clone(),
+            sms: v.sms.clone(),
             interrupted_after_commit: false,
             timings: Timings::default(),
         };
@@ -761,6 +884,27 @@ impl<'a> Checked<'a> {
                 DpError::Cancelled => CaptureError::Cancelled,
                 e => CaptureError::from(e),
             })?;
+        if !v.from_image.is_empty() {
+            // The boot files, out of the cached WIM whose SHA-256 the fetch
+            // just verified (and each file's SHA-1 as it is decoded).
+            let image_err = |source: BootWimError| CaptureError::BootImage {
+                dp: r.dp.name().to_owned(),
+                package: r.content.package.clone(),
+                wim: r.wim_name.clone(),
+                source,
+            };
+            let local = v.cache.path_of(&r.wim.sha256);
+            let file = std::fs::File::open(&local).map_err(CaptureError::Staging)?;
+            let mut wim = capmedia_wim::Wim::open(file).map_err(|e| image_err(e.into()))?;
+            let tree = wim.image(v.image.index).map_err(|e| image_err(e.into()))?;
+            bootwim::stage(
+                &mut wim,
+                &tree,
+                &v.from_image,
+                &v.staging.path().join("wim"),
+            )
+            .map_err(image_err)?;
+        }
         let fetch_s = t.elapsed().as_secs_f64();
 
         // The BLAKE3 the manifest promises, from the local bytes: known
@@ -843,10 +987,10 @@ impl Written<'_> {
             mut report,
             ..
         } = checked;
-        let Planned {
-            validated, staging, ..
-        } = planned;
-        let mut run = validated.resolved.run;
+        let Validated {
+            resolved, staging, ..
+        } = planned.validated;
+        let mut run = resolved.run;
         // Past the commit: a Ctrl-C now is noted, not obeyed.
         run.events.stage("verify");
         let t = Instant::now();
@@ -914,7 +1058,17 @@ fn describe_source(
     content: &PackageContent,
     dp: &Dp,
     cache: &ContentCache,
+    from_image: &[WimBootFile],
+    wim_name: &str,
 ) -> String {
+    if let Some(f) = from_image.iter().find(|f| f.media == e.path) {
+        return format!(
+            "DP {}: {} {wim_name}:{}",
+            dp.name(),
+            content.package,
+            f.wim_path
+        );
+    }
     let from_dp = content
         .files
         .iter()
@@ -929,12 +1083,63 @@ fn describe_source(
     }
 }
 
+/// Check the reference computer's devices against the boot image's drivers
+/// (`--target-hwids`, `--require-hwid`): refuse naming every device no
+/// driver covers. `None` when no device was given.
+fn check_drivers(
+    req: &CaptureRequest,
+    package: &PackageId,
+    drivers: &[capmedia_inf::DriverInfo],
+) -> Result<Option<capmedia_inf::CoverageReport>, CaptureError> {
+    /// A device list is a few KiB; a bound keeps a wrong file from taking memory.
+    const MAX_LIST: u64 = 16 << 20;
+    let mut devices = Vec::new();
+    if let Some(path) = &req.target_hwids {
+        let bad = |reason: String| CaptureError::DeviceList {
+            path: path.clone(),
+            reason,
+        };
+        let f = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_LIST + 1), &mut bytes)
+            .map_err(|e| bad(e.to_string()))?;
+        if bytes.len() as u64 > MAX_LIST {
+            return Err(bad(format!(
+                "larger than {MAX_LIST} bytes: not a device list"
+            )));
+        }
+        let list = capmedia_inf::parse_device_list(&bytes).map_err(|e| bad(e.to_string()))?;
+        if list.devices.is_empty() {
+            return Err(bad("holds no hardware id".into()));
+        }
+        devices.extend(list.devices);
+    }
+    devices.extend(
+        req.require_hwids
+            .iter()
+            .map(|id| capmedia_inf::Device::from_id(id)),
+    );
+    if devices.is_empty() {
+        return Ok(None);
+    }
+    let report = capmedia_inf::check_devices(&devices, drivers);
+    let uncovered = report.uncovered();
+    if !uncovered.is_empty() {
+        return Err(CaptureError::NoDriver {
+            package: package.clone(),
+            count: uncovered.len(),
+            devices: uncovered
+                .iter()
+                .map(|d| format!("{} ({})", d.device.hardware_id(), d.kind))
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    Ok(Some(report))
+}
+
 /// The package's own boot files, if it carries them (everything but the WIM).
-fn package_boot_files(
-    dp: &Dp,
-    content: &PackageContent,
-    cache: &ContentCache,
-) -> Result<BootFiles, CaptureError> {
+fn package_boot_files(content: &PackageContent, cache: &ContentCache) -> Option<BootFiles> {
     let wim = content.package.boot_wim_name();
     let files: Vec<_> = content
         .files
@@ -946,13 +1151,7 @@ fn package_boot_files(
         let p = p.as_str().to_ascii_lowercase();
         p == "bootmgr" || p == "bootmgr.efi" || p.starts_with("efi/boot/")
     });
-    if !has_loader {
-        return Err(CaptureError::NoBootFiles {
-            dp: dp.name().to_owned(),
-            package: content.package.clone(),
-        });
-    }
-    Ok(BootFiles::Package(files))
+    has_loader.then_some(BootFiles::Package(files))
 }
 
 /// A UEFI loader's PE header, from the local folder or by a range read on

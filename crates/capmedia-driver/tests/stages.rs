@@ -162,6 +162,9 @@ fn request(w: &World) -> CaptureRequest {
         source_date_epoch: 1_700_000_000,
         dry_run: false,
         system: SystemPaths::default(),
+        uefi_ca: Default::default(),
+        target_hwids: None,
+        require_hwids: Vec::new(),
     }
 }
 
