@@ -93,7 +93,7 @@ pub enum CaptureError {
         dp: String,
         package: PackageId,
         wim: String,
-        source: ArchError,
+        source: Box<ArchError>,
     },
     #[error("DP {dp}: package {package}: {wim} has {count} images and no boot index, and they differ in architecture; cannot tell which one boots")]
     NoBootImage {
@@ -105,7 +105,10 @@ pub enum CaptureError {
     #[error("{what}: {source}")]
     Arch { what: String, source: ArchMismatch },
     #[error("{what}: cannot read its PE header: {source}")]
-    Loader { what: String, source: ArchError },
+    Loader {
+        what: String,
+        source: Box<ArchError>,
+    },
     #[error("DP {dp}: boot image package {package} carries no boot files (bootmgr, efi/boot/...); give --boot-files DIR, a Windows PE Media folder from the ADK")]
     NoBootFiles { dp: String, package: PackageId },
     #[error(transparent)]
@@ -143,7 +146,7 @@ pub enum CaptureError {
         dp: String,
         package: PackageId,
         wim: String,
-        source: BootWimError,
+        source: Box<BootWimError>,
     },
     #[error("--target-hwids {path}: {reason}")]
     DeviceList { path: PathBuf, reason: String },
@@ -495,7 +498,7 @@ impl<'a> Resolved<'a> {
                 dp: dp.name().to_owned(),
                 package: content.package.clone(),
                 wim: wim_name.clone(),
-                source,
+                source: Box::new(source),
             },
         )?;
         let image = booting_image(&info.images, info.boot_image())
@@ -546,7 +549,7 @@ impl<'a> Resolved<'a> {
             dp: dp.name().to_owned(),
             package: content.package.clone(),
             wim: wim_name.clone(),
-            source,
+            source: Box::new(source),
         };
         let mut wim = capmedia_wim::Wim::open(dp.remote_reader(content, &self.wim))
             .map_err(|e| image_err(e.into()))?;
@@ -597,14 +600,14 @@ impl<'a> Resolved<'a> {
                         capmedia_arch::read_pe(&mut std::io::Cursor::new(head)).map_err(|source| {
                             CaptureError::Loader {
                                 what: what.clone(),
-                                source,
+                                source: Box::new(source),
                             }
                         })
                     })?,
                 None => read_loader(dp, content, &boot_files, loader).map_err(|source| {
                     CaptureError::Loader {
                         what: what.clone(),
-                        source,
+                        source: Box::new(source),
                     }
                 })?,
             };
@@ -891,7 +894,7 @@ impl<'a> Checked<'a> {
                 dp: r.dp.name().to_owned(),
                 package: r.content.package.clone(),
                 wim: r.wim_name.clone(),
-                source,
+                source: Box::new(source),
             };
             let local = v.cache.path_of(&r.wim.sha256);
             let file = std::fs::File::open(&local).map_err(CaptureError::Staging)?;
