@@ -15,6 +15,7 @@ mod bench;
 mod demo;
 mod deps;
 mod dist;
+mod sample;
 mod trials;
 
 #[derive(Debug, Parser)]
@@ -42,6 +43,8 @@ enum Task {
     },
     /// Time capmedia against reference tools, interleaved, several rounds.
     Bench(bench::BenchArgs),
+    /// Regenerate the sample DP's boot images (crates/capmedia-sample/data).
+    SampleWims,
     /// SIGINT and SIGKILL at random moments of a 512 MiB rebuild, per sink.
     Trials(trials::TrialArgs),
     /// Internal: run a command and print its wall time and peak RSS as JSON.
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
         Task::Bench(a) => bench::bench(&a),
         Task::Measure { argv } => bench::measure(&argv),
         Task::Trials(a) => trials::trials(&a),
+        Task::SampleWims => sample::sample_wims(),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,11 +1,16 @@
 //! The bundled sample distribution point.
 //!
 //! A real `SCCMContentLib` (written by `capmedia-dp`'s content-library
-//! builder) holding two boot image packages, x64 and x86. Each carries a real
-//! WIM (made with `wimlib-imagex` from a tree whose `kernel32.dll` has the
-//! package's PE machine, committed in `data/` so the sample needs no tool)
-//! and the boot files of a Windows PE Media folder, whose boot programs are
-//! `capmedia-testboot`'s: they print [`MARKER`] instead of starting Windows.
+//! builder) holding two boot image packages, x64 and x86. Like a real
+//! Configuration Manager boot image package, each holds only its
+//! `boot.<PKGID>.wim`: an LZX-compressed, bootable WIM shaped like a real
+//! boot image (`capmedia_testboot::write_boot_image_tree`: boot managers
+//! under `Windows/Boot/...`, `_EX` ones, fonts, `boot.sdi`, a network and a
+//! storage driver INF, a `kernel32.dll` with the package's PE machine), made
+//! with `wimlib-imagex` by `cargo xtask sample-wims` and committed in `data/`
+//! so the sample needs no tool. Its boot programs are `capmedia-testboot`'s:
+//! they print [`MARKER`] instead of starting Windows. It has no BCD stores,
+//! as ADK-built boot images often have none: capmedia writes them.
 //!
 //! `cargo xtask demo` and the end-to-end tests build media from it.
 
@@ -22,9 +27,9 @@ pub const X64_PACKAGE: &str = "PS100001";
 /// The x86 boot image package.
 pub const X86_PACKAGE: &str = "PS100002";
 
-/// `wimlib-imagex capture` of a tree with an x64 `Windows/System32/kernel32.dll`.
+/// The x64 boot image (see the crate documentation).
 pub const X64_WIM: &[u8] = include_bytes!("../data/boot-x64.wim");
-/// The same with an x86 `kernel32.dll`.
+/// The x86 boot image.
 pub const X86_WIM: &[u8] = include_bytes!("../data/boot-x86.wim");
 
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +75,8 @@ pub fn write_sample_dp(dir: &Path) -> Result<SampleDp, SampleError> {
         if folder.exists() {
             std::fs::remove_dir_all(&folder).map_err(io(&folder))?;
         }
-        capmedia_testboot::write_media_folder(&folder, arch, MARKER).map_err(io(&folder))?;
+        // Like a real boot image package: the WIM alone.
+        std::fs::create_dir_all(&folder).map_err(io(&folder))?;
         std::fs::write(folder.join(id.boot_wim_name()), wim).map_err(io(&folder))?;
         folders.push((id, arch, folder));
     }
