@@ -339,6 +339,9 @@ fn print_report(r: &CaptureReport) {
                 println!("  {e}");
             }
         }
+        for n in &r.notes {
+            println!("note: {n}");
+        }
         println!("\ndry run: nothing was fetched or written");
         return;
     }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cache;
 mod capture;
 mod devices;
 mod dp;
@@ -51,6 +52,19 @@ enum DpCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum CacheCommand {
+    /// List the verified blobs the content cache holds.
+    List {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove what dead (killed) runs left: partial downloads and staging
+    /// folders. Never a live run's, never a verified blob.
+    Clean,
+}
+
+#[derive(Debug, Subcommand)]
 enum Command {
     /// Build capture media from a boot image package on a distribution point.
     Capture(Box<capture::CaptureArgs>),
@@ -87,6 +101,14 @@ enum Command {
         plugins: PluginArgs,
         #[arg(long)]
         json: bool,
+    },
+    /// The content cache of fetched DP files.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+        /// The cache folder.
+        #[arg(long, value_name = "DIR", global = true)]
+        cache: Option<PathBuf>,
     },
     /// List the drives a USB medium can go to (removable and USB disks),
     /// with size, bus, mounts and why capmedia would refuse one.
@@ -126,6 +148,13 @@ fn main() -> ExitCode {
             json,
         } => verify::run(&outputs, &plugins.plugin_dirs, json),
         Command::Devices { all, json } => devices::run(all, json),
+        Command::Cache { command, cache } => {
+            let dir = cache.unwrap_or_else(capmedia_driver::default_cache_dir);
+            match command {
+                CacheCommand::List { json } => cache::list(&dir, json),
+                CacheCommand::Clean => cache::clean(&dir),
+            }
+        }
         Command::Plugins { plugins, json } => plugins::run(&plugins.plugin_dirs, json),
         Command::Inspect {
             file,

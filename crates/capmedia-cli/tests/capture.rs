@@ -744,6 +744,121 @@ fn sigint_mid_write_leaves_the_previous_output_and_no_temporaries() {
     }
 }
 
+/// Wait (bounded) until `dir` holds a file whose name contains `needle`.
+fn wait_for_name(child: &mut Child, dir: &Path, needle: &str) {
+    let until = Instant::now() + RUN_BOUND;
+    while !files_under(dir).iter().any(|n| n.contains(needle)) {
+        assert!(
+            child.try_wait().unwrap().is_none() && Instant::now() < until,
+            "no {needle} appeared in {}",
+            dir.display()
+        );
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn sigkill(child: &mut Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_bounded(child);
+}
+
+#[test]
+fn sigkill_leftovers_are_removed_by_the_next_run_and_cache_clean() {
+    let work = tempfile::tempdir().unwrap();
+    let (lib, id) = big_dp(work.path());
+    let dp = lib.display().to_string();
+    for (sink, file) in [("vhd", "capture.vhd"), ("usb-raw", "capture.img")] {
+        let sc = Scratch::new();
+        let out = sc.out().join(file);
+        let cache = sc.cache();
+        let r = Run {
+            dp: &dp,
+            package: id.as_str(),
+            sink,
+            out: &out,
+            cache: &cache,
+            staging: &sc.staging(),
+            extra: vec![],
+        };
+        let args = r.args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        // Killed while fetching (a partial download in the cache) ...
+        let mut child = capmedia_cmd(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_name(&mut child, &cache.join("tmp"), ".capmedia-tmp.");
+        sigkill(&mut child);
+        assert!(
+            !files_under(&cache.join("tmp")).is_empty(),
+            "{sink}: nothing to clean"
+        );
+        // ... then while writing (an output temporary, a staging folder).
+        let mut child = capmedia_cmd(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_name(&mut child, &sc.out(), ".capmedia-tmp.");
+        sigkill(&mut child);
+        assert!(
+            !tree(&sc.staging()).is_empty(),
+            "{sink}: no staging left to clean"
+        );
+        assert!(!out.exists(), "{sink}: a killed run put an output in place");
+
+        // The next complete run removes every leftover of the dead ones.
+        capture_ok(&Run {
+            dp: &sample_dp(),
+            package: X64_PACKAGE,
+            sink,
+            out: &out,
+            cache: &cache,
+            staging: &sc.staging(),
+            extra: vec![],
+        });
+        assert_eq!(tree(&sc.out()), BTreeSet::from([file.to_owned()]), "{sink}");
+        assert!(
+            tree(&sc.staging()).is_empty(),
+            "{sink}: {:?}",
+            tree(&sc.staging())
+        );
+        assert!(
+            files_under(&cache.join("tmp")).is_empty(),
+            "{sink}: {:?}",
+            files_under(&cache.join("tmp"))
+        );
+    }
+
+    // `capmedia cache clean` removes a dead run's partial download and
+    // leaves blobs and live runs' files alone.
+    let cache = work.path().join("cache-clean");
+    fs::create_dir_all(cache.join("tmp")).unwrap();
+    fs::create_dir_all(cache.join("AB")).unwrap();
+    let dead = cache.join("tmp/.ABCD.capmedia-tmp.999999999-1.0");
+    fs::write(&dead, b"partial").unwrap();
+    fs::write(cache.join("AB/ABCDEF"), b"blob").unwrap();
+    let plain = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_capmedia"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = plain(&["cache", "clean", "--cache", s(&cache)]);
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(!dead.exists());
+    assert!(cache.join("AB/ABCDEF").exists());
+    let o = plain(&["cache", "list", "--cache", s(&cache), "--json"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["bytes"], 4);
+}
+
 // -------------------------------------------------------- 6. dry run
 
 #[test]

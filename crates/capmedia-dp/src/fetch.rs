@@ -28,7 +28,6 @@ use std::os::unix::fs::FileExt;
 
 use capmedia_content::MediaPath;
 use sha2::{Digest, Sha256};
-use tempfile::NamedTempFile;
 
 use crate::error::{BackendError, DpError};
 use crate::{ContentFile, Dp, PackageContent};
@@ -66,14 +65,56 @@ impl ContentCache {
         ContentCache { dir: dir.into() }
     }
 
-    /// Use (and create) `dir` as the cache.
+    /// Use (and create) `dir` as the cache. Partial downloads that killed
+    /// runs left in `tmp/` are removed (never a live run's: they are named
+    /// by `capmedia-tempfile` with their owner).
     pub fn open(dir: impl Into<PathBuf>) -> Result<ContentCache, DpError> {
         let dir = dir.into();
         fs::create_dir_all(dir.join("tmp")).map_err(|source| DpError::Cache {
             path: dir.clone(),
             source,
         })?;
-        Ok(ContentCache { dir })
+        let cache = ContentCache { dir };
+        cache.clean()?;
+        Ok(cache)
+    }
+
+    /// Remove what dead runs left in the cache (partial downloads); returns
+    /// what was removed. `capmedia cache clean` and every fetch call it.
+    pub fn clean(&self) -> Result<Vec<PathBuf>, DpError> {
+        let tmp = self.dir.join("tmp");
+        capmedia_tempfile::remove_stale(&tmp).map_err(|source| DpError::Cache { path: tmp, source })
+    }
+
+    /// The blobs the cache holds (path, size), for `capmedia cache list`.
+    pub fn blobs(&self) -> Result<Vec<(PathBuf, u64)>, DpError> {
+        let err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| DpError::Cache { path, source }
+        };
+        let mut out = Vec::new();
+        let Ok(rd) = fs::read_dir(&self.dir) else {
+            return Ok(out);
+        };
+        for d in rd {
+            let d = d.map_err(err(&self.dir))?;
+            let name = d.file_name();
+            let Some(prefix) = name.to_str() else {
+                continue;
+            };
+            if prefix.len() != 2 || !d.path().is_dir() {
+                continue;
+            }
+            for f in fs::read_dir(d.path()).map_err(err(&d.path()))? {
+                let f = f.map_err(err(&d.path()))?;
+                let m = f.metadata().map_err(err(&f.path()))?;
+                if m.is_file() {
+                    out.push((f.path(), m.len()));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     pub fn dir(&self) -> &Path {
@@ -404,21 +445,32 @@ impl Dp {
             }
         }
         let final_path = cache.path_of(&file.sha256);
-        let mut tmp = NamedTempFile::new_in(cache.dir().join("tmp"))
-            .map_err(|e| cache_err(&cache.dir().join("tmp"), e))?;
+        // Named with its owner, so a later run can tell it from a live
+        // run's and remove it if this process dies.
+        let tmp_path = cache
+            .dir()
+            .join("tmp")
+            .join(capmedia_tempfile::temp_name(&file.sha256));
+        let mut tmp_file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&tmp_path)
+            .map_err(|e| cache_err(&tmp_path, e))?;
+        let tmp = capmedia_tempfile::TempPath::new(tmp_path.clone());
         let mut mismatches = 0;
         let mut failures = 0u32;
         let done = loop {
             // One whole verification round: from byte 0, resuming within it.
-            tmp.as_file_mut()
+            tmp_file
                 .set_len(0)
-                .and_then(|_| tmp.as_file_mut().seek(SeekFrom::Start(0)).map(|_| ()))
+                .and_then(|_| tmp_file.seek(SeekFrom::Start(0)).map(|_| ()))
                 .map_err(|e| cache_err(tmp.path(), e))?;
             let (written, done) = match self.backend.local_blob(&file.sha256) {
                 Some(src) => {
-                    self.copy_round(content, file, &src, tmp.as_file_mut(), prog, &mut failures)?
+                    self.copy_round(content, file, &src, &mut tmp_file, prog, &mut failures)?
                 }
-                None => self.stream_round(content, file, tmp.as_file_mut(), prog, &mut failures)?,
+                None => self.stream_round(content, file, &mut tmp_file, prog, &mut failures)?,
             };
             if written == file.size && done.sha256 == file.sha256 {
                 break done;
@@ -446,8 +498,9 @@ impl Dp {
         if let Some(parent) = final_path.parent() {
             fs::create_dir_all(parent).map_err(|e| cache_err(parent, e))?;
         }
-        tmp.persist(&final_path)
-            .map_err(|e| cache_err(&final_path, e.error))?;
+        drop(tmp_file);
+        fs::rename(&tmp_path, &final_path).map_err(|e| cache_err(&final_path, e))?;
+        tmp.keep();
         Ok(done)
     }
 

@@ -366,6 +366,8 @@ pub struct Planned<'a> {
     validated: Validated<'a>,
     entries: Vec<PlanEntry>,
     draft: MediaPlan,
+    /// What the plan did on its own (BCD stores written), for the report.
+    notes: Vec<String>,
 }
 
 /// Stage 4: the sink accepted the plan. A dry run ends here; writing a
@@ -712,6 +714,7 @@ impl<'a> Validated<'a> {
         let filetime = capmedia_regf::filetime_from_unix(
             i64::try_from(req.source_date_epoch).unwrap_or(i64::MAX),
         );
+        let mut notes = Vec::new();
         for (path, firmware) in layout::missing_bcds(&self.boot_list) {
             let store = capmedia_bcd::pe_ramdisk_store(firmware, &req.label, filetime).map_err(
                 |source| CaptureError::Bcd {
@@ -723,7 +726,7 @@ impl<'a> Validated<'a> {
             let mut e = generated(&path.replace('/', "_"), store)?;
             e.path = MediaPath::new(path).map_err(PlanError::from)?;
             entries.push(e);
-            run.events.message(&format!(
+            notes.push(format!(
                 "{path}: the boot files have no BCD store; capmedia writes a Windows PE RAM-disk store ({})",
                 match firmware {
                     capmedia_bcd::Firmware::Bios => "BIOS",
@@ -759,6 +762,7 @@ impl<'a> Validated<'a> {
             validated: self,
             entries,
             draft,
+            notes,
         })
     }
 }
@@ -815,7 +819,7 @@ impl<'a> Planned<'a> {
                 .collect(),
             content_bytes: self.draft.content_bytes(),
             volumes: checked.volumes.clone(),
-            notes: checked.notes.clone(),
+            notes: self.notes.iter().chain(&checked.notes).cloned().collect(),
             outputs: Vec::new(),
             verified_by: None,
             boot_files_from: v.boot_files_from.clone(),
