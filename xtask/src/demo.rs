@@ -17,6 +17,7 @@ const MEDIA: [(&str, &str, &[&str]); 3] = [
 ];
 
 pub fn demo() -> Result<()> {
+    crate::deps::ensure_runtime()?;
     let dist = crate::dist::dist()?;
     let capmedia = dist.join("capmedia");
     let out = root().join("out");

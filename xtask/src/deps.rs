@@ -56,8 +56,22 @@ fn present(tool: &str) -> bool {
 
 /// The packages whose tools are missing, deduplicated, in table order.
 pub fn missing() -> Vec<&'static str> {
+    missing_of(TOOLS)
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// What capmedia itself needs at run time: wimlib's decompressors
+/// (`libwim.so.15`, Debian `libwim15`, which `wimtools` pulls in) to read
+/// inside compressed boot images such as the sample's.
+pub const RUNTIME: &[(&str, &str)] = &[("wimlib-imagex", "wimtools")];
+
+/// The packages of `table` whose tools are missing, deduplicated.
+fn missing_of(table: &[(&str, &'static str)]) -> Vec<&'static str> {
     let mut pkgs: Vec<&str> = Vec::new();
-    for (tool, pkg) in TOOLS {
+    for (tool, pkg) in table {
         if !present(tool) && !pkgs.contains(pkg) {
             pkgs.push(pkg);
         }
@@ -65,18 +79,22 @@ pub fn missing() -> Vec<&'static str> {
     pkgs
 }
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
+/// Install (as root) or name what `cargo xtask demo` needs.
+pub fn ensure_runtime() -> Result<()> {
+    install(missing_of(RUNTIME), true, "capmedia needs")
 }
 
-pub fn ensure(install: bool) -> Result<()> {
-    let pkgs = missing();
+pub fn ensure(install_them: bool) -> Result<()> {
+    install(missing(), install_them, "the tests need")
+}
+
+fn install(pkgs: Vec<&'static str>, install: bool, who: &str) -> Result<()> {
     if pkgs.is_empty() {
         return Ok(());
     }
     let line = format!("apt-get update && apt-get install -y {}", pkgs.join(" "));
     if !install || !is_root() {
-        bail!("the tests need Debian packages that are missing; run as root:\n  {line}");
+        bail!("{who} Debian packages that are missing; run as root:\n  {line}");
     }
     eprintln!("xtask: installing {}", pkgs.join(" "));
     crate::run(Command::new("apt-get").arg("update").arg("-qq"))?;
@@ -86,7 +104,12 @@ pub fn ensure(install: bool) -> Result<()> {
             .args(&pkgs)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )?;
-    let still = missing();
+    let now_missing = [missing(), missing_of(RUNTIME)].concat();
+    let still: Vec<&str> = pkgs
+        .iter()
+        .copied()
+        .filter(|p| now_missing.contains(p))
+        .collect();
     if !still.is_empty() {
         bail!(
             "still missing after installing: {}; run:\n  {line}",
