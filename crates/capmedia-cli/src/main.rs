@@ -88,7 +88,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List the sinks found, with ABI and version.
+    /// List the sinks found, with ABI and version, and every plugin library
+    /// that cannot be used, with why (then the exit code is 1).
     Plugins {
         #[command(flatten)]
         plugins: PluginArgs,
@@ -96,6 +97,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Internal: load one plugin library in this (child) process and print
+    /// what it says about itself, for the host's out-of-process probe.
+    #[command(name = "__probe-plugin", hide = true)]
+    ProbePlugin { library: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -118,6 +123,7 @@ fn main() -> ExitCode {
         Command::Devices { all, json } => devices::run(all, json),
         Command::Plugins { plugins, json } => plugins::run(&plugins.plugin_dirs, json),
         Command::Inspect { file, json } => inspect::run(&file, json),
+        Command::ProbePlugin { library } => Ok(plugins::probe(&library)),
     };
     match result {
         Ok(code) => code,
