@@ -871,3 +871,77 @@ impl PluginRegistry {
         self.sinks.iter().find(|s| s.info.name == name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lib_file(dir: &str, stem: &str) -> PathBuf {
+        PathBuf::from(dir).join(format!(
+            "{}{stem}.{}",
+            std::env::consts::DLL_PREFIX,
+            std::env::consts::DLL_EXTENSION
+        ))
+    }
+
+    #[test]
+    fn first_found_wins_and_shipped_names_stay_with_shipped_libraries() {
+        let impostor = (lib_file("/a", "my_iso"), "iso-set".to_owned());
+        let shipped = (
+            lib_file("/b", "capmedia_plugin_iso_set"),
+            "iso-set".to_owned(),
+        );
+        let x1 = (lib_file("/a", "x"), "x".to_owned());
+        let x2 = (lib_file("/b", "x"), "x".to_owned());
+        let found = vec![impostor.clone(), x1.clone(), shipped.clone(), x2.clone()];
+        let (winners, errors) = choose(&found);
+        assert_eq!(winners, vec![1, 2]);
+        assert_eq!(
+            errors,
+            vec![
+                LoadError::DuplicateName {
+                    name: "x".into(),
+                    first: x1.0,
+                    second: x2.0,
+                },
+                LoadError::DuplicateName {
+                    name: "iso-set".into(),
+                    first: shipped.0,
+                    second: impostor.0.clone(),
+                },
+            ]
+        );
+        // Without the shipped library the impostor is still refused.
+        let (winners, errors) = choose(&[impostor.clone()]);
+        assert!(winners.is_empty());
+        assert!(matches!(
+            &errors[..],
+            [LoadError::ReservedName { name, path, .. }] if name == "iso-set" && *path == impostor.0
+        ));
+    }
+
+    #[test]
+    fn an_oversized_reply_is_not_copied() {
+        // A length past the cap is refused before the pointer is touched
+        // (here it points at nothing).
+        assert_eq!(
+            reply(std::ptr::null(), MAX_JSON_LEN + 1),
+            Err(MAX_JSON_LEN + 1)
+        );
+        let b = b"{}";
+        assert_eq!(reply(b.as_ptr(), b.len()), Ok(b.to_vec()));
+    }
+
+    #[test]
+    fn load_errors_survive_the_trip_from_a_probe_child() {
+        let e = LoadError::NullFunction {
+            path: "/p/libx.so".into(),
+            function: "check".into(),
+        };
+        let json = serde_json::to_string(&ProbeOutcome::Error(e.clone())).unwrap_or_default();
+        match serde_json::from_str::<ProbeOutcome>(&json) {
+            Ok(ProbeOutcome::Error(back)) => assert_eq!(back, e),
+            other => panic!("{other:?}"),
+        }
+    }
+}
