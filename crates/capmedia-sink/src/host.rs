@@ -912,7 +912,7 @@ mod tests {
             ]
         );
         // Without the shipped library the impostor is still refused.
-        let (winners, errors) = choose(&[impostor.clone()]);
+        let (winners, errors) = choose(std::slice::from_ref(&impostor));
         assert!(winners.is_empty());
         assert!(matches!(
             &errors[..],
