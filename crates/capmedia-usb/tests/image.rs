@@ -112,11 +112,7 @@ fn check_refuses_before_touching_the_target() {
         .build()
         .unwrap();
     let e = sink.check(&p).unwrap_err();
-    assert!(
-        e.message
-            .contains("is a folder; give the path of the file to write"),
-        "{e}"
-    );
+    assert!(e.message.contains("is a folder; give the path of the file to write"), "{e}");
 
     assert_eq!(fs::read(&img).unwrap(), b"old");
     assert!(temps(out.path()).is_empty());
