@@ -120,21 +120,7 @@ fn source_date_epoch() -> anyhow::Result<u64> {
 
 pub fn run(a: CaptureArgs) -> anyhow::Result<ExitCode> {
     let reg = crate::plugins::registry(&a.plugins.plugin_dirs);
-    let Some(sink) = reg.get(&a.sink) else {
-        let names: Vec<&str> = reg.sinks.iter().map(|s| s.info().name.as_str()).collect();
-        for e in &reg.errors {
-            eprintln!("capmedia: {e}");
-        }
-        bail!(
-            "no sink named {:?} (found: {}); `capmedia plugins` lists the folders searched",
-            a.sink,
-            if names.is_empty() {
-                "none".to_owned()
-            } else {
-                names.join(", ")
-            }
-        );
-    };
+    let sink = crate::plugins::sink(&reg, &a.sink)?;
     let mut options = BTreeMap::new();
     for kv in &a.sink_options {
         let (k, v) = kv

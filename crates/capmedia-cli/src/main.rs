@@ -120,7 +120,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List the sinks found, with ABI and version.
+    /// List the sinks found, with ABI and version, and every plugin library
+    /// that cannot be used, with why (then the exit code is 1).
     Plugins {
         #[command(flatten)]
         plugins: PluginArgs,
@@ -128,6 +129,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Internal: load one plugin library in this (child) process and print
+    /// what it says about itself, for the host's out-of-process probe.
+    #[command(name = "__probe-plugin", hide = true)]
+    ProbePlugin { library: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -162,6 +167,7 @@ fn main() -> ExitCode {
             drivers,
             json,
         } => inspect::run(&file, bcd, drivers, json),
+        Command::ProbePlugin { library } => Ok(plugins::probe(&library)),
     };
     match result {
         Ok(code) => code,

@@ -76,7 +76,7 @@ pub fn run(outputs: &[PathBuf], plugin_dirs: &[PathBuf], json: bool) -> anyhow::
             continue;
         }
         let name = detect(out)?;
-        let sink = reg.get(name).with_context(|| {
+        let sink = crate::plugins::sink(&reg, name).with_context(|| {
             format!(
                 "{} looks like {name} media, but no {name} sink plugin was found",
                 out.display()

@@ -62,13 +62,19 @@ pub struct SinkVTable {
     pub sdk_version_ptr: *const u8,
     pub sdk_version_len: usize,
     /// Request: `null`. Result: [`crate::SinkInfo`].
-    pub describe: CallFn,
+    ///
+    /// The four functions are `Option`s because the bytes come from a foreign
+    /// library: a NULL there must be representable (a bare Rust `fn` pointer
+    /// that is NULL is undefined behaviour before it is ever called). The
+    /// layout is the same as a C function pointer; the host refuses a vtable
+    /// with any of them NULL.
+    pub describe: Option<CallFn>,
     /// Request: [`crate::content::MediaPlan`]. Result: [`crate::CheckReport`].
-    pub check: CallFn,
+    pub check: Option<CallFn>,
     /// Request: [`crate::content::MediaPlan`]. Result: [`crate::WriteReport`].
-    pub write: CallFn,
+    pub write: Option<CallFn>,
     /// Request: [`crate::VerifyRequest`]. Result: [`crate::VerifyReport`].
-    pub verify: CallFn,
+    pub verify: Option<CallFn>,
 }
 
 // SAFETY: the vtable is immutable static data: function pointers and a pointer

@@ -34,10 +34,10 @@ pub const fn vtable(
         reserved: [0; 7],
         sdk_version_ptr: SDK_VERSION.as_ptr(),
         sdk_version_len: SDK_VERSION.len(),
-        describe,
-        check,
-        write,
-        verify,
+        describe: Some(describe),
+        check: Some(check),
+        write: Some(write),
+        verify: Some(verify),
     }
 }
 

@@ -21,10 +21,10 @@ static VTABLE: SinkVTable = SinkVTable {
     reserved: [0; 7],
     sdk_version_ptr: VERSION.as_ptr(),
     sdk_version_len: VERSION.len(),
-    describe: never,
-    check: never,
-    write: never,
-    verify: never,
+    describe: Some(never),
+    check: Some(never),
+    write: Some(never),
+    verify: Some(never),
 };
 
 // SAFETY: the documented entry point; returns a pointer to static data.
