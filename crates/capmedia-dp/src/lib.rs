@@ -35,9 +35,12 @@ pub use crate::builder::{
 };
 use crate::error::BackendError;
 pub use crate::error::DpError;
+pub use crate::fetch::FetchEvent;
 pub use crate::fetch::{ContentCache, FetchedFile};
 pub use crate::ini::{decode_ini_text, encode_utf16le_crlf, IniDoc, IniError};
-pub use crate::listing::{check_name, parse_html_listing, ListingEntry, UnsafeEntry};
+pub use crate::listing::{
+    check_name, parse_html_listing, ListingEntry, UnsafeEntry, MAX_LISTING_ENTRIES,
+};
 pub use crate::range::RemoteReader;
 
 /// How to talk to a DP. The defaults suit a DP on a LAN; tests shorten the
@@ -59,6 +62,17 @@ pub struct DpOptions {
     pub connect_timeout: Duration,
     /// Longest silence while waiting for a response or the next bytes.
     pub read_timeout: Duration,
+    /// Longest one HTTP request may take, answer and body included
+    /// (`Duration::ZERO`: no limit). A request cut by it counts as a
+    /// transient failure: the download resumes from where it stopped.
+    pub request_deadline: Duration,
+    /// Slowest acceptable transfer, in bytes per second averaged over
+    /// [`DpOptions::rate_window`] (0: no minimum). A slower answer is cut
+    /// and retried (resuming), like a timeout.
+    pub min_rate: u64,
+    /// The window [`DpOptions::min_rate`] is averaged over; a read that
+    /// waits this long for a first byte is cut too.
+    pub rate_window: Duration,
     /// Also compute each fetched file's BLAKE3 ([`FetchedFile::blake3`]) in
     /// the pass that verifies its SHA-256, so that a caller building a
     /// capmedia manifest need not read the bytes again.
@@ -75,6 +89,12 @@ impl Default for DpOptions {
             backoff: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(15),
             read_timeout: Duration::from_secs(60),
+            // A boot image package is at most a few GiB: an hour per
+            // request leaves a slow WAN link room, and a cut request
+            // resumes rather than starting over.
+            request_deadline: Duration::from_secs(3600),
+            min_rate: 16 << 10,
+            rate_window: Duration::from_secs(30),
             blake3: false,
         }
     }
@@ -446,6 +466,13 @@ impl Dp {
                 }
                 Err(e) => return Err(self.err(e, shown)),
             };
+            // Folder names, to skip `<folder>.INI` beside `<folder>\` in
+            // constant time per entry (DataLib folders can be large).
+            let dir_names: std::collections::HashSet<String> = entries
+                .iter()
+                .filter(|d| d.is_dir)
+                .map(|d| d.name.to_ascii_lowercase())
+                .collect();
             for e in &entries {
                 if e.is_dir {
                     if depth >= MAX_DEPTH {
@@ -465,10 +492,7 @@ impl Dp {
                     continue; // not a DataLib entry (e.g. a stray file)
                 };
                 // `<folder>.INI` beside `<folder>\` describes the folder.
-                if entries
-                    .iter()
-                    .any(|d| d.is_dir && d.name.eq_ignore_ascii_case(stem))
-                {
+                if dir_names.contains(&stem.to_ascii_lowercase()) {
                     continue;
                 }
                 let mut parts: Vec<&str> = rel.iter().map(String::as_str).collect();
@@ -480,6 +504,16 @@ impl Dp {
                         name: e.name.clone(),
                         reason: err.to_string(),
                     })?;
+                if pending.len() >= MAX_LISTING_ENTRIES {
+                    return Err(DpError::Request {
+                        dp: self.name.clone(),
+                        what: format!("DataLib/{cid}"),
+                        detail: format!(
+                            "the package lists more than {MAX_LISTING_ENTRIES} files; \
+                             no boot image holds that many"
+                        ),
+                    });
+                }
                 let mut ini_path: Vec<String> = full.iter().map(|c| (*c).to_owned()).collect();
                 ini_path.push(e.name.clone());
                 pending.push((ini_path, media));
