@@ -176,7 +176,7 @@ impl HttpBackend {
             req = req.header("Range", r);
         }
         let resp = req.call().map_err(|e| map_ureq(e, url))?;
-        check_status(resp.status())?;
+        check_status(resp.status()).map_err(|e| with_url(e, url))?;
         Ok(resp)
     }
 
@@ -313,7 +313,7 @@ fn with_url(e: BackendError, url: &str) -> BackendError {
 impl HttpBackend {
     fn read_limited(&self, url: &str, limit: u64) -> Result<Vec<u8>, BackendError> {
         let started = Instant::now();
-        let resp = self.get(url, None).map_err(|e| with_url(e, url))?;
+        let resp = self.get(url, None)?;
         let mut buf = Vec::new();
         self.body(resp, url, started)
             .take(limit + 1)
@@ -393,7 +393,7 @@ impl Backend for HttpBackend {
                 Ok(total)
             }
             Err(BackendError::NotFound) => Ok(None),
-            Err(e) => Err(with_url(e, &url)),
+            Err(e) => Err(e),
         }
     }
 
@@ -411,7 +411,7 @@ impl Backend for HttpBackend {
                     "{url} ends before byte {offset} (HTTP 416 to a request from there)"
                 )))
             }
-            r => r.map_err(|e| with_url(e, &url))?,
+            r => r?,
         };
         let start = if resp.status() == StatusCode::PARTIAL_CONTENT {
             match content_range(&resp) {
