@@ -419,16 +419,7 @@ impl Dp {
         // PkgLib INI lists `Content_<GUID>.<version>` instead (one per
         // deployment type). Take the package's own content if listed, else
         // the first content listed; the newest version of it either way.
-        let mut listed: Vec<ContentId> = Vec::new();
-        for key in pkg_ini.keys("Packages") {
-            let cid: ContentId = key.parse().map_err(|_| DpError::MalformedIni {
-                dp: self.name.clone(),
-                file: pkg_file.clone(),
-                line: pkg_ini.line_of("Packages", key),
-                reason: format!("[Packages] key {key:?} is not a content id such as PS100005.1"),
-            })?;
-            listed.push(cid);
-        }
+        let listed = listed_contents(&pkg_ini).map_err(|e| self.ini_err(&pkg_file, e))?;
         let chosen = listed
             .iter()
             .find(|c| &c.package == package)
@@ -554,35 +545,72 @@ impl Dp {
         doc: &IniDoc,
         path: MediaPath,
     ) -> Result<ContentFile, DpError> {
-        let bad = |key: &str, reason: String| DpError::MalformedIni {
-            dp: self.name.clone(),
-            file: file.to_owned(),
-            line: doc.line_of("File", key),
-            reason,
-        };
-        if !doc.has_section("File") {
-            return Err(bad("", "no [File] section".into()));
-        }
-        let size = doc
-            .require("File", "Size")
-            .map_err(|e| self.ini_err(file, e))?;
-        let size: u64 = size
-            .parse()
-            .map_err(|_| bad("Size", format!("Size={size:?} is not a byte count")))?;
-        let hash = doc
-            .require("File", "Hash")
-            .map_err(|e| self.ini_err(file, e))?;
-        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(bad(
-                "Hash",
-                format!("Hash={hash:?} is not a SHA-256 (64 hex digits)"),
-            ));
-        }
-        Ok(ContentFile {
-            path,
-            size,
-            sha256: hash.to_ascii_uppercase(),
+        let (size, sha256) = file_fields(doc).map_err(|e| self.ini_err(file, e))?;
+        Ok(ContentFile { path, size, sha256 })
+    }
+}
+
+/// Size and SHA-256 (upper-case) from a DataLib file INI's `[File]`.
+fn file_fields(doc: &IniDoc) -> Result<(u64, String), IniError> {
+    let bad = |key: &str, reason: String| IniError {
+        line: doc.line_of("File", key),
+        reason,
+    };
+    if !doc.has_section("File") {
+        return Err(bad("", "no [File] section".into()));
+    }
+    let size = doc.require("File", "Size")?;
+    let size: u64 = size
+        .parse()
+        .map_err(|_| bad("Size", format!("Size={size:?} is not a byte count")))?;
+    let hash = doc.require("File", "Hash")?;
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad(
+            "Hash",
+            format!("Hash={hash:?} is not a SHA-256 (64 hex digits)"),
+        ));
+    }
+    Ok((size, hash.to_ascii_uppercase()))
+}
+
+/// The content versions a PkgLib INI lists in `[Packages]`.
+fn listed_contents(doc: &IniDoc) -> Result<Vec<ContentId>, IniError> {
+    doc.keys("Packages")
+        .into_iter()
+        .map(|key| {
+            key.parse().map_err(|_| IniError {
+                line: doc.line_of("Packages", key),
+                reason: format!("[Packages] key {key:?} is not a content id such as PS100005.1"),
+            })
         })
+        .collect()
+}
+
+/// Entry points for the fuzz targets in `fuzz/`; not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::{file_fields, listed_contents, parse_html_listing, IniDoc};
+
+    /// Parse `bytes` as each INI a DP has: PkgLib (content versions) and
+    /// DataLib file INIs. Errors are fine; panics are the bugs looked for.
+    pub fn ini(bytes: &[u8]) {
+        if let Ok(doc) = IniDoc::parse(bytes) {
+            let _ = listed_contents(&doc);
+            let _ = file_fields(&doc);
+            let _ = doc.get("Packages", "x");
+        }
+    }
+
+    /// Parse `html` as a listing of a few folders; every entry accepted
+    /// must be a plain name (a panic otherwise, for the fuzzer to find).
+    pub fn listing(html: &str) {
+        for dir in ["/SMS_DP_SMSPKG$/DataLib/PS100005.3/", "/", "/a%20b/\u{e9}/"] {
+            if let Ok(entries) = parse_html_listing(html, dir) {
+                for e in entries {
+                    assert!(crate::check_name(&e.name).is_ok(), "{:?} accepted", e.name);
+                }
+            }
+        }
     }
 }
 
