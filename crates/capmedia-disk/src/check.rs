@@ -179,7 +179,10 @@ enum Next {
     End,
 }
 
-const FAT_BLOCK: u64 = 4096;
+/// Bytes of the FAT read at once: below the block cache's read bypass (a
+/// sector), so that FAT reads land in its cached blocks, as fatfs's own do,
+/// rather than each going to the disk (or a read-ahead window) again.
+const FAT_BLOCK: u64 = 256;
 
 impl<R: Read + Seek> Fat<'_, R> {
     fn byte(&mut self, at: u64) -> Result<u8, DiskError> {
