@@ -13,6 +13,7 @@
 //! directories. Everything is deterministic: ids derive from the plan's
 //! `set_id`, every timestamp is the plan's `source_date_epoch`.
 
+mod check;
 mod layout;
 mod raw;
 mod read;
@@ -67,6 +68,10 @@ pub enum DiskError {
     PartitionTable(String),
     #[error("no FAT partition found: {0}")]
     NoFatPartition(String),
+    /// The FAT volume's structure is damaged or hostile (a cluster chain
+    /// that loops, leaves the volume, or does not match a file's size).
+    #[error("the FAT volume is damaged: {0}")]
+    Corrupt(String),
     #[error("cancelled")]
     Cancelled,
     #[error("{0}")]
@@ -127,4 +132,43 @@ pub(crate) fn derived_id(set_id: &str, purpose: &str) -> [u8; 16] {
     let mut out = [0u8; 16];
     out.copy_from_slice(&h.finalize().as_bytes()[..16]);
     out
+}
+
+/// Entry points for the fuzz targets in `fuzz/`; not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::io::{Cursor, Read};
+
+    use crate::DiskReader;
+
+    /// Open `bytes` as a disk, list every folder and read every file. Any
+    /// error is fine; a panic or an endless loop is the bug fuzzing looks for.
+    pub fn read_all(bytes: &[u8]) {
+        let Ok(reader) = DiskReader::open(Cursor::new(bytes)) else {
+            return;
+        };
+        let _ = reader.label();
+        let mut dirs = vec![reader.fs.root_dir()];
+        let mut buf = vec![0u8; 4096];
+        while let Some(dir) = dirs.pop() {
+            for entry in dir.iter() {
+                let Ok(entry) = entry else { break };
+                // By the short name: that is what the chain check skips.
+                let name = entry.short_file_name_as_bytes();
+                if name == b"." || name == b".." {
+                    continue;
+                }
+                if entry.is_dir() {
+                    dirs.push(entry.to_dir());
+                } else {
+                    let mut f = entry.to_file();
+                    while let Ok(n) = f.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

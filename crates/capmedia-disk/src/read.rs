@@ -84,7 +84,7 @@ pub fn find_fat_partition<T: Read + Seek>(disk: &mut T) -> Result<FatPartition, 
 /// The files of a disk written by [`crate::write_disk`] (or any disk with a
 /// FAT partition), opened read-only.
 pub struct DiskReader<T: Read + Seek> {
-    fs: FileSystem<Slice<BlockCache<ReadOnly<T>>>>,
+    pub(crate) fs: FileSystem<Slice<BlockCache<ReadOnly<T>>>>,
     part: FatPartition,
 }
 
@@ -113,12 +113,14 @@ impl<T: Read + Seek> DiskReader<T> {
         cache: fn(ReadOnly<T>) -> BlockCache<ReadOnly<T>>,
     ) -> Result<Self, DiskError> {
         let part = find_fat_partition(&mut disk)?;
-        let fs = FileSystem::new(
-            // The cache keeps the FAT in memory while file data streams past.
-            Slice::new(cache(ReadOnly(disk)), part.offset, part.len),
-            FsOptions::new(),
-        )
-        .map_err(|e| DiskError::NoFatPartition(format!("the FAT volume cannot be read: {e}")))?;
+        // The cache keeps the FAT in memory while file data streams past.
+        let mut volume = Slice::new(cache(ReadOnly(disk)), part.offset, part.len);
+        // fatfs follows chains without bounds: every chain is checked first.
+        crate::check::check_volume(&mut volume, part.len)?;
+        volume.seek(SeekFrom::Start(0))?;
+        let fs = FileSystem::new(volume, FsOptions::new()).map_err(|e| {
+            DiskError::NoFatPartition(format!("the FAT volume cannot be read: {e}"))
+        })?;
         Ok(DiskReader { fs, part })
     }
 

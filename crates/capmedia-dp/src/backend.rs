@@ -29,7 +29,8 @@ impl Lib {
 }
 
 /// A stream of a FileLib blob, starting at `offset` (which may be 0 even if
-/// more was asked for, when a server ignores `Range`).
+/// more was asked for, when a server ignores `Range`; a length asked for
+/// then counts from `offset`, so the stream holds the bytes up to it too).
 pub(crate) struct Blob {
     pub reader: Box<dyn Read + Send>,
     pub offset: u64,

@@ -78,11 +78,12 @@ pub enum DpError {
         reason: String,
     },
 
-    #[error("DP {dp}: {what}: HTTP status {status}")]
+    #[error("DP {dp}: {what}: HTTP status {status} from {url}")]
     HttpStatus {
         dp: String,
         what: String,
         status: u16,
+        url: String,
     },
 
     #[error("DP {dp}: {what}: {detail} (gave up after {attempts} attempts)")]
@@ -110,9 +111,13 @@ pub enum DpError {
         source: io::Error,
     },
 
-    #[error("content cache {}: {source}", path.display())]
+    /// The local cache failed (full, read-only, ...): `path` is the file
+    /// or folder concerned, `what` the file of which package was being
+    /// written, or what was being done.
+    #[error("content cache {}: {what}: {source}", path.display())]
     Cache {
         path: PathBuf,
+        what: String,
         #[source]
         source: io::Error,
     },
@@ -134,8 +139,10 @@ pub(crate) enum BackendError {
     Denied(String),
     /// HTTP 401.
     AuthRequired,
-    /// A status that retrying will not change.
-    Status(u16),
+    /// A status that retrying will not change, and the URL that gave it.
+    Status(u16, String),
+    /// The source ends before the byte asked for (HTTP 416 to a resume).
+    Short(String),
     /// 5xx, reset, timeout, truncated body: worth another try.
     Transient(String),
     /// A local I/O error other than the above.
@@ -177,7 +184,13 @@ impl BackendError {
             },
             BackendError::Denied(detail) => DpError::NoReadAccess { dp, what, detail },
             BackendError::AuthRequired => DpError::AuthRequired { dp, what },
-            BackendError::Status(status) => DpError::HttpStatus { dp, what, status },
+            BackendError::Status(status, url) => DpError::HttpStatus {
+                dp,
+                what,
+                status,
+                url,
+            },
+            BackendError::Short(detail) => DpError::Request { dp, what, detail },
             BackendError::Transient(detail) => DpError::Transfer {
                 dp,
                 what,

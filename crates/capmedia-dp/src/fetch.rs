@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use std::os::unix::fs::FileExt;
 
-use capmedia_content::MediaPath;
+use capmedia_content::{MediaPath, PackageId};
 use sha2::{Digest, Sha256};
 
 use crate::error::{BackendError, DpError};
@@ -72,6 +72,7 @@ impl ContentCache {
         let dir = dir.into();
         fs::create_dir_all(dir.join("tmp")).map_err(|source| DpError::Cache {
             path: dir.clone(),
+            what: "creating the cache folder".into(),
             source,
         })?;
         let cache = ContentCache { dir };
@@ -291,22 +292,67 @@ pub(crate) fn parallel_map<T: Sync, R: Send>(
         .collect()
 }
 
+/// What a fetch reports as it goes, from the download threads
+/// ([`Dp::fetch_events`]).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum FetchEvent<'a> {
+    /// Bytes fetched and verified so far, of `total` (it goes back when a
+    /// file is fetched again).
+    Progress { done: u64, total: u64 },
+    /// One file failed transiently and will be tried again after `wait`:
+    /// `attempt` is the attempt about to start, of at most `attempts`.
+    /// Its `Display` reads `retrying <file> (attempt 2 of 5): <reason>`.
+    Retry {
+        file: &'a MediaPath,
+        package: &'a PackageId,
+        attempt: u32,
+        attempts: u32,
+        reason: &'a str,
+        wait: Duration,
+    },
+}
+
+impl std::fmt::Display for FetchEvent<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchEvent::Progress { done, total } => write!(f, "{done} of {total} bytes"),
+            FetchEvent::Retry {
+                file,
+                attempt,
+                attempts,
+                reason,
+                ..
+            } => write!(
+                f,
+                "retrying {file} (attempt {attempt} of {attempts}): {reason}"
+            ),
+        }
+    }
+}
+
 /// Shared progress of one `fetch`.
 struct Progress<'a> {
     done: AtomicU64,
     total: u64,
-    callback: &'a (dyn Fn(u64, u64) + Sync),
+    events: &'a (dyn Fn(FetchEvent<'_>) + Sync),
     cancel: &'a (dyn Fn() -> bool + Sync),
 }
 
 impl Progress<'_> {
     fn add(&self, n: u64) {
         let d = self.done.fetch_add(n, Ordering::Relaxed) + n;
-        (self.callback)(d.min(self.total), self.total);
+        self.report(d);
     }
     fn sub(&self, n: u64) {
         let d = self.done.fetch_sub(n, Ordering::Relaxed).saturating_sub(n);
-        (self.callback)(d.min(self.total), self.total);
+        self.report(d);
+    }
+    fn report(&self, done: u64) {
+        (self.events)(FetchEvent::Progress {
+            done: done.min(self.total),
+            total: self.total,
+        });
     }
 }
 
@@ -343,6 +389,24 @@ impl Dp {
         progress: &(dyn Fn(u64, u64) + Sync),
         cancel: &(dyn Fn() -> bool + Sync),
     ) -> Result<Vec<FetchedFile>, DpError> {
+        let events = |e: FetchEvent<'_>| {
+            if let FetchEvent::Progress { done, total } = e {
+                progress(done, total);
+            }
+        };
+        self.fetch_events(content, cache, &events, cancel)
+    }
+
+    /// [`Dp::fetch_with_cancel`] reporting every [`FetchEvent`]: progress
+    /// as bytes arrive, and each retry as it is decided (so that a caller
+    /// can show `retrying <file> (attempt 2 of 5): <reason>`).
+    pub fn fetch_events(
+        &self,
+        content: &PackageContent,
+        cache: &ContentCache,
+        events: &(dyn Fn(FetchEvent<'_>) + Sync),
+        cancel: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Vec<FetchedFile>, DpError> {
         let mut unique: BTreeMap<&str, &ContentFile> = BTreeMap::new();
         for f in &content.files {
             unique.entry(f.sha256.as_str()).or_insert(f);
@@ -356,10 +420,10 @@ impl Dp {
         let prog = Progress {
             done: AtomicU64::new(0),
             total,
-            callback: progress,
+            events,
             cancel,
         };
-        (prog.callback)(0, total);
+        prog.report(0);
         let blake3: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
         parallel(&jobs, self.opts.concurrency, |f| {
             let done = self.fetch_one(content, f, cache, &prog)?;
@@ -413,8 +477,26 @@ impl Dp {
                     self.backend.blob_location(&file.sha256)
                 ),
             },
+            BackendError::Short(detail) => DpError::Incomplete {
+                dp: self.name.clone(),
+                package: content.package.clone(),
+                file: file.path.to_string(),
+                sha256: file.sha256.clone(),
+                detail: format!(
+                    "the DP's copy is shorter than the {} bytes DataLib records: {detail}",
+                    file.size
+                ),
+            },
             e => self.err(e, format!("{} of package {}", file.path, content.package)),
         }
+    }
+
+    /// What a cache error was about, for its message.
+    fn cache_what(&self, content: &PackageContent, file: &ContentFile) -> String {
+        format!(
+            "writing {} of package {} (SHA-256 {}) from DP {}",
+            file.path, content.package, file.sha256, self.name
+        )
     }
 
     /// Fetch one blob into the cache (or find it there) and return its
@@ -431,6 +513,7 @@ impl Dp {
         }
         let cache_err = |path: &Path, source: io::Error| DpError::Cache {
             path: path.to_owned(),
+            what: self.cache_what(content, file),
             source,
         };
         if cache.contains(file) {
@@ -477,7 +560,20 @@ impl Dp {
             }
             prog.sub(written);
             mismatches += 1;
-            if mismatches >= 2 {
+            if mismatches < 2 {
+                let reason = format!(
+                    "the bytes from {} did not match their SHA-256",
+                    self.backend.blob_location(&file.sha256)
+                );
+                (prog.events)(FetchEvent::Retry {
+                    file: &file.path,
+                    package: &content.package,
+                    attempt: 2,
+                    attempts: 2,
+                    reason: &reason,
+                    wait: Duration::ZERO,
+                });
+            } else {
                 let actual = if written == file.size {
                     done.sha256
                 } else {
@@ -510,6 +606,7 @@ impl Dp {
         &self,
         content: &PackageContent,
         file: &ContentFile,
+        prog: &Progress<'_>,
         failures: &mut u32,
         why: String,
     ) -> Result<(), DpError> {
@@ -522,7 +619,16 @@ impl Dp {
                 attempts: *failures,
             });
         }
-        thread::sleep(backoff(self.opts.backoff, *failures));
+        let wait = backoff(self.opts.backoff, *failures);
+        (prog.events)(FetchEvent::Retry {
+            file: &file.path,
+            package: &content.package,
+            attempt: *failures + 1,
+            attempts: self.opts.retries.saturating_add(1),
+            reason: &why,
+            wait,
+        });
+        thread::sleep(wait);
         Ok(())
     }
 
@@ -548,7 +654,7 @@ impl Dp {
                     return Err(*e);
                 }
                 Err(Pass::Transient(why)) => {
-                    if let Err(e) = self.transient(content, file, failures, why) {
+                    if let Err(e) = self.transient(content, file, prog, failures, why) {
                         prog.sub(written);
                         return Err(e);
                     }
@@ -570,8 +676,10 @@ impl Dp {
         prog: &Progress<'_>,
         failures: &mut u32,
     ) -> Result<(u64, Finished), DpError> {
+        let tmp_path = cache_tmp_path(out);
         let cache_err = |source: io::Error| DpError::Cache {
-            path: PathBuf::from("(temporary file)"),
+            path: tmp_path.clone(),
+            what: self.cache_what(content, file),
             source,
         };
         loop {
@@ -597,8 +705,9 @@ impl Dp {
             let mut written = 0u64;
             let copied: Result<(), Pass> = (|| {
                 let mut from = src;
-                from.seek(SeekFrom::Start(0))
-                    .map_err(|e| Pass::Transient(e.to_string()))?;
+                from.seek(SeekFrom::Start(0)).map_err(|e| {
+                    Pass::Transient(format!("{}: {e}", self.backend.blob_location(&file.sha256)))
+                })?;
                 loop {
                     if (prog.cancel)() {
                         return Err(Pass::Fatal(Box::new(DpError::Cancelled)));
@@ -613,7 +722,10 @@ impl Dp {
                             | io::ErrorKind::ReadOnlyFilesystem => {
                                 Pass::Fatal(Box::new(cache_err(e)))
                             }
-                            _ => Pass::Transient(e.to_string()),
+                            _ => Pass::Transient(format!(
+                                "{}: {e}",
+                                self.backend.blob_location(&file.sha256)
+                            )),
                         }
                     })?;
                     if n == 0 {
@@ -650,7 +762,7 @@ impl Dp {
                     out.set_len(0)
                         .and_then(|_| out.seek(SeekFrom::Start(0)).map(|_| ()))
                         .map_err(cache_err)?;
-                    self.transient(content, file, failures, why)?;
+                    self.transient(content, file, prog, failures, why)?;
                 }
             }
         }
@@ -669,15 +781,25 @@ impl Dp {
         written: &mut u64,
         prog: &Progress<'_>,
     ) -> Result<(), Pass> {
+        let tmp_path = cache_tmp_path(out);
         let cache_err = |e: io::Error| {
             Pass::Fatal(Box::new(DpError::Cache {
-                path: PathBuf::from("(temporary file)"),
+                path: tmp_path.clone(),
+                what: self.cache_what(content, file),
                 source: e,
             }))
         };
         let blob = match self.backend.open_blob(&file.sha256, *written, None) {
             Ok(b) => b,
             Err(BackendError::Transient(why)) => return Err(Pass::Transient(why)),
+            Err(BackendError::Short(why)) => {
+                let why = format!("its body ended after {} bytes, and {why}", *written);
+                return Err(Pass::Fatal(Box::new(self.blob_err(
+                    content,
+                    file,
+                    BackendError::Short(why),
+                ))));
+            }
             Err(e) => return Err(Pass::Fatal(Box::new(self.blob_err(content, file, e)))),
         };
         if blob.offset != *written {
@@ -722,8 +844,10 @@ impl Dp {
         }
         if *written < file.size {
             return Err(Pass::Transient(format!(
-                "body ended after {} of {} bytes",
-                *written, file.size
+                "{}: the body ended after {} of {} bytes",
+                self.backend.blob_location(&file.sha256),
+                *written,
+                file.size
             )));
         }
         Ok(())
@@ -833,6 +957,13 @@ impl Drop for PipelinedHasher {
             let _ = h.join();
         }
     }
+}
+
+/// The path of an open cache file, for messages (its temporary name).
+fn cache_tmp_path(f: &File) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd()))
+        .unwrap_or_else(|_| PathBuf::from("(temporary file)"))
 }
 
 pub(crate) fn backoff(base: Duration, failure: u32) -> Duration {

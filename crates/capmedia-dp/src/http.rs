@@ -5,8 +5,9 @@
 //! the download threads keeps connections alive between requests.
 
 use std::fs;
-use std::io::Read;
+use std::io::{self, Read};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use ureq::http::{Response, StatusCode};
@@ -26,7 +27,16 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 /// A listing or INI larger than this is not what a DP serves.
-const LISTING_LIMIT: u64 = 64 << 20;
+pub(crate) const LISTING_LIMIT: u64 = 64 << 20;
+
+/// The bounds on one request's answer (see [`DpOptions`]).
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    deadline: Duration,
+    min_rate: u64,
+    window: Duration,
+    read_timeout: Duration,
+}
 
 #[derive(Debug)]
 pub(crate) struct HttpBackend {
@@ -35,6 +45,7 @@ pub(crate) struct HttpBackend {
     /// The decoded path of `base`, ending with `/`.
     base_path: String,
     agent: Agent,
+    pace: Pace,
 }
 
 impl HttpBackend {
@@ -101,12 +112,25 @@ impl HttpBackend {
             // never for this machine's own servers (mirrors, tests).
             builder = builder.proxy(None);
         }
+        let pace = Pace {
+            deadline: opts.request_deadline,
+            min_rate: opts.min_rate,
+            window: opts.rate_window,
+            read_timeout: opts.read_timeout,
+        };
+        // A read that waits a whole rate window has received nothing in
+        // it: below any minimum rate, so it need not wait longer.
+        let per_read = if pace.min_rate > 0 && !pace.window.is_zero() {
+            opts.read_timeout.min(pace.window)
+        } else {
+            opts.read_timeout
+        };
         let config = builder
             .http_status_as_error(false)
             .tls_config(tls)
             .timeout_connect(Some(opts.connect_timeout))
             .timeout_recv_response(Some(opts.read_timeout))
-            .timeout_per_read(Some(opts.read_timeout))
+            .timeout_per_read(Some(per_read))
             .max_idle_connections_per_host(opts.concurrency.max(1) * 2)
             .user_agent(concat!("capmedia-dp/", env!("CARGO_PKG_VERSION")))
             .build();
@@ -114,6 +138,7 @@ impl HttpBackend {
             base,
             base_path,
             agent: config.into(),
+            pace,
         })
     }
 
@@ -135,29 +160,132 @@ impl HttpBackend {
         self.url("FileLib", &[prefix, hash], false)
     }
 
+    /// The whole request, body included, must end by the deadline.
+    fn deadline(&self) -> Option<Duration> {
+        (!self.pace.deadline.is_zero()).then_some(self.pace.deadline)
+    }
+
     fn get(&self, url: &str, range: Option<String>) -> Result<Response<Body>, BackendError> {
-        let mut req = self.agent.get(url);
+        let mut req = self
+            .agent
+            .get(url)
+            .config()
+            .timeout_global(self.deadline())
+            .build();
         if let Some(r) = range {
             req = req.header("Range", r);
         }
-        let resp = req.call().map_err(map_ureq)?;
-        check_status(resp.status())?;
+        let resp = req.call().map_err(|e| map_ureq(e, url))?;
+        check_status(resp.status()).map_err(|e| with_url(e, url))?;
         Ok(resp)
+    }
+
+    /// The body of `resp`, within the deadline and minimum rate, with
+    /// errors naming `url` and the limit they hit.
+    fn body(&self, resp: Response<Body>, url: &str, started: Instant) -> Guarded {
+        let now = Instant::now();
+        Guarded {
+            inner: Box::new(resp.into_body().into_with_config().limit(u64::MAX).reader()),
+            url: url.to_owned(),
+            pace: self.pace,
+            started,
+            window_start: now,
+            window_bytes: 0,
+        }
     }
 }
 
-fn map_ureq(e: ureq::Error) -> BackendError {
+/// A response body held to [`Pace`]: the request's deadline and, averaged
+/// over each rate window, the minimum rate. ureq enforces the deadline
+/// itself (its global timeout); this names it, and checks the rate, which
+/// ureq does not know.
+struct Guarded {
+    inner: Box<dyn Read + Send>,
+    url: String,
+    pace: Pace,
+    started: Instant,
+    window_start: Instant,
+    window_bytes: u64,
+}
+
+impl Guarded {
+    fn too_slow(&self, bytes: u64, over: Duration) -> io::Error {
+        let rate = bytes as f64 / over.as_secs_f64().max(0.001);
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "{}: {bytes} bytes in {:.1} s ({rate:.0} B/s), below the minimum rate of {} B/s \
+                 averaged over {} s",
+                self.url,
+                over.as_secs_f64(),
+                self.pace.min_rate,
+                self.pace.window.as_secs_f64()
+            ),
+        )
+    }
+
+    fn past_deadline(&self) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "{}: no complete answer within the request deadline of {} s",
+                self.url,
+                self.pace.deadline.as_secs_f64()
+            ),
+        )
+    }
+}
+
+impl Read for Guarded {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let r = self.inner.read(buf);
+        let now = Instant::now();
+        let late =
+            !self.pace.deadline.is_zero() && now.duration_since(self.started) >= self.pace.deadline;
+        let rated = self.pace.min_rate > 0 && !self.pace.window.is_zero();
+        match r {
+            Err(_) if late => Err(self.past_deadline()),
+            Err(e)
+                if rated
+                    && e.kind() == io::ErrorKind::TimedOut
+                    && self.pace.window < self.pace.read_timeout =>
+            {
+                // The per-read timeout is the window: nothing came in it.
+                Err(self.too_slow(self.window_bytes, now.duration_since(self.window_start)))
+            }
+            Err(e) => Err(io::Error::new(e.kind(), format!("{}: {e}", self.url))),
+            Ok(n) => {
+                if late && n > 0 {
+                    return Err(self.past_deadline());
+                }
+                self.window_bytes += n as u64;
+                let over = now.duration_since(self.window_start);
+                if rated && n > 0 && over >= self.pace.window {
+                    let need = self.pace.min_rate as f64 * over.as_secs_f64();
+                    if (self.window_bytes as f64) < need {
+                        return Err(self.too_slow(self.window_bytes, over));
+                    }
+                    self.window_start = now;
+                    self.window_bytes = 0;
+                }
+                Ok(n)
+            }
+        }
+    }
+}
+
+fn map_ureq(e: ureq::Error, url: &str) -> BackendError {
     use ureq::Error as E;
     match e {
         // rustls reports a refused certificate or handshake as InvalidData:
         // asking again will not change the answer.
         E::Io(ref io) if io.kind() == std::io::ErrorKind::InvalidData => {
-            BackendError::Other(format!("TLS: {io}"))
+            BackendError::Other(format!("{url}: TLS: {io}"))
         }
         E::Io(_) | E::Timeout(_) | E::ConnectionFailed | E::Protocol(_) => {
-            BackendError::Transient(e.to_string())
+            BackendError::Transient(format!("{url}: {e}"))
         }
-        other => BackendError::Other(other.to_string()),
+        other => BackendError::Other(format!("{url}: {other}")),
     }
 }
 
@@ -168,25 +296,36 @@ fn check_status(s: StatusCode) -> Result<(), BackendError> {
         403 => Err(BackendError::Denied("HTTP 403 Forbidden".into())),
         404 | 410 => Err(BackendError::NotFound),
         408 | 429 | 500..=599 => Err(BackendError::Transient(format!("HTTP status {s}"))),
-        n => Err(BackendError::Status(n)),
+        n => Err(BackendError::Status(n, String::new())),
     }
 }
 
-fn read_limited(resp: Response<Body>, limit: u64) -> Result<Vec<u8>, BackendError> {
-    let mut buf = Vec::new();
-    resp.into_body()
-        .into_with_config()
-        .limit(u64::MAX)
-        .reader()
-        .take(limit + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| BackendError::Transient(e.to_string()))?;
-    if buf.len() as u64 > limit {
-        return Err(BackendError::Other(format!(
-            "response larger than {limit} bytes"
-        )));
+/// Status errors name the URL they came from.
+fn with_url(e: BackendError, url: &str) -> BackendError {
+    match e {
+        BackendError::Transient(d) => BackendError::Transient(format!("{url}: {d}")),
+        BackendError::Denied(d) => BackendError::Denied(format!("{url}: {d}")),
+        BackendError::Status(n, _) => BackendError::Status(n, url.to_owned()),
+        e => e,
     }
-    Ok(buf)
+}
+
+impl HttpBackend {
+    fn read_limited(&self, url: &str, limit: u64) -> Result<Vec<u8>, BackendError> {
+        let started = Instant::now();
+        let resp = self.get(url, None)?;
+        let mut buf = Vec::new();
+        self.body(resp, url, started)
+            .take(limit + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| BackendError::Transient(e.to_string()))?;
+        if buf.len() as u64 > limit {
+            return Err(BackendError::Other(format!(
+                "{url}: answer larger than {limit} bytes"
+            )));
+        }
+        Ok(buf)
+    }
 }
 
 fn header_u64(resp: &Response<Body>, name: &str) -> Option<u64> {
@@ -208,8 +347,7 @@ fn content_range(resp: &Response<Body>) -> Option<(u64, Option<u64>)> {
 impl Backend for HttpBackend {
     fn list(&self, lib: Lib, rel: &[&str]) -> Result<Vec<ListingEntry>, BackendError> {
         let url = self.url(lib.name(), rel, true);
-        let resp = self.get(&url, None)?;
-        let bytes = read_limited(resp, LISTING_LIMIT)?;
+        let bytes = self.read_limited(&url, LISTING_LIMIT)?;
         let html = String::from_utf8_lossy(&bytes);
         let mut dir_path = format!("{}{}/", self.base_path, lib.name());
         for c in rel {
@@ -223,18 +361,24 @@ impl Backend for HttpBackend {
     }
 
     fn read_small(&self, lib: Lib, rel: &[&str], limit: u64) -> Result<Vec<u8>, BackendError> {
-        let resp = self.get(&self.url(lib.name(), rel, false), None)?;
-        read_limited(resp, limit)
+        self.read_limited(&self.url(lib.name(), rel, false), limit)
     }
 
     fn stat_blob(&self, hash: &str) -> Result<Option<u64>, BackendError> {
         let url = self.blob_url(hash);
-        let resp = self.agent.head(&url).call().map_err(map_ureq)?;
+        let resp = self
+            .agent
+            .head(&url)
+            .config()
+            .timeout_global(self.deadline())
+            .build()
+            .call()
+            .map_err(|e| map_ureq(e, &url))?;
         match resp.status().as_u16() {
             404 | 410 => return Ok(None),
             405 | 501 => {}
             _ => {
-                check_status(resp.status())?;
+                check_status(resp.status()).map_err(|e| with_url(e, &url))?;
                 if let Some(n) = header_u64(&resp, "content-length") {
                     return Ok(Some(n));
                 }
@@ -259,22 +403,35 @@ impl Backend for HttpBackend {
             (o, None) => Some(format!("bytes={o}-")),
             (o, Some(n)) => Some(format!("bytes={o}-{}", o + n.max(1) - 1)),
         };
-        let resp = self.get(&self.blob_url(hash), range)?;
+        let url = self.blob_url(hash);
+        let started = Instant::now();
+        let resp = match self.get(&url, range) {
+            Err(BackendError::Status(416, _)) if offset > 0 => {
+                return Err(BackendError::Short(format!(
+                    "{url} ends before byte {offset} (HTTP 416 to a request from there)"
+                )))
+            }
+            r => r?,
+        };
         let start = if resp.status() == StatusCode::PARTIAL_CONTENT {
             match content_range(&resp) {
                 Some((s, _)) if s == offset => offset,
                 _ => {
-                    return Err(BackendError::Transient(
-                        "server answered a different byte range than asked".into(),
-                    ))
+                    return Err(BackendError::Transient(format!(
+                        "{url}: the server answered a different byte range than asked \
+                         (from byte {offset})"
+                    )))
                 }
             }
         } else {
+            // The server ignored `Range` (200): the body starts at byte 0,
+            // which `Blob::offset` tells the caller.
             0
         };
-        let reader = resp.into_body().into_with_config().limit(u64::MAX).reader();
+        let reader = self.body(resp, &url, started);
         let reader: Box<dyn Read + Send> = match len {
-            Some(n) => Box::new(reader.take(n)),
+            // From `start`, not `offset`: the caller skips to `offset` first.
+            Some(n) => Box::new(reader.take(offset - start + n)),
             None => Box::new(reader),
         };
         Ok(Blob {

@@ -35,9 +35,12 @@ pub use crate::builder::{
 };
 use crate::error::BackendError;
 pub use crate::error::DpError;
+pub use crate::fetch::FetchEvent;
 pub use crate::fetch::{ContentCache, FetchedFile};
 pub use crate::ini::{decode_ini_text, encode_utf16le_crlf, IniDoc, IniError};
-pub use crate::listing::{check_name, parse_html_listing, ListingEntry, UnsafeEntry};
+pub use crate::listing::{
+    check_name, parse_html_listing, ListingEntry, UnsafeEntry, MAX_LISTING_ENTRIES,
+};
 pub use crate::range::RemoteReader;
 
 /// How to talk to a DP. The defaults suit a DP on a LAN; tests shorten the
@@ -59,6 +62,17 @@ pub struct DpOptions {
     pub connect_timeout: Duration,
     /// Longest silence while waiting for a response or the next bytes.
     pub read_timeout: Duration,
+    /// Longest one HTTP request may take, answer and body included
+    /// (`Duration::ZERO`: no limit). A request cut by it counts as a
+    /// transient failure: the download resumes from where it stopped.
+    pub request_deadline: Duration,
+    /// Slowest acceptable transfer, in bytes per second averaged over
+    /// [`DpOptions::rate_window`] (0: no minimum). A slower answer is cut
+    /// and retried (resuming), like a timeout.
+    pub min_rate: u64,
+    /// The window [`DpOptions::min_rate`] is averaged over; a read that
+    /// waits this long for a first byte is cut too.
+    pub rate_window: Duration,
     /// Also compute each fetched file's BLAKE3 ([`FetchedFile::blake3`]) in
     /// the pass that verifies its SHA-256, so that a caller building a
     /// capmedia manifest need not read the bytes again.
@@ -75,6 +89,12 @@ impl Default for DpOptions {
             backoff: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(15),
             read_timeout: Duration::from_secs(60),
+            // A boot image package is at most a few GiB: an hour per
+            // request leaves a slow WAN link room, and a cut request
+            // resumes rather than starting over.
+            request_deadline: Duration::from_secs(3600),
+            min_rate: 16 << 10,
+            rate_window: Duration::from_secs(30),
             blake3: false,
         }
     }
@@ -399,16 +419,7 @@ impl Dp {
         // PkgLib INI lists `Content_<GUID>.<version>` instead (one per
         // deployment type). Take the package's own content if listed, else
         // the first content listed; the newest version of it either way.
-        let mut listed: Vec<ContentId> = Vec::new();
-        for key in pkg_ini.keys("Packages") {
-            let cid: ContentId = key.parse().map_err(|_| DpError::MalformedIni {
-                dp: self.name.clone(),
-                file: pkg_file.clone(),
-                line: pkg_ini.line_of("Packages", key),
-                reason: format!("[Packages] key {key:?} is not a content id such as PS100005.1"),
-            })?;
-            listed.push(cid);
-        }
+        let listed = listed_contents(&pkg_ini).map_err(|e| self.ini_err(&pkg_file, e))?;
         let chosen = listed
             .iter()
             .find(|c| &c.package == package)
@@ -446,6 +457,13 @@ impl Dp {
                 }
                 Err(e) => return Err(self.err(e, shown)),
             };
+            // Folder names, to skip `<folder>.INI` beside `<folder>\` in
+            // constant time per entry (DataLib folders can be large).
+            let dir_names: std::collections::HashSet<String> = entries
+                .iter()
+                .filter(|d| d.is_dir)
+                .map(|d| d.name.to_ascii_lowercase())
+                .collect();
             for e in &entries {
                 if e.is_dir {
                     if depth >= MAX_DEPTH {
@@ -465,10 +483,7 @@ impl Dp {
                     continue; // not a DataLib entry (e.g. a stray file)
                 };
                 // `<folder>.INI` beside `<folder>\` describes the folder.
-                if entries
-                    .iter()
-                    .any(|d| d.is_dir && d.name.eq_ignore_ascii_case(stem))
-                {
+                if dir_names.contains(&stem.to_ascii_lowercase()) {
                     continue;
                 }
                 let mut parts: Vec<&str> = rel.iter().map(String::as_str).collect();
@@ -480,6 +495,16 @@ impl Dp {
                         name: e.name.clone(),
                         reason: err.to_string(),
                     })?;
+                if pending.len() >= MAX_LISTING_ENTRIES {
+                    return Err(DpError::Request {
+                        dp: self.name.clone(),
+                        what: format!("DataLib/{cid}"),
+                        detail: format!(
+                            "the package lists more than {MAX_LISTING_ENTRIES} files; \
+                             no boot image holds that many"
+                        ),
+                    });
+                }
                 let mut ini_path: Vec<String> = full.iter().map(|c| (*c).to_owned()).collect();
                 ini_path.push(e.name.clone());
                 pending.push((ini_path, media));
@@ -520,35 +545,72 @@ impl Dp {
         doc: &IniDoc,
         path: MediaPath,
     ) -> Result<ContentFile, DpError> {
-        let bad = |key: &str, reason: String| DpError::MalformedIni {
-            dp: self.name.clone(),
-            file: file.to_owned(),
-            line: doc.line_of("File", key),
-            reason,
-        };
-        if !doc.has_section("File") {
-            return Err(bad("", "no [File] section".into()));
-        }
-        let size = doc
-            .require("File", "Size")
-            .map_err(|e| self.ini_err(file, e))?;
-        let size: u64 = size
-            .parse()
-            .map_err(|_| bad("Size", format!("Size={size:?} is not a byte count")))?;
-        let hash = doc
-            .require("File", "Hash")
-            .map_err(|e| self.ini_err(file, e))?;
-        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(bad(
-                "Hash",
-                format!("Hash={hash:?} is not a SHA-256 (64 hex digits)"),
-            ));
-        }
-        Ok(ContentFile {
-            path,
-            size,
-            sha256: hash.to_ascii_uppercase(),
+        let (size, sha256) = file_fields(doc).map_err(|e| self.ini_err(file, e))?;
+        Ok(ContentFile { path, size, sha256 })
+    }
+}
+
+/// Size and SHA-256 (upper-case) from a DataLib file INI's `[File]`.
+fn file_fields(doc: &IniDoc) -> Result<(u64, String), IniError> {
+    let bad = |key: &str, reason: String| IniError {
+        line: doc.line_of("File", key),
+        reason,
+    };
+    if !doc.has_section("File") {
+        return Err(bad("", "no [File] section".into()));
+    }
+    let size = doc.require("File", "Size")?;
+    let size: u64 = size
+        .parse()
+        .map_err(|_| bad("Size", format!("Size={size:?} is not a byte count")))?;
+    let hash = doc.require("File", "Hash")?;
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad(
+            "Hash",
+            format!("Hash={hash:?} is not a SHA-256 (64 hex digits)"),
+        ));
+    }
+    Ok((size, hash.to_ascii_uppercase()))
+}
+
+/// The content versions a PkgLib INI lists in `[Packages]`.
+fn listed_contents(doc: &IniDoc) -> Result<Vec<ContentId>, IniError> {
+    doc.keys("Packages")
+        .into_iter()
+        .map(|key| {
+            key.parse().map_err(|_| IniError {
+                line: doc.line_of("Packages", key),
+                reason: format!("[Packages] key {key:?} is not a content id such as PS100005.1"),
+            })
         })
+        .collect()
+}
+
+/// Entry points for the fuzz targets in `fuzz/`; not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::{file_fields, listed_contents, parse_html_listing, IniDoc};
+
+    /// Parse `bytes` as each INI a DP has: PkgLib (content versions) and
+    /// DataLib file INIs. Errors are fine; panics are the bugs looked for.
+    pub fn ini(bytes: &[u8]) {
+        if let Ok(doc) = IniDoc::parse(bytes) {
+            let _ = listed_contents(&doc);
+            let _ = file_fields(&doc);
+            let _ = doc.get("Packages", "x");
+        }
+    }
+
+    /// Parse `html` as a listing of a few folders; every entry accepted
+    /// must be a plain name (a panic otherwise, for the fuzzer to find).
+    pub fn listing(html: &str) {
+        for dir in ["/SMS_DP_SMSPKG$/DataLib/PS100005.3/", "/", "/a%20b/\u{e9}/"] {
+            if let Ok(entries) = parse_html_listing(html, dir) {
+                for e in entries {
+                    assert!(crate::check_name(&e.name).is_ok(), "{:?} accepted", e.name);
+                }
+            }
+        }
     }
 }
 

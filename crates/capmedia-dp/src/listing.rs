@@ -8,7 +8,15 @@
 //! climbs, is absolute elsewhere, or carries a drive letter or control
 //! characters is an error rather than something silently skipped.
 
+use std::collections::HashSet;
+
 use percent_encoding::percent_decode_str;
+
+/// The most entries one folder of a content library may list. DataLib
+/// folders mirror package folders; no package holds anything near this, and
+/// the bound keeps a hostile listing from costing unbounded memory and time
+/// (HTTP listings are also cut at 64 MiB of text before parsing).
+pub const MAX_LISTING_ENTRIES: usize = 1_000_000;
 
 /// One entry of a folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,13 +156,18 @@ fn parent_of(dir: &str) -> Option<&str> {
 /// Entries are taken from the `href`s (not the link text, which nginx
 /// truncates); a trailing `/` or an IIS `<dir>` row marks a folder. Parent
 /// and sort links are dropped; any other link that is not a plain name
-/// directly inside `dir_path` is an [`UnsafeEntry`].
+/// directly inside `dir_path` is an [`UnsafeEntry`], and so is the entry
+/// past [`MAX_LISTING_ENTRIES`]. Linear in the length of `html`.
 pub fn parse_html_listing(html: &str, dir_path: &str) -> Result<Vec<ListingEntry>, UnsafeEntry> {
     let dir_lc = dir_path.to_ascii_lowercase();
     let parent_lc = parent_of(&dir_lc).map(str::to_owned);
     let mut out: Vec<ListingEntry> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
     let mut row_start = 0;
     let mut pos = 0;
+    // Once no `</a>` is left, never look for one again: a page of
+    // unclosed links would otherwise be scanned to its end per link.
+    let mut closes_left = true;
     while let Some(i) = find_ci(html, "<a", pos) {
         let after = html.as_bytes().get(i + 2).copied();
         if !after.is_some_and(|b| b.is_ascii_whitespace()) {
@@ -165,7 +178,13 @@ pub fn parse_html_listing(html: &str, dir_path: &str) -> Result<Vec<ListingEntry
             break;
         };
         let attrs = &html[i + 2..tag_end];
-        let close = find_ci(html, "</a>", tag_end).unwrap_or(tag_end);
+        let close = if closes_left {
+            find_ci(html, "</a>", tag_end)
+        } else {
+            None
+        };
+        closes_left = close.is_some();
+        let close = close.unwrap_or(tag_end);
         let row = &html[row_start..i];
         pos = close.max(tag_end + 1);
         row_start = pos;
@@ -173,7 +192,14 @@ pub fn parse_html_listing(html: &str, dir_path: &str) -> Result<Vec<ListingEntry
             continue;
         };
         if let Some(e) = classify(&href, row, dir_path, &dir_lc, parent_lc.as_deref())? {
-            if !out.iter().any(|o| o.name == e.name) {
+            if !seen.contains(&e.name) {
+                if out.len() >= MAX_LISTING_ENTRIES {
+                    return Err(unsafe_entry(
+                        &e.name,
+                        &format!("the listing has more than {MAX_LISTING_ENTRIES} entries"),
+                    ));
+                }
+                seen.insert(e.name.clone());
                 out.push(e);
             }
         }

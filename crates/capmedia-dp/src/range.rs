@@ -3,7 +3,7 @@
 
 use std::io::{self, Read, Seek, SeekFrom};
 
-use crate::error::DpError;
+use crate::error::{BackendError, DpError};
 use crate::{ContentFile, Dp, PackageContent};
 
 /// The most one range read may ask for; WIM XML is a few KiB.
@@ -11,6 +11,12 @@ const MAX_RANGE: u64 = 64 << 20;
 
 impl Dp {
     /// Read `len` bytes at `offset` of `file` (fewer at the end of the file).
+    ///
+    /// A server that ignores `Range` answers with the whole file: the bytes
+    /// before `offset` are then read and dropped (bounded by the file's
+    /// size, and in time by the request deadline and minimum rate), never
+    /// taken for the bytes asked for. A body that ends early is a transient
+    /// failure, retried like the others.
     pub fn read_range(
         &self,
         content: &PackageContent,
@@ -22,20 +28,42 @@ impl Dp {
         if len == 0 {
             return Ok(Vec::new());
         }
-        let blob = self
-            .backend
-            .open_blob(&file.sha256, offset, Some(len))
-            .map_err(|e| self.blob_err(content, file, e))?;
-        let mut buf = Vec::with_capacity(len as usize);
-        blob.reader
-            .take(len)
-            .read_to_end(&mut buf)
-            .map_err(|e| DpError::Io {
-                dp: self.name.clone(),
-                what: format!("{} of package {}", file.path, content.package),
-                source: e,
-            })?;
-        Ok(buf)
+        let location = self.backend.blob_location(&file.sha256);
+        self.retry(|| {
+            let blob = self.backend.open_blob(&file.sha256, offset, Some(len))?;
+            let transient = |e: io::Error| BackendError::Transient(e.to_string());
+            let mut reader = blob.reader;
+            if blob.offset > offset {
+                return Err(BackendError::Other(format!(
+                    "{location}: the server answered from byte {} when asked from {offset}",
+                    blob.offset
+                )));
+            }
+            let skip = offset - blob.offset;
+            if skip > 0 {
+                // `reader` was limited to `len` bytes for a range answer;
+                // a 200 answer comes back unlimited, so the skip is read
+                // from it in full.
+                let skipped =
+                    io::copy(&mut (&mut reader).take(skip), &mut io::sink()).map_err(transient)?;
+                if skipped < skip {
+                    return Err(BackendError::Transient(format!(
+                        "{location}: the server ignored the byte range and its body ended after \
+                         {skipped} bytes, before byte {offset}"
+                    )));
+                }
+            }
+            let mut buf = Vec::with_capacity(len as usize);
+            reader.take(len).read_to_end(&mut buf).map_err(transient)?;
+            if (buf.len() as u64) < len {
+                return Err(BackendError::Transient(format!(
+                    "{location}: the body ended after {} of {len} bytes from byte {offset}",
+                    buf.len()
+                )));
+            }
+            Ok(buf)
+        })
+        .map_err(|e| self.blob_err(content, file, e))
     }
 
     /// A `Read + Seek` view of a DP file in which every read is one bounded

@@ -40,6 +40,12 @@ pub enum Fault {
     Html(String),
     /// Ignore `Range` and send the whole file.
     IgnoreRange,
+    /// Send the headers, then `chunk` bytes of the body every `every`
+    /// until the body is sent or the client hangs up.
+    Drip {
+        every: Duration,
+        chunk: usize,
+    },
 }
 
 type Policy = dyn Fn(&Request, usize) -> Fault + Send + Sync;
@@ -272,6 +278,10 @@ fn serve(
         let spec = r.trim_start_matches("bytes=");
         let (a, b) = spec.split_once('-').unwrap();
         let start: usize = a.parse().unwrap();
+        if start >= total {
+            let headers = [("Content-Range", format!("bytes */{total}"))];
+            return respond(&mut conn, 416, &headers, b"", &method);
+        }
         let end: usize = if b.is_empty() {
             total - 1
         } else {
@@ -293,6 +303,15 @@ fn serve(
             conn.write_all(&body[..body.len() / 2])?;
             conn.flush()?;
             thread::sleep(d);
+            Ok(())
+        }
+        Fault::Drip { every, chunk } => {
+            write_head(&mut conn, status, &headers, body.len())?;
+            for piece in body.chunks(chunk.max(1)) {
+                conn.write_all(piece)?;
+                conn.flush()?;
+                thread::sleep(every);
+            }
             Ok(())
         }
         _ => respond(&mut conn, status, &headers, body, &method),
