@@ -397,6 +397,24 @@ impl Dp {
         self.fetch_events(content, cache, &events, cancel)
     }
 
+    /// The fetch on capmedia's progress-and-cancel convention
+    /// (`capmedia_content::{Progress, Cancel}`): phase `fetch` as bytes are
+    /// verified, each retry as a message (`retrying <file> (attempt 2 of 5):
+    /// <reason>`) as it is decided, and a stop between chunks when asked.
+    pub fn fetch_with(
+        &self,
+        content: &PackageContent,
+        cache: &ContentCache,
+        progress: &dyn capmedia_content::Progress,
+        cancel: &dyn capmedia_content::Cancel,
+    ) -> Result<Vec<FetchedFile>, DpError> {
+        let events = |e: FetchEvent<'_>| match e {
+            FetchEvent::Progress { done, total } => progress.update("fetch", done, total),
+            retry => progress.message(&retry.to_string()),
+        };
+        self.fetch_events(content, cache, &events, &|| cancel.is_cancelled())
+    }
+
     /// [`Dp::fetch_with_cancel`] reporting every [`FetchEvent`]: progress
     /// as bytes arrive, and each retry as it is decided (so that a caller
     /// can show `retrying <file> (attempt 2 of 5): <reason>`).

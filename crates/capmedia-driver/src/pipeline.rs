@@ -258,7 +258,8 @@ pub struct CaptureReport {
     pub timings: Timings,
 }
 
-/// The sink's view of [`Events`].
+/// [`Events`] on the progress-and-cancel convention, for the fetch and the
+/// sink.
 struct SinkEvents<'a>(&'a dyn Events);
 
 impl Progress for SinkEvents<'_> {
@@ -880,13 +881,9 @@ impl<'a> Checked<'a> {
         r.run.enter("fetch")?;
         let t = Instant::now();
         let cache = ContentCache::open(&r.run.req.cache_dir)?;
+        let sev = SinkEvents(events);
         let fetched =
-            r.dp.fetch_with_cancel(
-                &r.content,
-                &cache,
-                &|done, total| events.progress("fetch", done, total),
-                &|| events.cancelled(),
-            )
+            r.dp.fetch_with(&r.content, &cache, &sev, &sev)
             .map_err(|e| match e {
                 DpError::Cancelled => CaptureError::Cancelled,
                 e => CaptureError::from(e),
