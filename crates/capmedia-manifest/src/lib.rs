@@ -123,7 +123,9 @@ impl Manifest {
 
     /// Total size of the files listed.
     pub fn bytes(&self) -> u64 {
-        self.files.iter().map(|f| f.size).sum()
+        // Sizes come from the medium: a hostile manifest may list sizes
+        // that overflow when added (found by fuzzing).
+        self.files.iter().fold(0u64, |a, f| a.saturating_add(f.size))
     }
 }
 
