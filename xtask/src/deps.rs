@@ -35,6 +35,7 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("hivexml", "libhivex-bin"),
     ("hivexsh", "libhivex-bin"),
     ("reged", "chntpw"),
+    ("vhdiinfo", "libvhdi-utils"),
 ];
 
 fn present(tool: &str) -> bool {
