@@ -40,6 +40,7 @@ pub const TOOLS: &[(&str, &str)] = &[
         "/usr/share/doc/qemu-system-data/qemupciserial.inf",
         "qemu-system-data",
     ),
+    ("vhdiinfo", "libvhdi-utils"),
 ];
 
 fn present(tool: &str) -> bool {

@@ -59,6 +59,12 @@ pub fn rows() -> Vec<Row> {
             setup: vhd,
         },
         Row {
+            name: "vhdx",
+            about: "dynamic VHDX (GPT) of a 1 GiB disk written directly vs raw image + \
+                    qemu-img convert -O vhdx (and the convert alone); goal <= 0.5x",
+            setup: vhdx,
+        },
+        Row {
             name: "capture",
             about: "capmedia capture of a 512 MiB boot image package from a path DP to a \
                     verified ISO (cold cache) vs cp -r of the package + sync",
@@ -479,6 +485,47 @@ fn vhd(ctx: &Ctx) -> Result<Pair> {
                     "qemu-img convert -f raw -O vpc -o subformat=dynamic {} {}",
                     q(&raw),
                     q(out.join("alone.vhd"))
+                ),
+            ),
+        ],
+    );
+    pair.before_each = Some(fresh(&out));
+    Ok(pair)
+}
+
+fn vhdx(ctx: &Ctx) -> Result<Pair> {
+    need("qemu-img", "qemu-utils")?;
+    // As the vhd row: a disk of the given size (at least 64 MiB, for FAT32's
+    // minimum), three quarters full, sharing the vhd row's tree.
+    let disk = ctx.size_mib.unwrap_or(1024).max(64);
+    let content = disk * 3 / 4;
+    let tree = make_tree(&shared(ctx, content).join("tree"), content)?;
+    let bench = example("capmedia-vhdx", "bench_vhdx")?;
+    let out = ctx.work.join("out");
+    // The raw image once, for timing qemu-img's conversion alone.
+    let raw_dir = ctx.work.join(format!("raw-{disk}mib"));
+    let raw = raw_dir.join("disk.raw");
+    if !raw.exists() {
+        std::fs::create_dir_all(&raw_dir)?;
+        crate::run(
+            Command::new(&bench)
+                .arg(&tree)
+                .arg(&raw_dir)
+                .args([disk.to_string(), "convert".into()]),
+        )?;
+        std::fs::remove_file(raw_dir.join("converted.vhdx"))?;
+    }
+    let run = |mode: &str| format!("{} {} {} {disk} {mode}", q(&bench), q(&tree), q(&out));
+    let mut pair = Pair::new(
+        Cmd::new("capmedia-vhdx direct", run("direct")),
+        vec![
+            Cmd::new("raw + qemu-img convert", run("convert")),
+            Cmd::new(
+                "qemu-img convert alone",
+                format!(
+                    "qemu-img convert -f raw -O vhdx -o subformat=dynamic {} {}",
+                    q(&raw),
+                    q(out.join("alone.vhdx"))
                 ),
             ),
         ],
