@@ -20,6 +20,10 @@ pub(crate) fn detect(path: &Path) -> anyhow::Result<&'static str> {
     if head.starts_with(b"conectix") {
         return Ok("vhd");
     }
+    // [MS-VHDX] 2.2.1: the file type identifier's signature.
+    if head.starts_with(b"vhdxfile") {
+        return Ok("vhdx");
+    }
     let len = f.seek(SeekFrom::End(0))?;
     if len >= 512 {
         let mut tail = [0u8; 8];
@@ -33,7 +37,7 @@ pub(crate) fn detect(path: &Path) -> anyhow::Result<&'static str> {
         return Ok("usb-raw");
     }
     bail!(
-        "{}: not an ISO 9660 image, a VHD, or a disk with a partition table: not a capmedia output",
+        "{}: not an ISO 9660 image, a VHD, a VHDX, or a disk with a partition table: not a capmedia output",
         path.display()
     )
 }
