@@ -10,10 +10,11 @@ use anyhow::{Context, Result};
 use crate::{root, run};
 
 /// The sinks the demo uses, with the output each writes.
-const MEDIA: [(&str, &str, &[&str]); 3] = [
+const MEDIA: [(&str, &str, &[&str]); 4] = [
     ("iso-set", "capture.iso", &[]),
     ("usb-raw", "capture.img", &[]),
     ("vhd", "capture.vhd", &["--vhd-type", "dynamic"]),
+    ("vhdx", "capture.vhdx", &[]),
 ];
 
 pub fn demo() -> Result<()> {
