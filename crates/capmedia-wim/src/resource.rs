@@ -189,20 +189,34 @@ impl Resource {
     }
 }
 
-/// One part file, remembering its position so sequential reads do not seek.
+/// Bytes read ahead from a part at once. Chunks are read in file order, so
+/// one read serves many of them: fewer system calls on a local file, and
+/// far fewer round trips through a DP range reader.
+pub const READ_AHEAD: usize = 512 * 1024;
+
+/// One part file with a read-ahead window; it remembers its position so
+/// sequential reads do not seek.
 #[derive(Debug)]
 pub(crate) struct PartFile<R> {
     pub r: R,
     pub len: u64,
     pos: Option<u64>,
+    window: Vec<u8>,
+    window_at: u64,
 }
 
 impl<R: Read + Seek> PartFile<R> {
     pub fn new(r: R, len: u64) -> Self {
-        PartFile { r, len, pos: None }
+        PartFile {
+            r,
+            len,
+            pos: None,
+            window: Vec::new(),
+            window_at: 0,
+        }
     }
 
-    fn read_at(&mut self, off: u64, buf: &mut [u8]) -> Result<(), WimError> {
+    fn raw_read_at(&mut self, off: u64, buf: &mut [u8]) -> Result<(), WimError> {
         if self.pos != Some(off) {
             self.pos = None;
             self.r.seek(SeekFrom::Start(off))?;
@@ -210,6 +224,42 @@ impl<R: Read + Seek> PartFile<R> {
         self.pos = None;
         self.r.read_exact(buf)?;
         self.pos = Some(off + buf.len() as u64);
+        Ok(())
+    }
+
+    fn read_at(&mut self, off: u64, buf: &mut [u8]) -> Result<(), WimError> {
+        let n = buf.len() as u64;
+        let end = off
+            .checked_add(n)
+            .filter(|e| *e <= self.len)
+            .ok_or_else(|| {
+                WimError::Io(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "read beyond the end of the WIM",
+                ))
+            })?;
+        let w_end = self.window_at + self.window.len() as u64;
+        if off >= self.window_at && end <= w_end {
+            // Inside the window: `off - window_at` < window.len() (a usize).
+            let from = (off - self.window_at) as usize;
+            buf.copy_from_slice(&self.window[from..from + buf.len()]);
+            return Ok(());
+        }
+        if buf.len() >= READ_AHEAD {
+            return self.raw_read_at(off, buf);
+        }
+        // Refill from `off`: at most READ_AHEAD, at least `buf`, never past the end.
+        let want = (self.len - off).min(READ_AHEAD as u64) as usize;
+        let mut window = std::mem::take(&mut self.window);
+        window.resize(want, 0);
+        let r = self.raw_read_at(off, &mut window);
+        if r.is_err() {
+            window.clear();
+        }
+        self.window = window;
+        self.window_at = off;
+        r?;
+        buf.copy_from_slice(&self.window[..buf.len()]);
         Ok(())
     }
 }
@@ -221,8 +271,9 @@ fn part_of<R>(parts: &mut [PartFile<R>], i: usize) -> Result<&mut PartFile<R>, W
     })
 }
 
-/// Identifies a resource for the caches: part and offset.
-type ResKey = (usize, u64);
+/// Identifies a resource for the caches: the whole descriptor, so two
+/// (hostile) descriptors at one offset never share a cached chunk.
+type ResKey = Resource;
 
 /// The readers of all parts and the scratch state for decoding: one
 /// decompressor, one chunk (kept, so the next blob of a solid chunk needs no
@@ -284,7 +335,7 @@ impl<R: Read + Seek> Io<R> {
             Layout::Chunked(c) => {
                 let cs = u64::from(c.chunk_size);
                 let chunk = pos / cs;
-                let key = (res.part, res.offset);
+                let key = *res;
                 if self.cached != Some((key, chunk)) {
                     self.load_chunk(res, &c, chunk)?;
                 }
@@ -315,7 +366,7 @@ impl<R: Read + Seek> Io<R> {
         if !have {
             if i >= c.entries {
                 return Err(WimError::BadResource {
-                    offset: key.1,
+                    offset: key.offset,
                     reason: "chunk table entry beyond the table",
                 });
             }
@@ -325,17 +376,17 @@ impl<R: Read + Seek> Io<R> {
             self.table.resize(bytes, 0);
             self.table_at = None;
             let at = c.table_pos + i * es;
-            let part = part_of(&mut self.parts, key.0)?;
+            let part = part_of(&mut self.parts, key.part)?;
             if at
                 .checked_add(bytes as u64)
                 .is_none_or(|end| end > part.len)
             {
                 return Err(WimError::BadResource {
-                    offset: key.1,
+                    offset: key.offset,
                     reason: "chunk table beyond the end of the file",
                 });
             }
-            part_of(&mut self.parts, key.0)?.read_at(at, &mut self.table)?;
+            part_of(&mut self.parts, key.part)?.read_at(at, &mut self.table)?;
             self.table_at = Some((key, i));
         }
         let first = self.table_at.map_or(0, |(_, f)| f);
@@ -344,7 +395,7 @@ impl<R: Read + Seek> Io<R> {
             .table
             .get(at..at + es as usize)
             .ok_or(WimError::BadResource {
-                offset: key.1,
+                offset: key.offset,
                 reason: "chunk table window",
             })?;
         Ok(if es == 4 {
@@ -372,7 +423,7 @@ impl<R: Read + Seek> Io<R> {
         while at < i {
             let size = self.entry(key, c, at)?;
             off = off.checked_add(size).ok_or(WimError::BadResource {
-                offset: key.1,
+                offset: key.offset,
                 reason: "chunk sizes overflow",
             })?;
             at += 1;
@@ -381,7 +432,7 @@ impl<R: Read + Seek> Io<R> {
     }
 
     fn load_chunk(&mut self, res: &Resource, c: &Chunked, i: u64) -> Result<(), WimError> {
-        let key = (res.part, res.offset);
+        let key = *res;
         let bad = |reason| WimError::BadResource {
             offset: res.offset,
             reason,

@@ -185,3 +185,44 @@ fn find_read_adapter_and_xml() {
     assert!(dirent.is_dir && img.children(dirent).is_empty());
     assert!(w.open_file(dirent).is_err());
 }
+
+#[test]
+fn resource_over_4_gib_uses_64_bit_chunk_entries() {
+    // A sparse 4.5 GiB file of zeros: LZX shrinks it to a few MiB, but its
+    // resource is over 4 GiB uncompressed, so wimlib writes 8-byte chunk
+    // table entries. Every byte must come back, checked by SHA-1.
+    require_wimlib();
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t");
+    std::fs::create_dir_all(&t).unwrap();
+    let size = (4u64 << 30) + (512 << 20) + 12345;
+    File::create(t.join("huge.bin"))
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+    let wim = dir.path().join("huge.wim");
+    wimlib(&[
+        "capture",
+        t.to_str().unwrap(),
+        wim.to_str().unwrap(),
+        "huge",
+    ]);
+    let mut w = Wim::open(File::open(&wim).unwrap()).unwrap();
+    let img = w.image(1).unwrap();
+    let e = img.find("huge.bin").unwrap();
+    assert_eq!(e.size, size);
+    struct Zeros(u64);
+    impl std::io::Write for Zeros {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            assert!(b.iter().all(|x| *x == 0));
+            self.0 += b.len() as u64;
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut z = Zeros(0);
+    assert_eq!(w.extract_to(e, &mut z).unwrap(), size);
+    assert_eq!(z.0, size);
+}

@@ -71,6 +71,18 @@ pub fn rows() -> Vec<Row> {
             setup: capture,
         },
         Row {
+            name: "wim-extract",
+            about: "every file of a 1 GiB LZX WIM (image of 1 GiB of half-compressible \
+                    files) streamed to a folder, SHA-1 checked, vs wimlib-imagex extract",
+            setup: wim_extract,
+        },
+        Row {
+            name: "wim-rss",
+            about: "peak RSS of wim-extract at 256 MiB and 2 GiB WIMs (--size-mib sets the \
+                    large size, small = large/8); fails unless flat and under 64 MiB",
+            setup: wim_rss,
+        },
+        Row {
             name: "rss-flat",
             about: "peak RSS of iso and usb at 256 MiB and 2 GiB (--size-mib sets the large \
                     size, small = large/8); fails if it grows with content",
@@ -649,4 +661,162 @@ fn check_rss_flat(m: &[Measured]) -> Result<()> {
     } else {
         bail!("peak RSS grows with content: {}", bad.join("; "))
     }
+}
+
+/// A tree of `mib` MiB of files shaped like a boot image's (many small and
+/// mid-sized files, a few large), each 64 KiB block either incompressible or
+/// text-like (LZX shrinks the latter several times), then captured into an
+/// LZX WIM with wimlib-imagex. Returns the WIM; reuses it when complete.
+fn make_wim(dir: &Path, mib: u64) -> Result<PathBuf> {
+    use std::io::Write;
+    let wim = dir.join("bench.wim");
+    let done = dir.join("bench.wim.done");
+    if done.exists() && wim.exists() {
+        return Ok(wim);
+    }
+    need("wimlib-imagex", "wimtools")?;
+    let tree = dir.join("wimtree");
+    if tree.exists() {
+        std::fs::remove_dir_all(&tree)?;
+    }
+    const WORDS: [&[u8]; 12] = [
+        b"Windows ",
+        b"System32 ",
+        b"\\drivers\\",
+        b"boot ",
+        b"mgr ",
+        b".dll\0",
+        b"\0\0\0\0",
+        b"MZ\x90\0",
+        b"This program ",
+        b"cannot be run ",
+        b"in DOS mode.\r\n",
+        b"\xff\xff",
+    ];
+    let sizes: [u64; 8] = [
+        4 << 10,
+        40 << 10,
+        300 << 10,
+        1 << 20,
+        9 << 10,
+        3 << 20,
+        120 << 10,
+        6 << 20,
+    ];
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let total = mib << 20;
+    let (mut written, mut i) = (0u64, 0usize);
+    let mut block = vec![0u8; 64 << 10];
+    while written < total {
+        let size = sizes[i % sizes.len()].min(total - written);
+        let path = tree.join(format!("d{:02}/s{:02}/f{i:06}.bin", i % 16, (i / 16) % 8));
+        std::fs::create_dir_all(path.parent().context("file in a folder")?)?;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(block.len() as u64) as usize;
+            block.clear();
+            if next() % 2 == 0 {
+                while block.len() < n {
+                    block.extend_from_slice(&next().to_le_bytes());
+                }
+            } else {
+                while block.len() < n {
+                    block.extend_from_slice(WORDS[(next() % 12) as usize]);
+                }
+            }
+            f.write_all(&block[..n])?;
+            left -= n as u64;
+        }
+        f.flush()?;
+        written += size;
+        i += 1;
+    }
+    crate::run(Command::new("wimlib-imagex").args([
+        "capture".as_ref(),
+        tree.as_os_str(),
+        wim.as_os_str(),
+        "bench".as_ref(),
+        "--compress=lzx".as_ref(),
+    ]))?;
+    std::fs::remove_dir_all(&tree)?;
+    std::fs::write(&done, b"")?;
+    Ok(wim)
+}
+
+fn wim_extract_cmd(tool: &Path, wim: &Path, out: &Path) -> String {
+    format!("{} {} 1 {}", q(tool), q(wim), q(out.join("ours")))
+}
+
+fn wim_extract(ctx: &Ctx) -> Result<Pair> {
+    need("wimlib-imagex", "wimtools")?;
+    let mib = ctx.size_mib.unwrap_or(1024);
+    let wim = make_wim(&shared(ctx, mib), mib)?;
+    let tool = example("capmedia-wim", "wim_extract")?;
+    let out = ctx.work.join("out");
+    let mut pair = Pair::new(
+        Cmd::new(
+            "capmedia-wim (SHA-1 checked)",
+            wim_extract_cmd(&tool, &wim, &out),
+        ),
+        vec![Cmd::new(
+            "wimlib-imagex extract",
+            format!(
+                "wimlib-imagex extract {} 1 --dest-dir={}",
+                q(&wim),
+                q(out.join("wimlib"))
+            ),
+        )],
+    );
+    pair.before_each = Some(fresh(&out));
+    Ok(pair)
+}
+
+fn wim_rss(ctx: &Ctx) -> Result<Pair> {
+    let large = ctx.size_mib.unwrap_or(2048);
+    let small = (large / 8).max(1);
+    let tool = example("capmedia-wim", "wim_extract")?;
+    let out = ctx.work.join("out");
+    let mut cmds = Vec::new();
+    for mib in [small, large] {
+        let wim = make_wim(&shared(ctx, mib), mib)?;
+        let o = out.join(format!("{mib}"));
+        cmds.push(Cmd::new(
+            &format!("wim-extract {mib} MiB"),
+            wim_extract_cmd(&tool, &wim, &o),
+        ));
+    }
+    let ours = cmds.remove(0);
+    let mut pair = Pair::new(ours, cmds);
+    pair.before_each = Some(fresh(&out));
+    pair.check = Some(check_wim_rss);
+    Ok(pair)
+}
+
+/// Peak RSS of the large extraction within 25% + 8 MiB of the small one's,
+/// and both under 64 MiB.
+fn check_wim_rss(m: &[Measured]) -> Result<()> {
+    let [s, l] = m else {
+        bail!("wim-rss expects two commands, got {}", m.len());
+    };
+    println!(
+        "wim-rss: {} {:.1} MiB in {:.2} s, {} {:.1} MiB in {:.2} s",
+        s.label, s.rss_mib, s.secs, l.label, l.rss_mib, l.secs
+    );
+    let limit = (s.rss_mib * 1.25 + 8.0).min(64.0);
+    if l.rss_mib > limit || s.rss_mib > 64.0 {
+        bail!(
+            "WIM extraction memory grows with content or exceeds 64 MiB: {:.1} MiB then {:.1} MiB",
+            s.rss_mib,
+            l.rss_mib
+        );
+    }
+    println!("wim-rss: peak RSS flat and under 64 MiB");
+    Ok(())
 }
