@@ -190,7 +190,8 @@ fn find_read_adapter_and_xml() {
 fn resource_over_4_gib_uses_64_bit_chunk_entries() {
     // A sparse 4.5 GiB file of zeros: LZX shrinks it to a few MiB, but its
     // resource is over 4 GiB uncompressed, so wimlib writes 8-byte chunk
-    // table entries. Every byte must come back, checked by SHA-1.
+    // table entries. Every byte must come back: the reader checks the
+    // SHA-1 wimlib recorded (of 4.5 GiB of zeros) before the last bytes.
     require_wimlib();
     let dir = tempfile::tempdir().unwrap();
     let t = dir.path().join("t");
@@ -211,10 +212,9 @@ fn resource_over_4_gib_uses_64_bit_chunk_entries() {
     let img = w.image(1).unwrap();
     let e = img.find("huge.bin").unwrap();
     assert_eq!(e.size, size);
-    struct Zeros(u64);
-    impl std::io::Write for Zeros {
+    struct Count(u64);
+    impl std::io::Write for Count {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            assert!(b.iter().all(|x| *x == 0));
             self.0 += b.len() as u64;
             Ok(b.len())
         }
@@ -222,7 +222,7 @@ fn resource_over_4_gib_uses_64_bit_chunk_entries() {
             Ok(())
         }
     }
-    let mut z = Zeros(0);
+    let mut z = Count(0);
     assert_eq!(w.extract_to(e, &mut z).unwrap(), size);
     assert_eq!(z.0, size);
 }
