@@ -168,3 +168,46 @@ fn mbr_image_refuses_a_bootmgr_over_512k_under_seabios() {
         Err(e) => panic!("no {msg:?} message: {e}"),
     }
 }
+
+/// The MBR code's own failures, on a copy of a good image with one field
+/// broken: no active partition, a partition start past the end of the disk
+/// (the read fails), a partition boot sector without its 55AA signature.
+#[test]
+fn mbr_code_failures_show_their_messages_under_seabios() {
+    use std::io::{Seek, SeekFrom, Write};
+    let out = tempfile::tempdir().unwrap();
+    let good = out.path().join("good.img");
+    image(&good, "mbr", "CAPMEDIA-USB-EFI", Some("NEVER"));
+    let start = {
+        let b = std::fs::read(&good).unwrap();
+        u64::from(u32::from_le_bytes(b[454..458].try_into().unwrap()))
+    };
+    let cases: [(&str, u64, &[u8]); 3] = [
+        (capmedia_bootcode::MSG_NO_ACTIVE, 446, &[0x00]),
+        (
+            capmedia_bootcode::MSG_MBR_READ_ERROR,
+            454,
+            &[0x00, 0xFF, 0xFF, 0x7F],
+        ),
+        (
+            capmedia_bootcode::MSG_MISSING_OS,
+            start * 512 + 510,
+            &[0, 0],
+        ),
+    ];
+    for (msg, at, bytes) in cases {
+        let img = out.path().join("broken.img");
+        std::fs::copy(&good, &img).unwrap();
+        let mut f = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.write_all(bytes).unwrap();
+        drop(f);
+        match qemu_boot(&["-drive", &drive(&img)], msg, BOOT_TIMEOUT) {
+            Ok(serial) => assert!(
+                serial.contains(msg) && !serial.contains("NEVER") && !serial.contains("extensions"),
+                "{serial}"
+            ),
+            Err(e) => panic!("no {msg:?} message: {e}"),
+        }
+    }
+}
