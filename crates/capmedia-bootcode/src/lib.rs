@@ -119,3 +119,39 @@ pub(crate) fn to_array<const N: usize>(code: &[u8]) -> [u8; N] {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contains(hay: &[u8], needle: &str) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+    }
+
+    /// Each message is in the sector whose code prints it; the file name
+    /// the second sector looks for is the 8.3 name of BOOTMGR.
+    #[test]
+    fn messages_are_where_they_are_printed() {
+        let mbr = mbr_code();
+        for m in [
+            MSG_NO_ACTIVE,
+            MSG_NO_EXT,
+            MSG_MBR_READ_ERROR,
+            MSG_MISSING_OS,
+        ] {
+            assert!(contains(&mbr, m), "{m}");
+        }
+        assert!(contains(&fat32_boot_code(), MSG_READ_ERROR));
+        let s2 = fat32_stage2();
+        assert!(contains(&s2, MSG_NO_BOOTMGR) && contains(&s2, MSG_TOO_LARGE));
+        assert!(contains(&s2, "BOOTMGR    "));
+    }
+
+    /// Same build, same bytes (nothing in the assembly depends on state).
+    #[test]
+    fn reproducible() {
+        assert_eq!(mbr_code(), mbr_code());
+        assert_eq!(fat32_boot_code(), fat32_boot_code());
+        assert_eq!(fat32_stage2(), fat32_stage2());
+    }
+}
