@@ -31,11 +31,13 @@ const GPT_TAIL_SECTORS: u64 = 33;
 /// The partition table written in front of the FAT32 volume.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PartitionScheme {
-    /// One active FAT32 LBA partition (type 0x0C): boots on UEFI and, with
-    /// BIOS boot code, on BIOS.
+    /// One active FAT32 LBA partition (type 0x0C): boots on UEFI and on
+    /// BIOS (capmedia's boot code in the MBR and the FAT32 boot sector,
+    /// see `capmedia_bootcode`, loads `/bootmgr`).
     #[default]
     Mbr,
-    /// One EFI System Partition behind a protective MBR.
+    /// One EFI System Partition behind a protective MBR without boot code:
+    /// boots on UEFI only.
     Gpt,
 }
 

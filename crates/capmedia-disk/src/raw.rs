@@ -54,9 +54,12 @@ fn chs(lba: u64) -> [u8; 3] {
     [h as u8, (s as u8) | (((c >> 8) as u8) << 6), c as u8]
 }
 
-/// The MBR of an MBR-partitioned disk: one active FAT32 LBA partition.
+/// The MBR of an MBR-partitioned disk: capmedia's BIOS boot code
+/// (`capmedia_bootcode::mbr_code`, which chains the active partition's boot
+/// sector) and one active (0x80) FAT32 LBA partition.
 pub(crate) fn mbr_sector(layout: &DiskLayout, signature: [u8; 4]) -> [u8; 512] {
     let mut s = [0u8; 512];
+    s[..capmedia_bootcode::MBR_CODE_LEN].copy_from_slice(&capmedia_bootcode::mbr_code());
     s[440..444].copy_from_slice(&signature);
     let e = &mut s[446..462];
     e[0] = 0x80;
@@ -166,6 +169,41 @@ pub(crate) fn patch_hidden_sectors<T: Read + Write + Seek>(
         vol.write_all(&start_lba.to_le_bytes())?;
     }
     Ok(())
+}
+
+/// Put capmedia's FAT32 boot code into the volume: the boot sector's code
+/// (after the BPB/EBPB, which stay as written) in the boot sector and its
+/// backup, and the second boot sector at
+/// `capmedia_bootcode::FAT32_STAGE2_SECTOR` (a reserved sector fatfs leaves
+/// zero). Together they load `/BOOTMGR` at 2000:0000 on BIOS computers.
+pub(crate) fn install_boot_code<T: Read + Write + Seek>(vol: &mut T) -> io::Result<()> {
+    let bpb = Bpb::read(vol)?;
+    let stage2 = capmedia_bootcode::FAT32_STAGE2_SECTOR;
+    if bpb.reserved <= stage2 || bpb.backup_boot == stage2 || bpb.backup_boot >= bpb.reserved {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "no free reserved sector for the second boot sector",
+        ));
+    }
+    let mut fsinfo = [0u8; 2];
+    vol.seek(SeekFrom::Start(48))?;
+    vol.read_exact(&mut fsinfo)?;
+    if u64::from(u16::from_le_bytes(fsinfo)) == stage2 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the FSInfo sector is where the second boot sector goes",
+        ));
+    }
+    for sector in [0, bpb.backup_boot] {
+        let mut s = [0u8; 512];
+        vol.seek(SeekFrom::Start(sector * SECTOR))?;
+        vol.read_exact(&mut s)?;
+        capmedia_bootcode::install_fat32_boot(&mut s);
+        vol.seek(SeekFrom::Start(sector * SECTOR))?;
+        vol.write_all(&s)?;
+    }
+    vol.seek(SeekFrom::Start(stage2 * SECTOR))?;
+    vol.write_all(&capmedia_bootcode::fat32_stage2())
 }
 
 fn set_times(e: &mut [u8], epoch: u64) {

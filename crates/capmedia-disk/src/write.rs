@@ -125,6 +125,7 @@ pub fn write_disk<T: Read + Write + Seek>(
     {
         let mut vol = Slice::new(&mut disk, off, len);
         raw::patch_hidden_sectors(&mut vol, layout.part_start_lba as u32)?;
+        raw::install_boot_code(&mut vol)?;
         raw::write_label_entry(&mut vol, &label, plan.source_date_epoch)?;
     }
 
@@ -194,6 +195,8 @@ fn write_partition_table<T: Read + Write + Seek>(
             disk.seek(SeekFrom::Start(0))?;
             disk.write_all(&raw::mbr_sector(layout, sig))?;
         }
+        // The protective MBR carries no boot code: GPT disks boot on UEFI
+        // only (the FAT32 boot sector still has its code, unused there).
         PartitionScheme::Gpt => {
             let pt = |e: gpt::GptError| DiskError::PartitionTable(e.to_string());
             let disk_guid =

@@ -167,6 +167,7 @@ fn check_image(img: &Path, src: &Path, plan: &MediaPlan, scheme: PartitionScheme
     // File system.
     let part = tmp.path().join("part.img");
     let offset = extract_partition(img, &part);
+    check_boot_code(img, offset, scheme);
     let (ok, out) = run(
         "fsck.fat",
         "dosfstools",
@@ -217,6 +218,32 @@ fn check_image(img: &Path, src: &Path, plan: &MediaPlan, scheme: PartitionScheme
     assert!(outcome.is_ok(), "{:?}", outcome.problems);
     assert_eq!(outcome.files_checked, plan.entries.len());
     assert_eq!(outcome.manifest.set_id, plan.set_id);
+}
+
+/// The bytes on the medium are the bytes capmedia-bootcode builds: the MBR
+/// code (MBR disks; a GPT's protective MBR has none), the FAT32 boot sector's
+/// code in the boot sector and its backup, the second boot sector, and the
+/// BPB fields the code relies on (hidden sectors = partition start).
+fn check_boot_code(img: &Path, part_offset: u64, scheme: PartitionScheme) {
+    let disk = fs::read(img).unwrap();
+    let mbr = &disk[..512];
+    match scheme {
+        PartitionScheme::Mbr => {
+            assert_eq!(&mbr[..440], &capmedia_bootcode::mbr_code()[..]);
+            assert_eq!(mbr[446], 0x80, "partition 1 is not active");
+        }
+        PartitionScheme::Gpt => assert!(mbr[..440].iter().all(|&b| b == 0), "GPT boot code"),
+    }
+    assert_eq!(&mbr[510..], &[0x55, 0xAA]);
+    let vol = &disk[part_offset as usize..];
+    let code = capmedia_bootcode::fat32_boot_code();
+    let sector = |n: usize| &vol[n * 512..(n + 1) * 512];
+    assert_eq!(&sector(0)[..3], &[0xEB, 0x58, 0x90]);
+    assert_eq!(&sector(0)[0x5A..0x1FE], &code[..]);
+    assert_eq!(sector(0), sector(6), "backup boot sector differs");
+    assert_eq!(sector(2), &capmedia_bootcode::fat32_stage2()[..]);
+    let hidden = u32::from_le_bytes(sector(0)[0x1C..0x20].try_into().unwrap());
+    assert_eq!(u64::from(hidden) * 512, part_offset);
 }
 
 fn both(scheme: PartitionScheme) {

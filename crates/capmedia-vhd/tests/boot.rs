@@ -1,5 +1,7 @@
 //! The VHD boots: OVMF (Debian: ovmf, qemu-system-x86) attaches it as
-//! `format=vpc` and runs the test EFI program from the FAT32 partition.
+//! `format=vpc` and runs the test EFI program from the FAT32 partition;
+//! SeaBIOS (qemu's default firmware) boots an MBR VHD through capmedia's
+//! boot code (capmedia-bootcode) into the BIOS test program at `/bootmgr`.
 #![cfg(feature = "sink")]
 #![allow(clippy::unwrap_used)]
 
@@ -14,6 +16,10 @@ use capmedia_vhd::VhdSink;
 const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
 
 fn boots(vhd_type: &str, scheme: &str) {
+    boots_with(vhd_type, scheme, true);
+}
+
+fn boots_with(vhd_type: &str, scheme: &str, uefi: bool) {
     assert!(
         std::path::Path::new(OVMF_PATH).is_file(),
         "{OVMF_PATH} missing: install the Debian package ovmf"
@@ -31,12 +37,11 @@ fn boots(vhd_type: &str, scheme: &str) {
     let plan = b.build().unwrap();
     VhdSink.write(&plan, &NoProgress, &NeverCancel).unwrap();
     let drive = format!("file={},format=vpc,if=ide", out.display());
-    let serial = qemu_boot(
-        &["-bios", OVMF_PATH, "-drive", &drive, "-net", "none"],
-        &marker,
-        BOOT_TIMEOUT,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let mut args = vec!["-drive", &drive, "-net", "none"];
+    if uefi {
+        args.extend(["-bios", OVMF_PATH]);
+    }
+    let serial = qemu_boot(&args, &marker, BOOT_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     assert!(serial.contains(&marker));
 }
 
@@ -48,4 +53,14 @@ fn dynamic_mbr_vhd_boots_under_ovmf() {
 #[test]
 fn fixed_gpt_vhd_boots_under_ovmf() {
     boots("fixed", "gpt");
+}
+
+#[test]
+fn dynamic_mbr_vhd_boots_under_seabios() {
+    boots_with("dynamic", "mbr", false);
+}
+
+#[test]
+fn fixed_mbr_vhd_boots_under_seabios() {
+    boots_with("fixed", "mbr", false);
 }
