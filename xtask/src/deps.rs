@@ -35,6 +35,8 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("hivexml", "libhivex-bin"),
     ("hivexsh", "libhivex-bin"),
     ("reged", "chntpw"),
+    ("man", "man-db"),
+    ("groff", "groff-base"),
 ];
 
 fn present(tool: &str) -> bool {

@@ -5,17 +5,8 @@ use std::process::ExitCode;
 
 use capmedia_sink::host::{search_path, PluginRegistry};
 use capmedia_sink::MediaSink;
-use serde::Serialize;
 
-#[derive(Serialize)]
-struct Row {
-    name: String,
-    version: String,
-    abi: String,
-    sdk: String,
-    path: PathBuf,
-    description: String,
-}
+use crate::json::SinkRow as Row;
 
 /// Load the registry from the standard search path.
 pub fn registry(dirs: &[PathBuf]) -> PluginRegistry {
@@ -41,14 +32,15 @@ pub fn run(dirs: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
         .collect();
     if json {
         let errors: Vec<String> = reg.errors.iter().map(ToString::to_string).collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "sinks": rows,
-                "errors": errors,
-                "searched": reg.searched,
-            }))?
-        );
+        crate::json::print(
+            "plugins",
+            errors.is_empty(),
+            crate::json::PluginsBody {
+                sinks: rows,
+                errors,
+                searched: reg.searched.clone(),
+            },
+        )?;
     } else if rows.is_empty() {
         println!("no sinks found; searched:");
         for d in &reg.searched {
