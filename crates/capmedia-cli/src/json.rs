@@ -458,15 +458,38 @@ pub fn schema(command: &str) -> Option<serde_json::Value> {
                 .into(),
         );
     }
-    // Pin the envelope's constants in both branches.
-    if let Some(branches) = v.get_mut("anyOf").and_then(|b| b.as_array_mut()) {
-        for (i, b) in branches.iter_mut().enumerate() {
-            if let Some(p) = b.get_mut("properties").and_then(|p| p.as_object_mut()) {
-                p.insert("capmedia".into(), serde_json::json!({ "const": VERSION }));
-                p.insert("command".into(), serde_json::json!({ "const": command }));
-                if i == 1 {
-                    p.insert("ok".into(), serde_json::json!({ "const": false }));
-                }
+    // Pin the envelope's constants in both branches (inline, or behind a
+    // `$ref` into `$defs`).
+    let refs: Vec<Option<String>> = v
+        .get("anyOf")
+        .and_then(|b| b.as_array())
+        .map(|b| {
+            b.iter()
+                .map(|x| {
+                    x.get("$ref")
+                        .and_then(|r| r.as_str())
+                        .and_then(|r| r.strip_prefix("#/$defs/"))
+                        .map(str::to_owned)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    for (i, r) in refs.iter().enumerate() {
+        let branch = match r {
+            Some(name) => v.get_mut("$defs").and_then(|d| d.get_mut(name.as_str())),
+            None => v
+                .get_mut("anyOf")
+                .and_then(|b| b.as_array_mut())
+                .and_then(|b| b.get_mut(i)),
+        };
+        if let Some(p) = branch
+            .and_then(|b| b.get_mut("properties"))
+            .and_then(|p| p.as_object_mut())
+        {
+            p.insert("capmedia".into(), serde_json::json!({ "const": VERSION }));
+            p.insert("command".into(), serde_json::json!({ "const": command }));
+            if i == 1 {
+                p.insert("ok".into(), serde_json::json!({ "const": false }));
             }
         }
     }

@@ -87,7 +87,7 @@ pub fn man_pages(dir: &Path) -> anyhow::Result<ExitCode> {
 }
 
 fn write_man(cmd: &clap::Command, name: &str, dir: &Path) -> anyhow::Result<()> {
-    let page = cmd.clone().name(name.to_owned());
+    let page = cmd.clone().display_name(name.to_owned());
     let mut out = Vec::new();
     clap_mangen::Man::new(page).render(&mut out)?;
     let file = dir.join(format!("{name}.1"));
