@@ -210,11 +210,8 @@ pub fn run(a: CaptureArgs) -> anyhow::Result<ExitCode> {
             eprintln!("capmedia: interrupted: existing outputs are untouched and temporary files were removed");
             if a.json {
                 let (dp, package, out) = a.concerns();
-                let error = crate::json::ErrorInfo::from_error(&e).concerning(
-                    dp,
-                    package.as_deref(),
-                    out,
-                );
+                let error =
+                    crate::json::ErrorInfo::from_error(&e).concerning(dp, package.as_deref(), out);
                 crate::json::print("capture", false, crate::json::Failure { error })?;
             }
             Ok(ExitCode::from(EXIT_INTERRUPTED))
@@ -234,7 +231,12 @@ fn run_stages(
     let mut checked = resolve(req, sink, ui)?.validate()?.plan()?.check()?;
     if crate::ui::verbosity() == crate::ui::Verbosity::Verbose {
         for f in &checked.report().files {
-            crate::ui::verbose(&format!("file {} ({} bytes) from {}", f.path.as_str(), f.size, f.source));
+            crate::ui::verbose(&format!(
+                "file {} ({} bytes) from {}",
+                f.path.as_str(),
+                f.size,
+                f.source
+            ));
         }
     }
     if req.dry_run {

@@ -4,7 +4,11 @@ use std::process::ExitCode;
 
 use capmedia_dp::{Dp, DpOptions};
 
-pub fn list(dp_arg: &str, ca_file: Option<std::path::PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
+pub fn list(
+    dp_arg: &str,
+    ca_file: Option<std::path::PathBuf>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let dp = Dp::open(
         dp_arg,
         DpOptions {

@@ -24,7 +24,9 @@ pub const VERSION: u32 = 1;
 
 /// The commands that print JSON, by the name `command` carries and the
 /// file name of their schema (`dp list` → `dp-list.json`).
-pub const COMMANDS: [&str; 6] = ["capture", "verify", "inspect", "devices", "plugins", "dp list"];
+pub const COMMANDS: [&str; 6] = [
+    "capture", "verify", "inspect", "devices", "plugins", "dp list",
+];
 
 /// Every `--json` document.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -153,7 +155,12 @@ impl ErrorInfo {
 
     /// Fill what the command knows about its inputs where the error did not
     /// say.
-    pub fn concerning(mut self, dp: Option<&str>, package: Option<&str>, file: Option<&Path>) -> Self {
+    pub fn concerning(
+        mut self,
+        dp: Option<&str>,
+        package: Option<&str>,
+        file: Option<&Path>,
+    ) -> Self {
         self.dp = self.dp.or(dp.map(str::to_owned));
         self.package = self.package.or(package.map(str::to_owned));
         self.file = self.file.or(file.map(Path::to_path_buf));
@@ -450,7 +457,11 @@ pub fn schema(command: &str) -> Option<serde_json::Value> {
     if let Some(o) = v.as_object_mut() {
         o.insert(
             "$id".into(),
-            format!("https://capmedia.invalid/schema/{}.json", file_stem(command)).into(),
+            format!(
+                "https://capmedia.invalid/schema/{}.json",
+                file_stem(command)
+            )
+            .into(),
         );
         o.insert(
             "description".into(),

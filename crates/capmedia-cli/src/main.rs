@@ -191,7 +191,10 @@ fn main() -> ExitCode {
     });
     let json_name = cli.command.json_name();
     let (dp, package, file) = cli.command.concerns();
-    let (dp, file) = (dp.map(str::to_owned), file.map(std::path::Path::to_path_buf));
+    let (dp, file) = (
+        dp.map(str::to_owned),
+        file.map(std::path::Path::to_path_buf),
+    );
     let result = match cli.command {
         Command::Capture(a) => capture::run(*a),
         Command::Dp {

@@ -98,7 +98,7 @@ impl Ui {
             }
             let style = ProgressStyle::with_template(BAR_TEMPLATE)
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+                .progress_chars("=> ");
             let b = ProgressBar::new(total)
                 .with_style(style)
                 .with_prefix(phase.to_owned());

@@ -67,7 +67,9 @@ fn check_one(
             stop,
         ) {
             Err(capmedia_manifest::ManifestError::Cancelled) => Err(()),
-            Err(e) => Ok(Err(anyhow::Error::new(e).context(format!("{}", out.display())))),
+            Err(e) => Ok(Err(
+                anyhow::Error::new(e).context(format!("{}", out.display()))
+            )),
             Ok(outcome) => Ok(Ok((
                 "folder".to_owned(),
                 vec![VolumeVerify {
@@ -96,7 +98,9 @@ fn check_one(
         stop,
     ) {
         Err(e) if e.kind == capmedia_sink::ErrorKind::Cancelled => Err(()),
-        Err(e) => Ok(Err(anyhow::Error::new(e).context(format!("{}", out.display())))),
+        Err(e) => Ok(Err(
+            anyhow::Error::new(e).context(format!("{}", out.display()))
+        )),
         Ok(r) => Ok(Ok((name.to_owned(), r.volumes))),
     }
 }
@@ -149,7 +153,8 @@ pub fn run(outputs: &[PathBuf], plugin_dirs: &[PathBuf], json: bool) -> anyhow::
                 }
             }
             Err(e) => {
-                let error = crate::json::ErrorInfo::from_error(&e).concerning(None, None, Some(out));
+                let error =
+                    crate::json::ErrorInfo::from_error(&e).concerning(None, None, Some(out));
                 if !json {
                     println!("{}: FAILED: {}", out.display(), error.message);
                 }
@@ -177,7 +182,10 @@ pub fn run(outputs: &[PathBuf], plugin_dirs: &[PathBuf], json: bool) -> anyhow::
         );
     }
     if failed > 0 {
-        eprintln!("capmedia: {failed} of {} outputs failed verification", outputs.len());
+        eprintln!(
+            "capmedia: {failed} of {} outputs failed verification",
+            outputs.len()
+        );
     }
     Ok(if all_ok {
         ExitCode::SUCCESS

@@ -122,7 +122,10 @@ fn man_pages_render_with_man() {
         "capmedia-plugins.1",
         "capmedia-verify.1",
     ] {
-        assert!(pages.contains(&want.to_owned()), "{want} missing: {pages:?}");
+        assert!(
+            pages.contains(&want.to_owned()),
+            "{want} missing: {pages:?}"
+        );
     }
     assert!(!pages.iter().any(|p| p.contains("__")), "{pages:?}");
     for p in &pages {
@@ -281,7 +284,12 @@ fn every_command_prints_its_json_shape_and_errors_as_json() {
     assert!(!out.exists());
 
     // capture --dry-run --json and a real one, each valid.
-    let v = json_doc(&capture("iso-set", &out, dir.path(), &["--dry-run", "--json", "--media-size", "cd"]));
+    let v = json_doc(&capture(
+        "iso-set",
+        &out,
+        dir.path(),
+        &["--dry-run", "--json", "--media-size", "cd"],
+    ));
     assert_eq!(v["dry_run"], true);
     let v = json_doc(&capture("iso-set", &out, dir.path(), &["--json"]));
     assert_eq!(v["outputs"][0]["path"], out.to_str().unwrap());
@@ -359,7 +367,9 @@ fn verify_checks_every_output_and_fails_if_any_fails() {
     let rows = v["outputs"].as_array().unwrap();
     assert_eq!(rows.len(), 3, "{v:#}");
     assert_eq!(
-        rows.iter().map(|r| r["ok"].as_bool().unwrap()).collect::<Vec<_>>(),
+        rows.iter()
+            .map(|r| r["ok"].as_bool().unwrap())
+            .collect::<Vec<_>>(),
         [true, false, true]
     );
     assert_eq!(rows[1]["error"]["file"], b.to_str().unwrap());
@@ -412,14 +422,29 @@ fn disc_presets_are_refused_for_usb_raw_and_vhd_with_a_hint() {
         assert!(!out.exists());
     }
     // A size in bytes is a size: accepted.
-    let o = capture("usb-raw", &dir.path().join("u.img"), dir.path(), &["--media-size", "600M", "--dry-run"]);
+    let o = capture(
+        "usb-raw",
+        &dir.path().join("u.img"),
+        dir.path(),
+        &["--media-size", "600M", "--dry-run"],
+    );
     assert!(o.status.success(), "{}", show(&o));
     // The presets by their names, for the ISO set.
     for size in ["cd", "dvd", "dvd-dl", "650MB"] {
-        let o = capture("iso-set", &dir.path().join("i.iso"), dir.path(), &["--media-size", size, "--dry-run"]);
+        let o = capture(
+            "iso-set",
+            &dir.path().join("i.iso"),
+            dir.path(),
+            &["--media-size", size, "--dry-run"],
+        );
         assert!(o.status.success(), "{size}: {}", show(&o));
     }
-    let o = capture("iso-set", &dir.path().join("i.iso"), dir.path(), &["--media-size", "dvd", "--dry-run"]);
+    let o = capture(
+        "iso-set",
+        &dir.path().join("i.iso"),
+        dir.path(),
+        &["--media-size", "dvd", "--dry-run"],
+    );
     assert!(text(&o.stdout).contains("free of"), "{}", show(&o));
 }
 
@@ -428,12 +453,22 @@ fn vhd_rounding_is_explained_and_never_shows_more_used_than_capacity() {
     require_plugins();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("v.vhd");
-    let o = capture("vhd", &out, dir.path(), &["--media-size", "1G", "--dry-run"]);
+    let o = capture(
+        "vhd",
+        &out,
+        dir.path(),
+        &["--media-size", "1G", "--dry-run"],
+    );
     assert!(o.status.success(), "{}", show(&o));
     let t = text(&o.stdout);
     assert!(t.contains("1024 MiB (1073741824 bytes) requested"), "{t}");
     assert!(t.contains("because a VHD's size must be"), "{t}");
-    let v = json_doc(&capture("vhd", &out, dir.path(), &["--media-size", "1G", "--dry-run", "--json"]));
+    let v = json_doc(&capture(
+        "vhd",
+        &out,
+        dir.path(),
+        &["--media-size", "1G", "--dry-run", "--json"],
+    ));
     for vol in v["volumes"].as_array().unwrap() {
         let cap = vol["capacity"]["bytes"].as_u64().unwrap();
         assert!(vol["used"].as_u64().unwrap() <= cap, "{vol:#}");
@@ -449,7 +484,10 @@ fn vhd_rounding_is_explained_and_never_shows_more_used_than_capacity() {
     let t = text(&o.stdout);
     assert!(t.contains("requested"), "{t}");
     let written = fs::metadata(&out).unwrap().len();
-    assert!(t.contains(&format!("({} bytes) virtual disk written", written - 512)), "{t}");
+    assert!(
+        t.contains(&format!("({} bytes) virtual disk written", written - 512)),
+        "{t}"
+    );
 }
 
 // ---------------------------------------------------- 4. noise and quiet
@@ -464,7 +502,12 @@ fn quiet_prints_nothing_but_errors() {
     assert_eq!(text(&o.stderr), "", "{}", show(&o));
     assert!(text(&o.stdout).contains("wrote"), "{}", show(&o));
     // An error still is printed.
-    let o = capture("usb-raw", &out, dir.path(), &["--quiet", "--media-size", "dvd"]);
+    let o = capture(
+        "usb-raw",
+        &out,
+        dir.path(),
+        &["--quiet", "--media-size", "dvd"],
+    );
     assert_eq!(o.status.code(), Some(1));
     let err = text(&o.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -483,7 +526,8 @@ fn verbose_shows_stage_timings_and_each_file_and_notes_print_once() {
     let err = text(&o.stderr);
     for stage in ["resolve", "check", "fetch", "write", "verify"] {
         assert!(
-            err.lines().any(|l| l.starts_with(&format!("capmedia: {stage} done in "))),
+            err.lines()
+                .any(|l| l.starts_with(&format!("capmedia: {stage} done in "))),
             "{stage}: {err}"
         );
     }
@@ -506,7 +550,9 @@ fn verbose_shows_stage_timings_and_each_file_and_notes_print_once() {
     // The report says how long the read-back took.
     let out_text = text(&o.stdout);
     assert!(
-        out_text.lines().any(|l| l.contains(", verify ") && l.contains("s, total ")),
+        out_text
+            .lines()
+            .any(|l| l.contains(", verify ") && l.contains("s, total ")),
         "{out_text}"
     );
 }

@@ -172,9 +172,15 @@ mod tests {
     #[test]
     fn disc_presets_are_known_as_such() {
         assert_eq!(Capacity::Bytes(DVD_4GB).disc_preset(), Some("dvd"));
-        assert_eq!("8GB".parse::<Capacity>().unwrap().disc_preset(), Some("dvd-dl"));
+        assert_eq!(
+            "8GB".parse::<Capacity>().unwrap().disc_preset(),
+            Some("dvd-dl")
+        );
         assert_eq!(Capacity::Bytes(4 << 30).disc_preset(), None);
         assert_eq!(Capacity::Unlimited.disc_preset(), None);
-        assert_eq!(Capacity::Bytes(CD_650MB).to_string(), "cd (681984000 bytes)");
+        assert_eq!(
+            Capacity::Bytes(CD_650MB).to_string(),
+            "cd (681984000 bytes)"
+        );
     }
 }

@@ -91,8 +91,7 @@ pub fn schema_for(command: &str) -> serde_json::Value {
     let path = root()
         .join("docs/schema")
         .join(format!("{}.json", command.replace(' ', "-")));
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
 
