@@ -41,6 +41,8 @@ pub const TOOLS: &[(&str, &str)] = &[
         "qemu-system-data",
     ),
     ("vhdiinfo", "libvhdi-utils"),
+    ("man", "man-db"),
+    ("groff", "groff-base"),
 ];
 
 fn present(tool: &str) -> bool {

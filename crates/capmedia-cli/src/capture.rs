@@ -34,11 +34,14 @@ pub struct CaptureArgs {
     /// images, an x86 computer only x86, an arm64 computer only arm64.
     #[arg(long, value_name = "x86|x64|arm64")]
     target_arch: Option<Arch>,
-    /// Size of one medium: 650MB, 4GB, 8GB, unlimited, or bytes with K/M/G.
+    /// Size of one medium: the disc presets cd, dvd, dvd-dl (for iso-set;
+    /// 650MB, 4GB, 8GB are aliases), unlimited, or bytes with K/M/G (powers
+    /// of 1024), e.g. a stick's 16G for usb-raw. For a device, its own size
+    /// is used.
     #[arg(long, value_name = "SIZE", default_value = "unlimited")]
     media_size: Capacity,
     /// Media label: ISO volume name, FAT label (first 11 characters), MediaLabel.txt.
-    #[arg(long, default_value = "Configuration Manager")]
+    #[arg(long, value_name = "TEXT", default_value = "Configuration Manager")]
     label: String,
     /// A Windows PE Media folder (bootmgr, boot/, efi/, etfsboot.com, efisys.bin).
     /// Without it, boot files come from the boot image package.
@@ -65,10 +68,12 @@ pub struct CaptureArgs {
     /// Write autorun.inf.
     #[arg(long)]
     autorun: bool,
-    /// Where generated files are kept while building (removed afterwards).
+    /// Where generated files are kept while building (removed afterwards)
+    /// [default: a capmedia-staging-* folder in $TMPDIR, else /tmp].
     #[arg(long, value_name = "DIR")]
     staging: Option<PathBuf>,
-    /// The content cache (reused across runs).
+    /// The content cache, reused across runs [default: $XDG_CACHE_HOME/capmedia,
+    /// else ~/.cache/capmedia].
     #[arg(long, value_name = "DIR")]
     cache: Option<PathBuf>,
     /// Extra FileLib roots of a library that spans drives (path DPs).
@@ -78,12 +83,13 @@ pub struct CaptureArgs {
     #[arg(long, value_name = "FILE")]
     dp_ca_file: Option<PathBuf>,
     /// Downloads at once from an HTTP DP.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, value_name = "N", default_value_t = 4)]
     dp_connections: usize,
-    /// Partition table of usb-raw and vhd disks.
+    /// Partition table of usb-raw and vhd disks [default: the sink's, see
+    /// `capmedia plugins`].
     #[arg(long, value_name = "mbr|gpt")]
     partition_scheme: Option<String>,
-    /// VHD type.
+    /// VHD type (vhd sink) [default: fixed].
     #[arg(long, value_name = "fixed|dynamic")]
     vhd_type: Option<String>,
     /// Allow writing a device that is not a removable/USB disk. Dangerous.
@@ -95,7 +101,8 @@ pub struct CaptureArgs {
     /// Any sink option, KEY=VALUE (repeatable), for third-party sinks.
     #[arg(long = "sink-option", value_name = "KEY=VALUE")]
     sink_options: Vec<String>,
-    /// Print the final report as one JSON document on stdout.
+    /// Print the final report as one JSON document on stdout (schema:
+    /// docs/schema/capture.json).
     #[arg(long)]
     json: bool,
     /// Print the plan and exit without fetching or writing anything.
@@ -103,6 +110,21 @@ pub struct CaptureArgs {
     dry_run: bool,
     #[command(flatten)]
     plugins: crate::PluginArgs,
+}
+
+impl CaptureArgs {
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
+    /// What a failure concerns: the DP, the package and the output.
+    pub fn concerns(&self) -> (Option<&str>, Option<String>, Option<&std::path::Path>) {
+        (
+            Some(&self.dp),
+            Some(self.boot_image.to_string()),
+            Some(&self.out),
+        )
+    }
 }
 
 fn source_date_epoch() -> anyhow::Result<u64> {
@@ -176,7 +198,7 @@ pub fn run(a: CaptureArgs) -> anyhow::Result<ExitCode> {
     match result {
         Ok(report) => {
             if a.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                crate::json::print("capture", true, &report)?;
             } else {
                 print_report(&report);
             }
@@ -190,6 +212,12 @@ pub fn run(a: CaptureArgs) -> anyhow::Result<ExitCode> {
                 .is_some_and(|e| e.is_cancelled()) =>
         {
             eprintln!("capmedia: interrupted: existing outputs are untouched and temporary files were removed");
+            if a.json {
+                let (dp, package, out) = a.concerns();
+                let error =
+                    crate::json::ErrorInfo::from_error(&e).concerning(dp, package.as_deref(), out);
+                crate::json::print("capture", false, crate::json::Failure { error })?;
+            }
             Ok(ExitCode::from(EXIT_INTERRUPTED))
         }
         Err(e) => Err(e),
@@ -205,6 +233,16 @@ fn run_stages(
     json: bool,
 ) -> anyhow::Result<CaptureReport> {
     let mut checked = resolve(req, sink, ui)?.validate()?.plan()?.check()?;
+    if crate::ui::verbosity() == crate::ui::Verbosity::Verbose {
+        for f in &checked.report().files {
+            crate::ui::verbose(&format!(
+                "file {} ({} bytes) from {}",
+                f.path.as_str(),
+                f.size,
+                f.source
+            ));
+        }
+    }
     if req.dry_run {
         return Ok(checked.into_report());
     }
@@ -325,9 +363,7 @@ fn print_report(r: &CaptureReport) {
                 println!("  {e}");
             }
         }
-        for n in &r.notes {
-            println!("note: {n}");
-        }
+        print_notes(r);
         println!("\ndry run: nothing was fetched or written");
         return;
     }
@@ -340,6 +376,7 @@ fn print_report(r: &CaptureReport) {
             o.blake3.as_deref().unwrap_or("-")
         );
     }
+    print_notes(r);
     println!(
         "verified by {}; fetch {:.1}s, write {:.1}s, verify {:.1}s, total {:.1}s",
         r.verified_by.as_deref().unwrap_or("-"),
@@ -348,4 +385,13 @@ fn print_report(r: &CaptureReport) {
         r.timings.verify_s,
         r.timings.total_s
     );
+}
+
+fn print_notes(r: &CaptureReport) {
+    if !r.notes.is_empty() {
+        println!("\nnotes:");
+        for n in &r.notes {
+            println!("  {n}");
+        }
+    }
 }

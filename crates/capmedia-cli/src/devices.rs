@@ -7,7 +7,7 @@ use capmedia_device::{list_drives, SystemPaths};
 pub fn run(all: bool, json: bool) -> anyhow::Result<ExitCode> {
     let drives = list_drives(&SystemPaths::default(), all)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&drives)?);
+        crate::json::print("devices", true, crate::json::DevicesBody { drives })?;
         return Ok(ExitCode::SUCCESS);
     }
     if drives.is_empty() {

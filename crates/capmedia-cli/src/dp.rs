@@ -4,9 +4,13 @@ use std::process::ExitCode;
 
 use capmedia_dp::{Dp, DpOptions};
 
-pub fn list(dp: &str, ca_file: Option<std::path::PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
+pub fn list(
+    dp_arg: &str,
+    ca_file: Option<std::path::PathBuf>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let dp = Dp::open(
-        dp,
+        dp_arg,
         DpOptions {
             ca_file,
             ..DpOptions::default()
@@ -15,21 +19,28 @@ pub fn list(dp: &str, ca_file: Option<std::path::PathBuf>, json: bool) -> anyhow
     // DP errors name the DP and what failed already.
     let pkgs = dp.list_packages()?;
     if json {
-        let rows: Vec<_> = pkgs
+        let packages = pkgs
             .iter()
             .map(|p| {
-                serde_json::json!({
-                    "package": p.id,
-                    "content": p.content.as_ref().map(ToString::to_string),
-                    "version": p.content.as_ref().map(|c| c.version),
-                    "kind": p.kind,
-                    "size": p.size,
-                    "files": p.files,
-                    "problem": p.problem,
+                Ok(crate::json::PackageRow {
+                    package: p.id.to_string(),
+                    content: p.content.as_ref().map(ToString::to_string),
+                    version: p.content.as_ref().map(|c| c.version),
+                    kind: serde_json::from_value(serde_json::to_value(&p.kind)?)?,
+                    size: p.size,
+                    files: p.files as u64,
+                    problem: p.problem.clone(),
                 })
             })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+            .collect::<anyhow::Result<_>>()?;
+        crate::json::print(
+            "dp list",
+            true,
+            crate::json::DpListBody {
+                dp: dp_arg.to_owned(),
+                packages,
+            },
+        )?;
     } else {
         println!(
             "{:<10} {:<14} {:<15} {:>14} {:>6}",

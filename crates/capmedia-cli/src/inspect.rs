@@ -42,7 +42,7 @@ pub fn run(file: &Path, bcd: bool, drivers: bool, json: bool) -> anyhow::Result<
     let info = capmedia_arch::inspect(file)
         .with_context(|| format!("cannot inspect {}", file.display()))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&info)?);
+        crate::json::print("inspect", true, &info)?;
     } else {
         print!("{info}");
     }
@@ -141,11 +141,21 @@ fn read_bounded(r: impl Read, what: &Path) -> anyhow::Result<Vec<u8>> {
 
 fn print_stores(stores: &[(String, Store)], json: bool) -> anyhow::Result<()> {
     if json {
-        let v: Vec<serde_json::Value> = stores
+        let stores = stores
             .iter()
-            .map(|(f, s)| serde_json::json!({ "file": f, "store": s }))
+            .map(|(f, s)| crate::json::StoreEntry {
+                file: f.clone(),
+                store: s,
+            })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        crate::json::print(
+            "inspect",
+            true,
+            crate::json::StoresBody {
+                kind: "bcd".into(),
+                stores,
+            },
+        )?;
     } else {
         for (f, s) in stores {
             println!("{f}\n{}\n{s}", "=".repeat(f.chars().count()));

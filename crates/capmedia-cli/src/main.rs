@@ -12,7 +12,9 @@ mod capture;
 mod devices;
 mod dp;
 mod inspect;
+mod json;
 mod plugins;
+mod shell;
 mod ui;
 mod verify;
 
@@ -20,9 +22,16 @@ mod verify;
 #[command(
     name = "capmedia",
     version,
-    about = "Build Windows PE capture media (USB, ISO set, VHD) from a Configuration Manager distribution point"
+    about = "Build Windows PE capture media (USB, ISO set, VHD) from a Configuration Manager distribution point",
+    after_help = shell::MAIN_HELP
 )]
 struct Cli {
+    /// Print errors only: no progress, stage or note lines on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Print more: each stage with its time, each file of the plan.
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,6 +48,7 @@ struct PluginArgs {
 #[derive(Debug, Subcommand)]
 enum DpCommand {
     /// List the packages on a DP, with kind, version and size.
+    #[command(after_help = shell::DP_LIST_HELP)]
     List {
         /// A path to SCCMContentLib, or an http(s):// URL of SMS_DP_SMSPKG$.
         #[arg(long, value_name = "PATH|URL")]
@@ -46,6 +56,7 @@ enum DpCommand {
         /// CA certificate file (PEM) for an https:// DP.
         #[arg(long, value_name = "FILE")]
         dp_ca_file: Option<PathBuf>,
+        /// Print one JSON document on stdout (schema: docs/schema/dp-list.json).
         #[arg(long)]
         json: bool,
     },
@@ -67,8 +78,10 @@ enum CacheCommand {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Build capture media from a boot image package on a distribution point.
+    #[command(after_help = shell::CAPTURE_HELP)]
     Capture(Box<capture::CaptureArgs>),
     /// Distribution point commands.
+    #[command(after_help = shell::DP_LIST_HELP)]
     Dp {
         #[command(subcommand)]
         command: DpCommand,
@@ -76,6 +89,7 @@ enum Command {
     /// Show a WIM's images (index, name, architecture, boot image), a PE
     /// file's machine, or a BCD store as `bcdedit /enum all` does, read from
     /// the file itself.
+    #[command(after_help = shell::INSPECT_HELP)]
     Inspect {
         /// A .wim/.swm/.esd file, a PE file such as bootmgr.efi, or a BCD
         /// store (e.g. boot/bcd); with --bcd, a medium (ISO, disk image,
@@ -88,17 +102,22 @@ enum Command {
         /// ids for its architecture) and Configuration Manager components.
         #[arg(long)]
         drivers: bool,
-        /// Print JSON instead of text.
+        /// Print one JSON document on stdout (schema: docs/schema/inspect.json).
         #[arg(long)]
         json: bool,
     },
     /// Read media back (ISO volume, disk image, VHD, device or folder) and
-    /// check every file against the capmedia.json manifest on it.
+    /// check every file against the capmedia.json manifest on it. Every
+    /// output is checked and reported; the exit code is 1 if any fails.
+    #[command(after_help = shell::VERIFY_HELP)]
     Verify {
+        /// The outputs to check: ISO volumes, disk images, VHDs, drives or
+        /// media folders (each volume of an ISO set is given on its own).
         #[arg(required = true, value_name = "OUTPUT")]
         outputs: Vec<PathBuf>,
         #[command(flatten)]
         plugins: PluginArgs,
+        /// Print one JSON document on stdout (schema: docs/schema/verify.json).
         #[arg(long)]
         json: bool,
     },
@@ -112,20 +131,22 @@ enum Command {
     },
     /// List the drives a USB medium can go to (removable and USB disks),
     /// with size, bus, mounts and why capmedia would refuse one.
+    #[command(after_help = shell::DEVICES_HELP)]
     Devices {
         /// Also internal disks (marked as such).
         #[arg(long)]
         all: bool,
-        /// Print JSON instead of text.
+        /// Print one JSON document on stdout (schema: docs/schema/devices.json).
         #[arg(long)]
         json: bool,
     },
     /// List the sinks found, with ABI and version, and every plugin library
     /// that cannot be used, with why (then the exit code is 1).
+    #[command(after_help = shell::PLUGINS_HELP)]
     Plugins {
         #[command(flatten)]
         plugins: PluginArgs,
-        /// Print JSON instead of a table.
+        /// Print one JSON document on stdout (schema: docs/schema/plugins.json).
         #[arg(long)]
         json: bool,
     },
@@ -133,10 +154,78 @@ enum Command {
     /// what it says about itself, for the host's out-of-process probe.
     #[command(name = "__probe-plugin", hide = true)]
     ProbePlugin { library: PathBuf },
+    /// Print a shell completion script on stdout.
+    #[command(after_help = shell::COMPLETIONS_HELP)]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (capmedia.1, capmedia-capture.1, ...) into DIR;
+    /// `cargo xtask dist` runs it.
+    #[command(name = "__man", hide = true)]
+    Man {
+        /// The folder to write them into (created if missing).
+        dir: PathBuf,
+    },
+    /// Write the JSON Schemas of every command's --json output into DIR
+    /// (docs/schema in the repository).
+    #[command(name = "__schemas", hide = true)]
+    Schemas {
+        /// The folder to write them into (created if missing).
+        dir: PathBuf,
+    },
+}
+
+impl Command {
+    /// The name `--json` documents carry, when JSON was asked for.
+    fn json_name(&self) -> Option<&'static str> {
+        match self {
+            Command::Capture(a) => a.json().then_some("capture"),
+            Command::Dp {
+                command: DpCommand::List { json, .. },
+            } => json.then_some("dp list"),
+            Command::Inspect { json, .. } => json.then_some("inspect"),
+            Command::Verify { json, .. } => json.then_some("verify"),
+            Command::Devices { json, .. } => json.then_some("devices"),
+            Command::Plugins { json, .. } => json.then_some("plugins"),
+            _ => None,
+        }
+    }
+
+    /// What a failure concerns, from the arguments: (DP, package, file).
+    fn concerns(&self) -> (Option<&str>, Option<String>, Option<&std::path::Path>) {
+        match self {
+            Command::Capture(a) => a.concerns(),
+            Command::Dp {
+                command: DpCommand::List { dp, .. },
+            } => (Some(dp.as_str()), None, None),
+            Command::Inspect { file, .. } => (None, None, Some(file.as_path())),
+            _ => (None, None, None),
+        }
+    }
+}
+
+/// The clap command, for completions and man pages.
+pub(crate) fn cli_command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    ui::set_verbosity(if cli.quiet {
+        ui::Verbosity::Quiet
+    } else if cli.verbose {
+        ui::Verbosity::Verbose
+    } else {
+        ui::Verbosity::Normal
+    });
+    let json_name = cli.command.json_name();
+    let (dp, package, file) = cli.command.concerns();
+    let (dp, file) = (
+        dp.map(str::to_owned),
+        file.map(std::path::Path::to_path_buf),
+    );
     let result = match cli.command {
         Command::Capture(a) => capture::run(*a),
         Command::Dp {
@@ -168,11 +257,22 @@ fn main() -> ExitCode {
             json,
         } => inspect::run(&file, bcd, drivers, json),
         Command::ProbePlugin { library } => Ok(plugins::probe(&library)),
+        Command::Completions { shell } => shell::completions(shell),
+        Command::Man { dir } => shell::man_pages(&dir),
+        Command::Schemas { dir } => json::write_schemas(&dir).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("capmedia: {}", one_line(&e));
+            if let Some(command) = json_name {
+                let error = json::ErrorInfo::from_error(&e).concerning(
+                    dp.as_deref(),
+                    package.as_deref(),
+                    file.as_deref(),
+                );
+                let _ = json::print(command, false, json::Failure { error });
+            }
             ExitCode::FAILURE
         }
     }
@@ -200,6 +300,45 @@ fn one_line(e: &anyhow::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::one_line;
+
+    /// Every visible command has examples in its --help, and every
+    /// argument and flag a description.
+    #[test]
+    fn every_command_has_examples_and_every_argument_a_description() {
+        fn walk(cmd: &clap::Command, path: &str, found: &mut Vec<String>) {
+            if !cmd.is_hide_set() {
+                let examples = cmd
+                    .get_after_help()
+                    .is_some_and(|h| h.to_string().contains("Examples:"));
+                if !examples {
+                    found.push(format!("{path}: no examples in --help"));
+                }
+                for a in cmd.get_arguments() {
+                    if a.is_hide_set() || ["help", "version"].contains(&a.get_id().as_str()) {
+                        continue;
+                    }
+                    if a.get_help().is_none() && a.get_long_help().is_none() {
+                        found.push(format!("{path}: {} has no description", a.get_id()));
+                    }
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() != "help" {
+                    walk(sub, &format!("{path} {}", sub.get_name()), found);
+                }
+            }
+        }
+        let mut cmd = super::cli_command();
+        cmd.build();
+        let mut found = Vec::new();
+        walk(&cmd, "capmedia", &mut found);
+        assert!(found.is_empty(), "{found:#?}");
+        // The check walks something: the commands and the arguments exist.
+        let capture = cmd.find_subcommand("capture").unwrap();
+        assert!(capture.get_arguments().any(|a| a.get_id() == "media_size"));
+        let verify = cmd.find_subcommand("verify").unwrap();
+        assert!(verify.get_arguments().any(|a| a.get_id() == "outputs"));
+    }
 
     #[test]
     fn causes_are_not_repeated() {

@@ -8,17 +8,8 @@ use capmedia_sink::host::{
     probe_report, search_path, PluginRegistry, PluginSink, ProbeCommand, DEFAULT_PROBE_TIMEOUT,
 };
 use capmedia_sink::MediaSink;
-use serde::Serialize;
 
-#[derive(Serialize)]
-struct Row {
-    name: String,
-    version: String,
-    abi: String,
-    sdk: String,
-    path: PathBuf,
-    description: String,
-}
+use crate::json::SinkRow as Row;
 
 /// The hidden subcommand the host re-runs itself with to probe a library.
 const PROBE_SUBCOMMAND: &str = "__probe-plugin";
@@ -89,14 +80,15 @@ pub fn run(dirs: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
         .collect();
     if json {
         let errors: Vec<String> = reg.errors.iter().map(ToString::to_string).collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "sinks": rows,
-                "errors": errors,
-                "searched": reg.searched,
-            }))?
-        );
+        crate::json::print(
+            "plugins",
+            errors.is_empty(),
+            crate::json::PluginsBody {
+                sinks: rows,
+                errors,
+                searched: reg.searched.clone(),
+            },
+        )?;
     } else if rows.is_empty() {
         println!("no sinks found; searched:");
         for d in &reg.searched {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use capmedia_sink::{MediaSink, NoProgress, VerifyReport, VerifyRequest, VolumeVerify};
+use capmedia_sink::{MediaSink, NoProgress, VerifyRequest, VolumeVerify};
 
 /// Which sink reads this output back, from the bytes themselves.
 pub(crate) fn detect(path: &Path) -> anyhow::Result<&'static str> {
@@ -53,84 +53,178 @@ fn read_up_to(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
+/// What one output's read-back found: its sink and volumes, or why it
+/// could not be read at all.
+type Checked = Result<(String, Vec<VolumeVerify>), anyhow::Error>;
+
+/// Read one output back. `Err(None)` is Ctrl-C.
+fn check_one(
+    out: &Path,
+    reg: &capmedia_sink::host::PluginRegistry,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<Checked, ()> {
+    if out.is_dir() {
+        // A media tree copied out, or a folder sink's output.
+        return match capmedia_manifest::verify(
+            &mut capmedia_manifest::DirReader(out.to_path_buf()),
+            &NoProgress,
+            stop,
+        ) {
+            Err(capmedia_manifest::ManifestError::Cancelled) => Err(()),
+            Err(e) => Ok(Err(
+                anyhow::Error::new(e).context(format!("{}", out.display()))
+            )),
+            Ok(outcome) => Ok(Ok((
+                "folder".to_owned(),
+                vec![VolumeVerify {
+                    output: out.to_path_buf(),
+                    outcome,
+                }],
+            ))),
+        };
+    }
+    let name = match detect(out) {
+        Ok(n) => n,
+        Err(e) => return Ok(Err(e)),
+    };
+    let sink = match crate::plugins::sink(reg, name) {
+        Ok(s) => s,
+        Err(e) => {
+            return Ok(Err(e.context(format!(
+                "{} looks like {name} media, but no {name} sink plugin can be used",
+                out.display()
+            ))))
+        }
+    };
+    match sink.verify(
+        &VerifyRequest {
+            outputs: vec![out.to_path_buf()],
+            options: Default::default(),
+        },
+        &NoProgress,
+        stop,
+    ) {
+        Err(e) if e.kind == capmedia_sink::ErrorKind::Cancelled => Err(()),
+        Err(e) => Ok(Err(
+            anyhow::Error::new(e).context(format!("{}", out.display()))
+        )),
+        Ok(r) => Ok(Ok((name.to_owned(), r.volumes))),
+    }
+}
+
+/// Check every output and report each; an output that cannot be read is
+/// reported as failed and the others are still checked. Exit 1 if any
+/// fails, 130 on Ctrl-C.
 pub fn run(outputs: &[PathBuf], plugin_dirs: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
     let reg = crate::plugins::registry(plugin_dirs);
     // Ctrl-C stops a read-back at the next chunk (exit 130).
     let stop = crate::ui::install_ctrlc();
-    let interrupted = || {
-        eprintln!("capmedia: interrupted: verification stopped");
-        Ok(ExitCode::from(crate::capture::EXIT_INTERRUPTED))
-    };
-    let mut all = VerifyReport::default();
+    let mut rows = Vec::new();
+    let mut all_ok = true;
     for out in outputs {
-        if out.is_dir() {
-            // A media tree copied out, or a folder sink's output.
-            let outcome = match capmedia_manifest::verify(
-                &mut capmedia_manifest::DirReader(out.clone()),
-                &NoProgress,
-                stop.as_ref(),
-            ) {
-                Err(capmedia_manifest::ManifestError::Cancelled) => return interrupted(),
-                r => r.with_context(|| format!("{}", out.display()))?,
-            };
-            all.volumes.push(VolumeVerify {
-                output: out.clone(),
-                outcome,
-            });
-            continue;
-        }
-        let name = detect(out)?;
-        let sink = crate::plugins::sink(&reg, name).with_context(|| {
-            format!(
-                "{} looks like {name} media, but no {name} sink plugin was found",
-                out.display()
-            )
-        })?;
-        let r = match sink.verify(
-            &VerifyRequest {
-                outputs: vec![out.clone()],
-                options: Default::default(),
-            },
-            &NoProgress,
-            stop.as_ref(),
-        ) {
-            Err(e) if e.kind == capmedia_sink::ErrorKind::Cancelled => return interrupted(),
-            r => r.with_context(|| format!("{}", out.display()))?,
+        let began = std::time::Instant::now();
+        let Ok(checked) = check_one(out, &reg, stop.as_ref()) else {
+            eprintln!("capmedia: interrupted: verification stopped");
+            if json {
+                let error = crate::json::ErrorInfo {
+                    kind: "cancelled".into(),
+                    message: "interrupted: verification stopped".into(),
+                    dp: None,
+                    package: None,
+                    file: Some(out.clone()),
+                };
+                crate::json::print("verify", false, crate::json::Failure { error })?;
+            }
+            return Ok(ExitCode::from(crate::capture::EXIT_INTERRUPTED));
         };
-        all.volumes.extend(r.volumes);
-    }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&all)?);
-    } else {
-        for v in &all.volumes {
-            let m = &v.outcome.manifest;
-            if v.outcome.is_ok() {
-                println!(
-                    "{}: OK: volume {} of {} of set {} ({:?}), {} files, {} bytes match capmedia.json",
-                    v.output.display(),
-                    m.volume,
-                    m.volumes,
-                    m.set_id,
-                    m.label,
-                    v.outcome.files_checked,
-                    v.outcome.bytes_checked
-                );
-            } else {
-                println!(
-                    "{}: {} of {} files differ from capmedia.json:",
-                    v.output.display(),
-                    v.outcome.problems.len(),
-                    v.outcome.files_checked
-                );
-                for p in &v.outcome.problems {
-                    println!("  {p}");
+        crate::ui::verbose(&format!(
+            "{}: read back in {:.2}s",
+            out.display(),
+            began.elapsed().as_secs_f64()
+        ));
+        let row = match checked {
+            Ok((sink, volumes)) => {
+                let ok = volumes.iter().all(|v| v.outcome.is_ok());
+                if !json {
+                    print_volumes(&volumes);
+                }
+                crate::json::VerifiedOutput {
+                    path: out.clone(),
+                    ok,
+                    sink: Some(sink),
+                    volumes: volumes
+                        .iter()
+                        .map(crate::json::VolumeMirror::of)
+                        .collect::<anyhow::Result<_>>()?,
+                    error: None,
                 }
             }
-        }
+            Err(e) => {
+                let error =
+                    crate::json::ErrorInfo::from_error(&e).concerning(None, None, Some(out));
+                if !json {
+                    println!("{}: FAILED: {}", out.display(), error.message);
+                }
+                crate::json::VerifiedOutput {
+                    path: out.clone(),
+                    ok: false,
+                    sink: None,
+                    volumes: Vec::new(),
+                    error: Some(error),
+                }
+            }
+        };
+        all_ok &= row.ok;
+        rows.push(row);
     }
-    Ok(if all.is_ok() {
+    let failed = rows.iter().filter(|r| !r.ok).count();
+    if json {
+        crate::json::print("verify", all_ok, crate::json::VerifyBody { outputs: rows })?;
+    } else if outputs.len() > 1 {
+        println!(
+            "{} of {} outputs verified{}",
+            outputs.len() - failed,
+            outputs.len(),
+            if failed > 0 { "; some FAILED" } else { "" }
+        );
+    }
+    if failed > 0 {
+        eprintln!(
+            "capmedia: {failed} of {} outputs failed verification",
+            outputs.len()
+        );
+    }
+    Ok(if all_ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn print_volumes(volumes: &[VolumeVerify]) {
+    for v in volumes {
+        let m = &v.outcome.manifest;
+        if v.outcome.is_ok() {
+            println!(
+                "{}: OK: volume {} of {} of set {} ({:?}), {} files, {} bytes match capmedia.json",
+                v.output.display(),
+                m.volume,
+                m.volumes,
+                m.set_id,
+                m.label,
+                v.outcome.files_checked,
+                v.outcome.bytes_checked
+            );
+        } else {
+            println!(
+                "{}: FAILED: {} of {} files differ from capmedia.json:",
+                v.output.display(),
+                v.outcome.problems.len(),
+                v.outcome.files_checked
+            );
+            for p in &v.outcome.problems {
+                println!("  {p}");
+            }
+        }
+    }
 }

@@ -10,6 +10,8 @@
 //! reproducible output.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -218,8 +220,7 @@ fn capture_ok(r: &Run<'_>) -> Vec<PathBuf> {
     r2.extra.push("--json");
     let o = r2.output();
     assert!(o.status.success(), "capture failed: {}", show(&o));
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("--json output is not JSON ({e}): {}", show(&o)));
+    let report = common::json_doc(&o);
     assert_eq!(report["sink"], r.sink, "{report:#}");
     assert_eq!(report["dry_run"], false, "{report:#}");
     assert_eq!(report["boot_image"]["package"], r.package, "{report:#}");
@@ -874,7 +875,7 @@ fn dry_run_prints_the_plan_and_fetches_and_writes_nothing() {
             out: &out,
             cache: &sc.cache(),
             staging: &sc.staging(),
-            extra: vec!["--dry-run", "--media-size", "650MB"],
+            extra: vec!["--dry-run", "--media-size", "cd"],
         };
         let o = r.output();
         assert!(o.status.success(), "{}", show(&o));
@@ -912,7 +913,7 @@ fn dry_run_prints_the_plan_and_fetches_and_writes_nothing() {
         r.extra.push("--json");
         let o = r.output();
         assert!(o.status.success(), "{}", show(&o));
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let v = common::json_doc(&o);
         assert_eq!(v["dry_run"], true);
         assert!(v["outputs"].as_array().unwrap().is_empty());
         assert!(v["files"]

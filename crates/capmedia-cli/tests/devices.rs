@@ -157,8 +157,8 @@ fn devices_all_json_lists_a_loop_disk_with_its_size() {
     let lo = Loop::new(48 << 20, false);
     let o = capmedia(&["devices", "--all", "--json"]);
     assert!(o.status.success(), "{}", show(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let d = v
+    let v = common::json_doc(&o);
+    let d = v["drives"]
         .as_array()
         .unwrap()
         .iter()
@@ -173,6 +173,7 @@ fn devices_all_json_lists_a_loop_disk_with_its_size() {
     );
     // Without --all, internal disks are hidden.
     let o = capmedia(&["devices", "--json"]);
+    common::json_doc(&o);
     assert!(!String::from_utf8_lossy(&o.stdout).contains(lo.path()));
 }
 
@@ -311,7 +312,7 @@ fn usb_raw_writes_and_verifies_a_whole_loop_disk_only_with_the_override_and_yes(
         cache.path(),
     );
     assert!(o.status.success(), "{}", show(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = common::json_doc(&o);
     assert_eq!(v["device"]["path"], lo.path());
     assert_ne!(lo.fingerprint(), before);
     let o = capmedia(&[

@@ -4,6 +4,8 @@
 // A panic in a test is a failed test: unwrapping is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -42,7 +44,7 @@ fn inspect_json(path: &Path) -> serde_json::Value {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::json_doc(&out)
 }
 
 /// (boot index, [(index, name, wimlib's architecture name)])

@@ -58,7 +58,7 @@ fn third_party_sink_is_listed_with_its_abi() {
         "--plugin-dir",
         d.path().to_str().unwrap(),
     ]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = common::json_doc(&out);
     assert_eq!(v["sinks"][0]["name"], "folder");
     assert_eq!(v["sinks"][0]["abi"], "1.0");
 }

@@ -5,9 +5,12 @@ use serde::{Deserialize, Serialize};
 
 /// How much one medium holds.
 ///
-/// The presets are the wizard's media sizes; the byte counts are the real
-/// capacities of the discs they stand for, so a set planned for "4GB" fits
-/// a single-layer DVD.
+/// The presets are disc capacities, named after the discs (`cd`, `dvd`,
+/// `dvd-dl`); the wizard's names for them (`650MB`, `4GB`, `8GB`, and the
+/// cmdlet's `Size650MB`, ...) are accepted as aliases. The byte counts are
+/// the real capacities of the discs, so a set planned for `dvd` fits a
+/// single-layer DVD. They are not USB stick sizes: a stick is given in bytes
+/// with K/M/G (see [`Capacity::disc_preset`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Capacity {
@@ -25,11 +28,26 @@ pub const DVD_8GB: u64 = 4_173_824 * 2048;
 impl Capacity {
     /// The presets from smallest to largest, with their command-line names.
     pub const PRESETS: [(&'static str, Capacity); 4] = [
-        ("650MB", Capacity::Bytes(CD_650MB)),
-        ("4GB", Capacity::Bytes(DVD_4GB)),
-        ("8GB", Capacity::Bytes(DVD_8GB)),
+        ("cd", Capacity::Bytes(CD_650MB)),
+        ("dvd", Capacity::Bytes(DVD_4GB)),
+        ("dvd-dl", Capacity::Bytes(DVD_8GB)),
         ("unlimited", Capacity::Unlimited),
     ];
+
+    /// The wizard's names for the disc presets, kept as aliases:
+    /// (alias, preset name).
+    pub const ALIASES: [(&'static str, &'static str); 3] =
+        [("650MB", "cd"), ("4GB", "dvd"), ("8GB", "dvd-dl")];
+
+    /// The disc preset this capacity is (`cd`, `dvd`, `dvd-dl`), if it is
+    /// one. Sinks that write disks (a USB stick, a VHD) refuse these: a
+    /// disc's capacity says nothing about a stick's size.
+    pub fn disc_preset(self) -> Option<&'static str> {
+        Self::PRESETS
+            .iter()
+            .find(|(name, c)| *c == self && *name != "unlimited")
+            .map(|(name, _)| *name)
+    }
 
     pub fn bytes(self) -> Option<u64> {
         match self {
@@ -54,7 +72,7 @@ impl Capacity {
 
 /// Why a text is not a media size.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid media size {0:?}: use 650MB, 4GB, 8GB, unlimited, or a byte count with an optional K/M/G/T suffix (powers of 1024)")]
+#[error("invalid media size {0:?}: use cd, dvd, dvd-dl (disc presets; 650MB, 4GB, 8GB are aliases), unlimited, or a byte count with an optional K/M/G/T suffix (powers of 1024)")]
 pub struct CapacityParseError(pub String);
 
 impl FromStr for Capacity {
@@ -63,20 +81,26 @@ impl FromStr for Capacity {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || CapacityParseError(s.to_owned());
         let t = s.trim();
-        if let Some((_, c)) = Self::PRESETS
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(t))
-        {
-            return Ok(*c);
+        let named = |n: &str| {
+            let n = Self::ALIASES
+                .iter()
+                .find(|(alias, _)| alias.eq_ignore_ascii_case(n))
+                .map_or(n, |(_, name)| *name);
+            Self::PRESETS
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(n))
+                .map(|(_, c)| *c)
+        };
+        if let Some(c) = named(t) {
+            return Ok(c);
         }
         // The wizard's cmdlet spells them Size650MB, Size4GB, ...
-        if let Some(rest) = t.strip_prefix("Size").or_else(|| t.strip_prefix("size")) {
-            if let Some((_, c)) = Self::PRESETS
-                .iter()
-                .find(|(name, _)| name.eq_ignore_ascii_case(rest))
-            {
-                return Ok(*c);
-            }
+        if let Some(c) = t
+            .strip_prefix("Size")
+            .or_else(|| t.strip_prefix("size"))
+            .and_then(named)
+        {
+            return Ok(c);
         }
         let upper = t.to_ascii_uppercase();
         let digits_end = upper
@@ -122,6 +146,10 @@ mod tests {
     #[test]
     fn parses_presets_and_sizes() {
         assert_eq!("650MB".parse(), Ok(Capacity::Bytes(CD_650MB)));
+        assert_eq!("cd".parse(), Ok(Capacity::Bytes(CD_650MB)));
+        assert_eq!("DVD".parse(), Ok(Capacity::Bytes(DVD_4GB)));
+        assert_eq!("dvd-dl".parse(), Ok(Capacity::Bytes(DVD_8GB)));
+        assert_eq!("SizeUnlimited".parse(), Ok(Capacity::Unlimited));
         assert_eq!("Size4GB".parse(), Ok(Capacity::Bytes(DVD_4GB)));
         assert_eq!("8gb".parse(), Ok(Capacity::Bytes(DVD_8GB)));
         assert_eq!("unlimited".parse(), Ok(Capacity::Unlimited));
@@ -136,8 +164,23 @@ mod tests {
 
     #[test]
     fn smallest_preset() {
-        assert_eq!(Capacity::smallest_preset_for(10).0, "650MB");
-        assert_eq!(Capacity::smallest_preset_for(CD_650MB + 1).0, "4GB");
+        assert_eq!(Capacity::smallest_preset_for(10).0, "cd");
+        assert_eq!(Capacity::smallest_preset_for(CD_650MB + 1).0, "dvd");
         assert_eq!(Capacity::smallest_preset_for(u64::MAX).0, "unlimited");
+    }
+
+    #[test]
+    fn disc_presets_are_known_as_such() {
+        assert_eq!(Capacity::Bytes(DVD_4GB).disc_preset(), Some("dvd"));
+        assert_eq!(
+            "8GB".parse::<Capacity>().unwrap().disc_preset(),
+            Some("dvd-dl")
+        );
+        assert_eq!(Capacity::Bytes(4 << 30).disc_preset(), None);
+        assert_eq!(Capacity::Unlimited.disc_preset(), None);
+        assert_eq!(
+            Capacity::Bytes(CD_650MB).to_string(),
+            "cd (681984000 bytes)"
+        );
     }
 }

@@ -504,7 +504,7 @@ impl MediaSink for IsoSetSink {
             description: "bootable ISO 9660 + Joliet image set (El Torito BIOS and UEFI), split by media size".to_owned(),
             options: vec![SinkOption {
                 name: "media-size".to_owned(),
-                values: "650MB|4GB|8GB|unlimited|<bytes>".to_owned(),
+                values: "cd|dvd|dvd-dl|unlimited|<bytes>".to_owned(),
                 default: Some("unlimited".to_owned()),
                 help: "taken from the plan's capacity; sets of several volumes are named <stem>_<n>.iso".to_owned(),
             }],

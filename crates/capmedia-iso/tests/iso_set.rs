@@ -260,7 +260,7 @@ fn check_refuses_before_writing() {
     let e = IsoSetSink.check(&p).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Refused);
     assert!(e.message.contains("boot content needs"), "{}", e.message);
-    assert!(e.message.contains("650MB"), "{}", e.message);
+    assert!(e.message.contains("fits is cd"), "{}", e.message);
     assert!(IsoSetSink.write(&p, &NoProgress, &NeverCancel).is_err());
     assert!(!out.exists());
 

@@ -125,6 +125,11 @@ impl UsbRawSink {
 
     fn prepare(&self, plan: &MediaPlan, for_write: bool) -> Result<Prepared, SinkError> {
         let scheme = Self::scheme(plan)?;
+        if let Some(preset) = plan.capacity.disc_preset() {
+            return Err(SinkError::refused(format!(
+                "--media-size {preset} is a disc's capacity, not a USB drive's: give the stick's size in bytes with K/M/G (e.g. --media-size 16G), or leave it out for an image just large enough; for a drive, its own size is used"
+            )));
+        }
         check_plan(plan).map_err(disk_err)?;
         let mut notes = Vec::new();
         let (target, size) = if let Output::Device(t) = self.resolve(plan, for_write)? {

@@ -5,7 +5,7 @@
 use std::fs::OpenOptions;
 use std::path::Path;
 
-use capmedia_content::{MediaPlan, Volume};
+use capmedia_content::{Capacity, MediaPlan, Volume};
 use capmedia_disk::{
     check_plan, min_disk_size, write_disk, DiskError, DiskLayout, DiskReader, PartitionScheme,
 };
@@ -60,6 +60,11 @@ fn decide(plan: &MediaPlan) -> Result<Decided, SinkError> {
             .parse()
             .map_err(|e: DiskError| SinkError::refused(format!("--{OPT_PARTITION_SCHEME}: {e}")))?,
     };
+    if let Some(preset) = plan.capacity.disc_preset() {
+        return Err(SinkError::refused(format!(
+            "--media-size {preset} is a disc's capacity, not a virtual disk's: give the VHD's size in bytes with K/M/G (e.g. --media-size 1G), or leave it out for a disk just large enough"
+        )));
+    }
     check_plan(plan).map_err(disk_error)?;
     // --media-size, or the content plus slack.
     let wanted = plan.capacity.bytes().unwrap_or_else(|| min_disk_size(plan));
@@ -72,6 +77,18 @@ fn decide(plan: &MediaPlan) -> Result<Decided, SinkError> {
         scheme,
         disk_bytes,
     })
+}
+
+/// Why the VHD is not the size asked for: its disk size must be an exact
+/// cylinders × heads × sectors geometry (the VHD footer's CHS, which
+/// Windows and Hyper-V use to size the disk), in whole MiB.
+fn rounding_note(asked: u64, disk_bytes: u64) -> String {
+    let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
+    format!(
+        "{:.0} MiB ({asked} bytes) requested, {:.0} MiB ({disk_bytes} bytes) virtual disk written (plus the 512-byte footer), because a VHD's size must be a whole number of MiB that is an exact cylinders x heads x sectors (CHS) geometry, which Windows and Hyper-V use to size the disk: it is rounded up to the next such size",
+        mib(asked),
+        mib(disk_bytes)
+    )
 }
 
 fn disk_error(e: DiskError) -> SinkError {
@@ -150,6 +167,9 @@ impl MediaSink for VhdSink {
             "{} VHD, {} partition table, virtual disk of {} bytes",
             d.vhd_type, d.scheme, d.disk_bytes
         )];
+        if let Some(asked) = plan.capacity.bytes().filter(|&b| b != d.disk_bytes) {
+            notes.push(rounding_note(asked, d.disk_bytes));
+        }
         if plan.output.exists() {
             notes.push(format!(
                 "{} exists; it is replaced only once the new VHD is complete and verified",
@@ -160,8 +180,14 @@ impl MediaSink for VhdSink {
             VhdType::Fixed => d.disk_bytes + 512,
             VhdType::Dynamic => written_bytes(plan, &d),
         };
+        // The capacity shown is the file's real size (the rounded disk and
+        // its footer), so a dry run never shows more used than there is.
+        let capacity = match plan.capacity {
+            Capacity::Bytes(b) => Capacity::Bytes(b.max(d.disk_bytes + 512).max(used)),
+            Capacity::Unlimited => Capacity::Unlimited,
+        };
         Ok(CheckReport {
-            volumes: vec![Volume::whole(plan, used, plan.capacity)],
+            volumes: vec![Volume::whole(plan, used, capacity)],
             notes,
         })
     }

@@ -84,3 +84,43 @@ pub fn show(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// The shipped schema of a `--json` document's command
+/// (`docs/schema/<command>.json`).
+pub fn schema_for(command: &str) -> serde_json::Value {
+    let path = root()
+        .join("docs/schema")
+        .join(format!("{}.json", command.replace(' ', "-")));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Parse a `--json` document from a run's stdout and validate it against
+/// its command's shipped schema; check the envelope and that `ok` agrees
+/// with the exit code.
+pub fn json_doc(o: &Output) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("--json output is not one JSON document ({e}): {}", show(o)));
+    assert_eq!(v["capmedia"], 1, "{}", show(o));
+    let command = v["command"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no command: {}", show(o)));
+    assert_eq!(
+        v["ok"].as_bool(),
+        Some(o.status.success()),
+        "ok vs exit code: {}",
+        show(o)
+    );
+    let schema = schema_for(command);
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&v)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "not valid against docs/schema for {command}: {errors:#?}\n{}",
+        show(o)
+    );
+    v
+}
