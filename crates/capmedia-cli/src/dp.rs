@@ -26,7 +26,7 @@ pub fn list(
                     package: p.id.to_string(),
                     content: p.content.as_ref().map(ToString::to_string),
                     version: p.content.as_ref().map(|c| c.version),
-                    kind: serde_json::from_value(serde_json::to_value(&p.kind)?)?,
+                    kind: serde_json::from_value(serde_json::to_value(p.kind)?)?,
                     size: p.size,
                     files: p.files as u64,
                     problem: p.problem.clone(),

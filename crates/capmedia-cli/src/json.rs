@@ -130,6 +130,18 @@ impl ErrorInfo {
                     C::Output(_) => ("refused", None, None, None),
                     C::NotForDevices { given, .. } => ("refused", None, None, Some(given.clone())),
                     C::NotConfirmed(what) => ("refused", None, None, Some(what.into())),
+                    C::BootImage {
+                        dp, package, wim, ..
+                    } => (
+                        "boot-image",
+                        Some(dp.clone()),
+                        Some(package.to_string()),
+                        Some(wim.into()),
+                    ),
+                    C::DeviceList { path, .. } => ("usage", None, None, Some(path.clone())),
+                    C::NoDriver { package, .. } => {
+                        ("drivers", None, Some(package.to_string()), None)
+                    }
                 };
                 info.kind = kind.into();
                 info.dp = info.dp.or(dp);

@@ -84,14 +84,22 @@ impl ContentCache {
     /// what was removed. `capmedia cache clean` and every fetch call it.
     pub fn clean(&self) -> Result<Vec<PathBuf>, DpError> {
         let tmp = self.dir.join("tmp");
-        capmedia_tempfile::remove_stale(&tmp).map_err(|source| DpError::Cache { path: tmp, source })
+        capmedia_tempfile::remove_stale(&tmp).map_err(|source| DpError::Cache {
+            path: tmp,
+            what: "removing a dead run's partial download".into(),
+            source,
+        })
     }
 
     /// The blobs the cache holds (path, size), for `capmedia cache list`.
     pub fn blobs(&self) -> Result<Vec<(PathBuf, u64)>, DpError> {
         let err = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| DpError::Cache { path, source }
+            move |source| DpError::Cache {
+                path,
+                what: "listing the cache".into(),
+                source,
+            }
         };
         let mut out = Vec::new();
         let Ok(rd) = fs::read_dir(&self.dir) else {

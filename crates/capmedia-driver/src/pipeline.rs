@@ -884,10 +884,10 @@ impl<'a> Checked<'a> {
         let sev = SinkEvents(events);
         let fetched =
             r.dp.fetch_with(&r.content, &cache, &sev, &sev)
-            .map_err(|e| match e {
-                DpError::Cancelled => CaptureError::Cancelled,
-                e => CaptureError::from(e),
-            })?;
+                .map_err(|e| match e {
+                    DpError::Cancelled => CaptureError::Cancelled,
+                    e => CaptureError::from(e),
+                })?;
         if !v.from_image.is_empty() {
             // The boot files, out of the cached WIM whose SHA-256 the fetch
             // just verified (and each file's SHA-1 as it is decoded).

@@ -125,7 +125,9 @@ impl Manifest {
     pub fn bytes(&self) -> u64 {
         // Sizes come from the medium: a hostile manifest may list sizes
         // that overflow when added (found by fuzzing).
-        self.files.iter().fold(0u64, |a, f| a.saturating_add(f.size))
+        self.files
+            .iter()
+            .fold(0u64, |a, f| a.saturating_add(f.size))
     }
 }
 

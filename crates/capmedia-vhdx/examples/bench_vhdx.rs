@@ -64,7 +64,8 @@ fn direct(plan: &MediaPlan, size: u64, open: &Open<'_>) -> Result<(), Box<dyn st
         size,
         plan,
         PartitionScheme::Gpt,
-        &capmedia_content::NoProgress, &capmedia_content::NeverCancel,
+        &capmedia_content::NoProgress,
+        &capmedia_content::NeverCancel,
     )?;
     w.finish()?;
     println!("direct dynamic VHDX: {:.2} s", t.elapsed().as_secs_f64());
@@ -85,7 +86,8 @@ fn convert(
         size,
         plan,
         PartitionScheme::Gpt,
-        &capmedia_content::NoProgress, &capmedia_content::NeverCancel,
+        &capmedia_content::NoProgress,
+        &capmedia_content::NeverCancel,
     )?;
     drop(raw);
     let raw_secs = t.elapsed().as_secs_f64();

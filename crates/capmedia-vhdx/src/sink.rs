@@ -202,15 +202,8 @@ impl MediaSink for VhdxSink {
             ids: VhdxIds::from_seed(&plan.set_id),
         };
         let mut vhdx = VhdxWriter::create(file, &params).map_err(|e| vhdx_error(&tmp_path, e))?;
-        write_disk(
-            &mut vhdx,
-            d.disk_bytes,
-            plan,
-            d.scheme,
-            progress,
-            cancel,
-        )
-        .map_err(disk_error)?;
+        write_disk(&mut vhdx, d.disk_bytes, plan, d.scheme, progress, cancel)
+            .map_err(disk_error)?;
         let file = vhdx.finish().map_err(|e| vhdx_error(&tmp_path, e))?;
         file.sync_all().map_err(io_err)?;
         let bytes = file.metadata().map_err(io_err)?.len();

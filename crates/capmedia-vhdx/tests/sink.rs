@@ -85,7 +85,15 @@ fn same_disk_as_raw(options: &[(&str, &str)], scheme: PartitionScheme, dynamic: 
         .open(&raw)
         .unwrap();
     f.set_len(size).unwrap();
-    write_disk(&mut f, size, &p, scheme, &capmedia_content::NoProgress, &capmedia_content::NeverCancel).unwrap();
+    write_disk(
+        &mut f,
+        size,
+        &p,
+        scheme,
+        &capmedia_content::NoProgress,
+        &capmedia_content::NeverCancel,
+    )
+    .unwrap();
     drop(f);
 
     qemu_info_check(&out, size);
@@ -183,6 +191,6 @@ fn verify_says_an_iso_is_not_a_vhdx() {
     let (_d, dir) = tmp();
     let other = dir.join("other.img");
     fs::write(&other, vec![0u8; 3 << 20]).unwrap();
-    let e = capmedia_vhdx::verify_vhdx(&other, &NoProgress).unwrap_err();
+    let e = capmedia_vhdx::verify_vhdx(&other, &NoProgress, &NeverCancel).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Unsupported, "{e:?}");
 }

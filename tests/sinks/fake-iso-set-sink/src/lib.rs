@@ -11,7 +11,6 @@ struct FakeIsoSet;
 
 impl MediaSink for FakeIsoSet {
     fn describe(&self) -> SinkInfo {
-
         SinkInfo {
             name: "iso-set".into(),
             version: "0.0.1".into(),
