@@ -65,6 +65,7 @@ enum DpCommand {
 #[derive(Debug, Subcommand)]
 enum CacheCommand {
     /// List the verified blobs the content cache holds.
+    #[command(after_help = shell::CACHE_LIST_HELP)]
     List {
         /// Print JSON instead of text.
         #[arg(long)]
@@ -72,6 +73,7 @@ enum CacheCommand {
     },
     /// Remove what dead (killed) runs left: partial downloads and staging
     /// folders. Never a live run's, never a verified blob.
+    #[command(after_help = shell::CACHE_CLEAN_HELP)]
     Clean,
 }
 
@@ -122,6 +124,7 @@ enum Command {
         json: bool,
     },
     /// The content cache of fetched DP files.
+    #[command(after_help = shell::CACHE_HELP)]
     Cache {
         #[command(subcommand)]
         command: CacheCommand,

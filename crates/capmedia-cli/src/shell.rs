@@ -57,6 +57,21 @@ Examples:
   capmedia devices
   capmedia devices --all --json";
 
+pub const CACHE_HELP: &str = "\
+Examples:
+  capmedia cache list
+  capmedia cache clean --cache /var/cache/capmedia";
+
+pub const CACHE_LIST_HELP: &str = "\
+Examples:
+  capmedia cache list
+  capmedia cache list --cache /var/cache/capmedia --json";
+
+pub const CACHE_CLEAN_HELP: &str = "\
+Examples:
+  capmedia cache clean
+  capmedia cache clean --cache /var/cache/capmedia";
+
 pub const PLUGINS_HELP: &str = "\
 Examples:
   capmedia plugins
