@@ -117,9 +117,6 @@ impl ErrorInfo {
                         Some(wim.into()),
                     ),
                     C::Arch { .. } | C::Loader { .. } => ("arch", None, None, None),
-                    C::NoBootFiles { dp, package } => {
-                        ("dp", Some(dp.clone()), Some(package.to_string()), None)
-                    }
                     C::Layout(_) | C::Plan(_) | C::Label(_) => ("plan", None, None, None),
                     C::Template { path, .. } => ("plan", None, None, Some(path.clone())),
                     C::Bcd { path, .. } => ("plan", None, None, Some(path.into())),

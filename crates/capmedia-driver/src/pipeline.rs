@@ -109,8 +109,6 @@ pub enum CaptureError {
         what: String,
         source: Box<ArchError>,
     },
-    #[error("DP {dp}: boot image package {package} carries no boot files (bootmgr, efi/boot/...); give --boot-files DIR, a Windows PE Media folder from the ADK")]
-    NoBootFiles { dp: String, package: PackageId },
     #[error(transparent)]
     Layout(#[from] LayoutError),
     #[error("the media plan is invalid: {0}")]

@@ -23,5 +23,8 @@ pub use format::{
 };
 pub use reader::{detect, VhdInfo, VhdReader};
 #[cfg(feature = "sink")]
-pub use sink::{verify_vhd, VhdSink, OPT_PARTITION_SCHEME, OPT_VHD_TYPE, SINK_NAME};
+pub use sink::{
+    disk_error, verify_vhd, verify_virtual_disk, VhdSink, OPT_PARTITION_SCHEME, OPT_VHD_TYPE,
+    SINK_NAME,
+};
 pub use writer::{VhdParams, VhdWriter};

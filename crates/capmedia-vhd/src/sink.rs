@@ -91,7 +91,9 @@ fn rounding_note(asked: u64, disk_bytes: u64) -> String {
     )
 }
 
-fn disk_error(e: DiskError) -> SinkError {
+/// A disk-writing error as the sink reports it (refusals are the plan's;
+/// the rest is I/O or corruption). Shared with the vhdx sink.
+pub fn disk_error(e: DiskError) -> SinkError {
     match e {
         DiskError::Cancelled => SinkError::cancelled(),
         DiskError::FileTooLarge { .. }
@@ -123,7 +125,19 @@ pub fn verify_vhd(
     cancel: &dyn Cancel,
 ) -> Result<VerifyOutcome, SinkError> {
     let vhd = VhdReader::open_path(path).map_err(|e| vhd_error(path, e))?;
-    let mut disk = DiskReader::open(vhd)
+    verify_virtual_disk(vhd, path, progress, cancel)
+}
+
+/// The read-back of a disk inside any virtual-disk container (VHD, VHDX):
+/// its FAT32 volume through the disk crate's reader, every file against
+/// the manifest on it. `path` names the container in errors.
+pub fn verify_virtual_disk<T: std::io::Read + std::io::Seek>(
+    disk: T,
+    path: &Path,
+    progress: &dyn Progress,
+    cancel: &dyn Cancel,
+) -> Result<VerifyOutcome, SinkError> {
+    let mut disk = DiskReader::open(disk)
         .map_err(|e| SinkError::corrupt(format!("{}: {e}", path.display())))?;
     capmedia_manifest::verify(&mut disk, progress, cancel).map_err(|e| match e {
         ManifestError::Io(e) => SinkError::io(format!("{}: {e}", path.display())),

@@ -8,9 +8,9 @@ use std::path::Path;
 
 use capmedia_content::{MediaPlan, Volume};
 use capmedia_disk::{
-    check_plan, min_disk_size, write_disk, DiskError, DiskLayout, DiskReader, PartitionScheme,
+    check_plan, min_disk_size, write_disk, DiskError, DiskLayout, PartitionScheme,
 };
-use capmedia_manifest::{ManifestError, VerifyOutcome};
+use capmedia_manifest::VerifyOutcome;
 use capmedia_sink::output::{check_output, OutputKind, OutputSet};
 use capmedia_sink::{
     Cancel, CheckReport, MediaSink, Progress, SinkError, SinkInfo, SinkOption, VerifyReport,
@@ -66,31 +66,18 @@ fn decide(plan: &MediaPlan) -> Result<Decided, SinkError> {
             .parse()
             .map_err(|e: DiskError| SinkError::refused(format!("--{OPT_PARTITION_SCHEME}: {e}")))?,
     };
-    check_plan(plan).map_err(disk_error)?;
+    check_plan(plan).map_err(capmedia_vhd::disk_error)?;
     // --media-size, or the content plus slack.
     let wanted = plan.capacity.bytes().unwrap_or_else(|| min_disk_size(plan));
     let disk_bytes = virtual_size_for(wanted).map_err(|e| SinkError::refused(e.to_string()))?;
     DiskLayout::new(disk_bytes, scheme)
         .and_then(|l| l.check_fits(plan))
-        .map_err(disk_error)?;
+        .map_err(capmedia_vhd::disk_error)?;
     Ok(Decided {
         vhdx_type,
         scheme,
         disk_bytes,
     })
-}
-
-fn disk_error(e: DiskError) -> SinkError {
-    match e {
-        DiskError::Cancelled => SinkError::cancelled(),
-        DiskError::FileTooLarge { .. }
-        | DiskError::BadName { .. }
-        | DiskError::DoesNotFit { .. }
-        | DiskError::TooSmallForFat32 { .. }
-        | DiskError::BadScheme(_) => SinkError::refused(e.to_string()),
-        DiskError::NoFatPartition(_) | DiskError::NotFat32(_) => SinkError::corrupt(e.to_string()),
-        other => SinkError::io(other.to_string()),
-    }
 }
 
 fn vhdx_error(path: &Path, e: VhdxError) -> SinkError {
@@ -104,21 +91,15 @@ fn vhdx_error(path: &Path, e: VhdxError) -> SinkError {
     }
 }
 
-/// Read a VHDX back through [`VhdxReader`] and the disk crate's reader, and
-/// check every file against the manifest on it.
+/// Read a VHDX back through [`VhdxReader`] and the shared virtual-disk
+/// read-back (`capmedia_vhd::verify_virtual_disk`).
 pub fn verify_vhdx(
     path: &Path,
     progress: &dyn Progress,
     cancel: &dyn Cancel,
 ) -> Result<VerifyOutcome, SinkError> {
     let vhdx = VhdxReader::open_path(path).map_err(|e| vhdx_error(path, e))?;
-    let mut disk = DiskReader::open(vhdx)
-        .map_err(|e| SinkError::corrupt(format!("{}: {e}", path.display())))?;
-    capmedia_manifest::verify(&mut disk, progress, cancel).map_err(|e| match e {
-        ManifestError::Io(e) => SinkError::io(format!("{}: {e}", path.display())),
-        ManifestError::Cancelled => SinkError::cancelled(),
-        other => SinkError::corrupt(format!("{}: {other}", path.display())),
-    })
+    capmedia_vhd::verify_virtual_disk(vhdx, path, progress, cancel)
 }
 
 impl MediaSink for VhdxSink {
@@ -203,7 +184,7 @@ impl MediaSink for VhdxSink {
         };
         let mut vhdx = VhdxWriter::create(file, &params).map_err(|e| vhdx_error(&tmp_path, e))?;
         write_disk(&mut vhdx, d.disk_bytes, plan, d.scheme, progress, cancel)
-            .map_err(disk_error)?;
+            .map_err(capmedia_vhd::disk_error)?;
         let file = vhdx.finish().map_err(|e| vhdx_error(&tmp_path, e))?;
         file.sync_all().map_err(io_err)?;
         let bytes = file.metadata().map_err(io_err)?.len();
