@@ -13,6 +13,7 @@
 //! [`build_library`] writes the same layout from plain folders, for tests and
 //! samples.
 
+mod auth;
 mod backend;
 mod builder;
 mod error;
@@ -29,6 +30,7 @@ use std::time::Duration;
 
 use capmedia_content::{ContentId, MediaPath, PackageId, PackageKind};
 
+pub use crate::auth::{Account, AccountError, ClientCert, Credentials, Secret};
 use crate::backend::{Backend, Lib};
 pub use crate::builder::{
     build_library, BuildError, BuildOptions, BuiltLibrary, IniEncoding, PackageSource,
@@ -77,6 +79,12 @@ pub struct DpOptions {
     /// the pass that verifies its SHA-256, so that a caller building a
     /// capmedia manifest need not read the bytes again.
     pub blake3: bool,
+    /// The Windows account for SMB and for HTTP(S) Negotiate/NTLM; `None`
+    /// reads anonymously (or as the current Kerberos ticket, where the
+    /// backend supports one). Shared, not copied: a secret has one home.
+    pub credentials: Option<std::sync::Arc<Credentials>>,
+    /// A PKI client certificate for HTTPS DPs that require one.
+    pub client_cert: Option<std::sync::Arc<ClientCert>>,
 }
 
 impl Default for DpOptions {
@@ -96,6 +104,8 @@ impl Default for DpOptions {
             min_rate: 16 << 10,
             rate_window: Duration::from_secs(30),
             blake3: false,
+            credentials: None,
+            client_cert: None,
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Where Debian's `ovmf` package puts the x64 UEFI firmware.
@@ -97,6 +97,46 @@ impl Drop for Running {
     }
 }
 
+/// qemu runs at once in this process. Firmware under TCG measures its
+/// device timeouts in host time: with every test of a binary booting at once
+/// on a small, busy machine a guest can starve long enough for SeaBIOS to
+/// give up on a disk (a CI run saw a boot that works alone fail so). Two
+/// at a time keeps the cores busy without starving anyone;
+/// `CAPMEDIA_QEMU_JOBS` overrides it.
+fn qemu_jobs() -> usize {
+    std::env::var("CAPMEDIA_QEMU_JOBS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(2)
+}
+
+static RUNNING: Mutex<usize> = Mutex::new(0);
+static FREED: Condvar = Condvar::new();
+
+/// A qemu slot, given back when dropped.
+struct Slot;
+
+impl Slot {
+    fn take() -> Slot {
+        let limit = qemu_jobs();
+        let mut n = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+        while *n >= limit {
+            n = FREED.wait(n).unwrap_or_else(|p| p.into_inner());
+        }
+        *n += 1;
+        Slot
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut n = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+        *n = n.saturating_sub(1);
+        FREED.notify_one();
+    }
+}
+
 fn has(args: &[&str], flag: &str) -> bool {
     args.contains(&flag)
 }
@@ -134,6 +174,8 @@ pub fn qemu_boot(args: &[&str], marker: &str, timeout: Duration) -> Result<Strin
         full.push("-no-reboot");
     }
 
+    // Declared before the child so it is given back after qemu is stopped.
+    let _slot = Slot::take();
     let hard_bound = timeout.as_secs().saturating_add(30);
     let mut child = Command::new(timeout_prog)
         .args(["--kill-after=5", &hard_bound.to_string()])
