@@ -79,9 +79,8 @@ pub struct CaptureArgs {
     /// Extra FileLib roots of a library that spans drives (path DPs).
     #[arg(long, value_name = "DIR")]
     dp_filelib: Vec<PathBuf>,
-    /// A CA certificate file (PEM) for an https:// DP.
-    #[arg(long, value_name = "FILE")]
-    dp_ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    access: crate::access::DpAccess,
     /// Downloads at once from an HTTP DP.
     #[arg(long, value_name = "N", default_value_t = 4)]
     dp_connections: usize,
@@ -164,12 +163,11 @@ pub fn run(a: CaptureArgs) -> anyhow::Result<ExitCode> {
     }
     let req = CaptureRequest {
         dp: a.dp.clone(),
-        dp_options: DpOptions {
+        dp_options: a.access.options(DpOptions {
             extra_filelib_roots: a.dp_filelib.clone(),
-            ca_file: a.dp_ca_file.clone(),
             concurrency: a.dp_connections.max(1),
             ..DpOptions::default()
-        },
+        })?,
         boot_image: a.boot_image.clone(),
         out: a.out.clone(),
         target_arch: a.target_arch,

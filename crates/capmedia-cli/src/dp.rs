@@ -6,16 +6,10 @@ use capmedia_dp::{Dp, DpOptions};
 
 pub fn list(
     dp_arg: &str,
-    ca_file: Option<std::path::PathBuf>,
+    access: &crate::access::DpAccess,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let dp = Dp::open(
-        dp_arg,
-        DpOptions {
-            ca_file,
-            ..DpOptions::default()
-        },
-    )?;
+    let dp = Dp::open(dp_arg, access.options(DpOptions::default())?)?;
     // DP errors name the DP and what failed already.
     let pkgs = dp.list_packages()?;
     if json {

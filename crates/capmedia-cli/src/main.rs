@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod access;
 mod cache;
 mod capture;
 mod devices;
@@ -53,9 +54,8 @@ enum DpCommand {
         /// A path to SCCMContentLib, or an http(s):// URL of SMS_DP_SMSPKG$.
         #[arg(long, value_name = "PATH|URL")]
         dp: String,
-        /// CA certificate file (PEM) for an https:// DP.
-        #[arg(long, value_name = "FILE")]
-        dp_ca_file: Option<PathBuf>,
+        #[command(flatten)]
+        access: access::DpAccess,
         /// Print one JSON document on stdout (schema: docs/schema/dp-list.json).
         #[arg(long)]
         json: bool,
@@ -232,13 +232,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Capture(a) => capture::run(*a),
         Command::Dp {
-            command:
-                DpCommand::List {
-                    dp,
-                    dp_ca_file,
-                    json,
-                },
-        } => dp::list(&dp, dp_ca_file, json),
+            command: DpCommand::List { dp, access, json },
+        } => dp::list(&dp, &access, json),
         Command::Verify {
             outputs,
             plugins,
