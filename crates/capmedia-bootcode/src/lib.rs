@@ -68,7 +68,7 @@ pub use mbr::{
 use asm::Asm;
 
 /// Emits `print`: SI -> NUL-terminated text, sent to COM1 then to the
-/// screen, then halt forever. Shared by the MBR and the boot sector.
+/// screen, then halt forever (interrupts on). Shared by the MBR and the boot sector.
 pub(crate) fn emit_print_and_halt(a: &mut Asm) {
     a.label("print")
         .emit(&[0x56]) //                 push si          ; keep the start for the screen pass
@@ -100,8 +100,10 @@ pub(crate) fn emit_print_and_halt(a: &mut Asm) {
         .emit(&[0x61]) //                 popa
         .rel8(&[0xEB], "vid_next") //     jmp vid_next
         .label("halt")
-        .emit(&[0xFA]) //                 cli
-        .emit(&[0xF4]) //                 hlt              ; an NMI would resume: halt again
+        // Interrupts stay on: a BIOS that mirrors the screen to a serial
+        // console (SeaBIOS under `-nographic`) flushes it on timer ticks.
+        .emit(&[0xFB]) //                 sti
+        .emit(&[0xF4]) //                 hlt              ; any interrupt resumes: halt again
         .rel8(&[0xEB], "halt"); //        jmp halt
 }
 

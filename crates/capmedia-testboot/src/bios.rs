@@ -32,11 +32,38 @@ pub fn bios_boot_sector(marker: &str) -> Vec<u8> {
         .emit(&[0x5E]) // pop si             ; SI = CS-relative offset of `here`
         .diff16(&[0x81, 0xC6], "msg", "here") // add si, msg-here ; SI -> message
         .diff16(&[0xB9], "msg_end", "msg") // mov cx, msg_end-msg ; byte count
-        // Pass 1: the whole string to COM1. (Two passes rather than one
-        // interleaved loop: SeaBIOS may mirror int 10h output to the same serial
-        // port, which would interleave the two copies character by character.)
         .emit(&[0x56]) // push si
         .emit(&[0x51]) // push cx
+        // Pass 1: the whole string through the video BIOS teletype. Under
+        // `-nographic` SeaBIOS mirrors the screen to COM1 lazily, flushing
+        // on timer ticks: that copy is complete only if interrupts keep
+        // running, and it would interleave with our own COM1 writes if
+        // those came while it still had characters pending (a loaded CI
+        // box saw both: "capmedia ." and a copy cut at "boote").
+        .label("vid_next")
+        .emit(&[0xAC]) // lodsb
+        .emit(&[0x60]) // pusha               ; the video BIOS may clobber registers
+        .emit(&[0xB4, 0x0E]) // mov ah,0x0E  ; int 10h teletype output of AL
+        .emit(&[0xBB, 0x07, 0x00]) // mov bx,0x0007 ; page 0, light grey
+        .emit(&[0xCD, 0x10]) // int 0x10
+        .emit(&[0x61]) // popa
+        .rel8(&[0xE2], "vid_next") // loop vid_next
+        // So wait 4 timer ticks (about 220 ms) with interrupts on: the
+        // BIOS tick count at 0040:006C, counted modulo 2^16.
+        .emit(&[0xB8, 0x40, 0x00]) // mov ax,0x40
+        .emit(&[0x8E, 0xC0]) // mov es,ax
+        .emit(&[0x26, 0x8B, 0x1E, 0x6C, 0x00]) // mov bx,[es:0x6C] ; ticks at the start
+        .label("tick_wait")
+        .emit(&[0xFB]) // sti
+        .emit(&[0xF4]) // hlt                 ; until the next interrupt
+        .emit(&[0x26, 0xA1, 0x6C, 0x00]) // mov ax,[es:0x6C]
+        .emit(&[0x29, 0xD8]) // sub ax,bx    ; ticks gone by
+        .emit(&[0x83, 0xF8, 0x04]) // cmp ax,4
+        .rel8(&[0x72], "tick_wait") // jb tick_wait
+        .emit(&[0x59]) // pop cx
+        .emit(&[0x5E]) // pop si
+        // Pass 2: the whole string to COM1 ourselves, now that the mirror
+        // is quiet.
         .label("ser_next")
         .emit(&[0xBA, 0xFD, 0x03]) // mov dx,0x3FD ; COM1 line status register
         .label("ser_wait")
@@ -47,21 +74,12 @@ pub fn bios_boot_sector(marker: &str) -> Vec<u8> {
         .emit(&[0xBA, 0xF8, 0x03]) // mov dx,0x3F8 ; COM1 transmit holding register
         .emit(&[0xEE]) // out dx,al           ; character to the serial port
         .rel8(&[0xE2], "ser_next") // loop ser_next ; CX -= 1, again while CX != 0
-        .emit(&[0x59]) // pop cx
-        .emit(&[0x5E]) // pop si
-        // Pass 2: the whole string through the video BIOS teletype.
-        .label("vid_next")
-        .emit(&[0xAC]) // lodsb
-        .emit(&[0x60]) // pusha               ; the video BIOS may clobber registers
-        .emit(&[0xB4, 0x0E]) // mov ah,0x0E  ; int 10h teletype output of AL
-        .emit(&[0xBB, 0x07, 0x00]) // mov bx,0x0007 ; page 0, light grey
-        .emit(&[0xCD, 0x10]) // int 0x10
-        .emit(&[0x61]) // popa
-        .rel8(&[0xE2], "vid_next") // loop vid_next
+        // Halt for good, interrupts on so the BIOS can still flush its
+        // mirror; a wake-up halts again.
         .label("done")
-        .emit(&[0xFA]) // cli
-        .emit(&[0xF4]) // hlt                 ; stop here for good (NMI would resume:
-        .rel8(&[0xEB], "done"); // jmp done   ;  so halt again)
+        .emit(&[0xFB]) // sti
+        .emit(&[0xF4]) // hlt
+        .rel8(&[0xEB], "done"); // jmp done
     a.label("msg");
     let room = BIOS_BOOT_SIZE - a.bytes.len() - 2;
     a.emit(truncate(marker, room).as_bytes())

@@ -27,8 +27,10 @@ pub use qemu::{qemu_boot, require_tool, QemuError, OVMF_PATH, QEMU_PROGRAM};
 
 /// El Torito no-emulation BIOS boot program (stands in for etfsboot.com): loaded by
 /// the BIOS at 0000:7C00 (load segment 0), at most 8 sectors of 512 bytes. It writes
-/// `marker` + "\r\n" to COM1 (I/O port 0x3F8, polling the LSR at 0x3FD) and through
-/// int 10h AH=0Eh, then `cli; hlt` forever. Returns exactly 2048 bytes (padded).
+/// `marker` + "\r\n" through int 10h AH=0Eh, waits four timer ticks (so SeaBIOS's
+/// serial mirror of the screen has flushed), writes it again to COM1 (I/O port
+/// 0x3F8, polling the LSR at 0x3FD), then halts with interrupts on, forever.
+/// Returns exactly 2048 bytes (padded).
 /// A marker too long to fit is cut (at a char boundary).
 pub fn bios_boot_sector(marker: &str) -> Vec<u8> {
     bios::bios_boot_sector(marker)
