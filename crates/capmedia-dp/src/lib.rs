@@ -16,6 +16,7 @@
 mod auth;
 mod backend;
 mod builder;
+mod clientcert;
 mod error;
 mod fetch;
 mod http;
@@ -23,6 +24,7 @@ mod ini;
 mod listing;
 mod path;
 mod range;
+mod winauth;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -353,9 +355,13 @@ impl Dp {
                     content: Some(c.content),
                     problem: None,
                 },
-                Err(err @ (DpError::AuthRequired { .. } | DpError::NoReadAccess { .. })) => {
-                    return Err(err)
-                }
+                Err(
+                    err @ (DpError::AuthRequired { .. }
+                    | DpError::LogonFailed { .. }
+                    | DpError::ClientCertRequired { .. }
+                    | DpError::ClientCertRefused { .. }
+                    | DpError::NoReadAccess { .. }),
+                ) => return Err(err),
                 Err(err) => PackageInfo {
                     kind: default_kind(&id),
                     id,
