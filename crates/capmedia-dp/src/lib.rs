@@ -617,6 +617,13 @@ pub mod fuzzing {
         }
     }
 
+    /// Answer `bytes` as the NTLM challenge of an HTTP DP (what a hostile
+    /// server sends in `WWW-Authenticate`). Errors are fine; panics are
+    /// the bugs looked for.
+    pub fn ntlm_challenge(bytes: &[u8]) {
+        crate::winauth::answer_for_fuzzing(bytes);
+    }
+
     /// Parse `html` as a listing of a few folders; every entry accepted
     /// must be a plain name (a panic otherwise, for the fuzzer to find).
     pub fn listing(html: &str) {

@@ -17,6 +17,7 @@
 //! Kerberos from a ticket cache would need that or the system's GSSAPI
 //! library, so it is not offered here: an account and password are.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -202,6 +203,19 @@ fn authenticate_message(challenge: &[u8], creds: &Credentials) -> Result<Vec<u8>
     msg.map_err(|e| format!("building the NTLM authenticate message: {e}"))
 }
 
+/// [`authenticate_message`] for a fixed account, for the fuzz target.
+pub(crate) fn answer_for_fuzzing(challenge: &[u8]) {
+    let creds = Credentials {
+        account: crate::Account {
+            user: "user".into(),
+            domain: "DOMAIN".into(),
+            upn: false,
+        },
+        password: crate::Secret::new("password".into()),
+    };
+    let _ = authenticate_message(challenge, &creds);
+}
+
 /// One connection's agent, and whether its connection was authenticated.
 #[derive(Debug)]
 pub(crate) struct Conn {
@@ -221,6 +235,9 @@ pub(crate) struct WinAuth {
     /// The scheme the DP's 401 asked for, once seen: a new connection
     /// then opens with the negotiate message, saving a round trip.
     scheme: Mutex<Option<Scheme>>,
+    /// Set once the DP refused the password: no further attempt is made
+    /// with it, so parallel downloads cannot lock the account out.
+    refused: AtomicBool,
 }
 
 /// A leased connection; back to the idle list when dropped.
@@ -254,6 +271,7 @@ impl WinAuth {
             idle: Mutex::new(Vec::new()),
             max_idle: max_idle.max(1),
             scheme: Mutex::new(None),
+            refused: AtomicBool::new(false),
         }
     }
 
@@ -274,6 +292,13 @@ impl WinAuth {
         Lease {
             conn: Some(conn),
             home: Arc::clone(self),
+        }
+    }
+
+    fn logon_failed(&self, scheme: Scheme) -> BackendError {
+        BackendError::LogonFailed {
+            account: self.account(),
+            scheme: scheme.name(),
         }
     }
 
@@ -335,6 +360,9 @@ impl WinAuth {
             }
         };
         conn.authed = false;
+        if self.refused.load(Ordering::Relaxed) {
+            return Err(self.logon_failed(scheme));
+        }
 
         let negotiate = negotiate_message().map_err(BackendError::Other)?;
         let header = format!("{} {}", scheme.name(), BASE64_STANDARD.encode(negotiate));
@@ -371,10 +399,8 @@ impl WinAuth {
         let resp = send(conn, Some(&header))?;
         if resp.status() == StatusCode::UNAUTHORIZED {
             drain(resp);
-            return Err(BackendError::LogonFailed {
-                account: self.account(),
-                scheme: scheme.name(),
-            });
+            self.refused.store(true, Ordering::Relaxed);
+            return Err(self.logon_failed(scheme));
         }
         conn.authed = true;
         Ok((resp, lease))
@@ -410,6 +436,21 @@ mod tests {
         assert_eq!(pick(&offered), Some(Scheme::Ntlm));
         assert_eq!(pick(&["Negotiate".into()]), Some(Scheme::Negotiate));
         assert_eq!(pick(&["Basic".into()]), None);
+    }
+
+    #[test]
+    fn a_real_challenge_gets_an_ntlmv2_answer() {
+        let creds = Credentials {
+            account: Account::parse("CONTOSO\\cmadmin").unwrap(),
+            password: Secret::new("pw".into()),
+        };
+        // What pyspnego's acceptor sent (the fuzz target's seed).
+        let challenge = include_bytes!("../fuzz/corpus/ntlm_challenge/pyspnego");
+        let answer = authenticate_message(challenge, &creds).unwrap();
+        assert_eq!(&answer[..12], b"NTLMSSP\0\x03\0\0\0");
+        assert!(answer.len() > 100);
+        let minimal = include_bytes!("../fuzz/corpus/ntlm_challenge/minimal");
+        assert!(authenticate_message(minimal, &creds).is_ok());
     }
 
     #[test]

@@ -133,8 +133,15 @@ fn a_wrong_password_is_named_with_the_account_and_never_shown() {
         assert!(msg.contains("NTLM"), "{msg}");
         assert!(!msg.contains(wrong), "{msg}");
         assert!(!format!("{err:?}").contains(wrong));
+        assert!(matches!(
+            dp.list_packages().unwrap_err(),
+            DpError::LogonFailed { .. }
+        ));
     }
-    assert!(server.log().contains("refused"), "{}", server.log());
+    // One refused handshake per account and Dp, however many requests
+    // follow: a wrong password must not lock the account out.
+    let log = server.log();
+    assert_eq!(log.matches("refused").count(), 2, "{log}");
 }
 
 #[test]
