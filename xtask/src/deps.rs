@@ -42,6 +42,9 @@ pub const TOOLS: &[(&str, &str)] = &[
     ),
     ("vhdiinfo", "libvhdi-utils"),
     ("man", "man-db"),
+    // The NTLM test DP (capmedia-testdp python/ntlm_dp.py); it also needs
+    // pyspnego from PyPI, which .ci/run installs with pip.
+    ("python3", "python3"),
     ("groff", "groff-base"),
 ];
 

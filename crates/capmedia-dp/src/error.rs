@@ -24,12 +24,55 @@ pub enum DpError {
         detail: String,
     },
 
+    /// HTTP 401: the DP wants credentials capmedia was not given, or
+    /// offers only schemes it does not speak (`offered` lists them).
+    #[error("{}", auth_required_text(dp, what, offered, account.as_deref()))]
+    AuthRequired {
+        dp: String,
+        what: String,
+        /// The schemes of the 401's `WWW-Authenticate` headers.
+        offered: String,
+        /// The account given, if one was.
+        account: Option<String>,
+    },
+
+    /// HTTP 401 after a complete NTLM handshake: the DP refused the
+    /// account's password (or the account itself).
     #[error(
-        "DP {dp}: HTTP 401 for {what}: the DP wants Windows authentication (NTLM/Kerberos), \
-         which capmedia does not speak; enable anonymous access on the DP's content web site, \
-         or mount the SCCMContentLib$ share and give its path instead of the URL"
+        "DP {dp}: the DP refused account {account} after a complete {scheme} handshake for \
+         {what}: wrong password, or the account is unknown, disabled or locked out \
+         (check the password given by CAPMEDIA_DP_PASSWORD, --dp-password-file or the prompt)"
     )]
-    AuthRequired { dp: String, what: String },
+    LogonFailed {
+        dp: String,
+        what: String,
+        account: String,
+        scheme: String,
+    },
+
+    /// The HTTPS DP requires a TLS client certificate and none was given.
+    #[error(
+        "DP {dp}: {what}: the DP requires a PKI client certificate ({detail}); give it with \
+         --dp-client-cert FILE (PEM certificate and key, or PKCS#12 .pfx/.p12)"
+    )]
+    ClientCertRequired {
+        dp: String,
+        what: String,
+        detail: String,
+    },
+
+    /// The HTTPS DP refused the client certificate given.
+    #[error(
+        "DP {dp}: {what}: the DP refused the client certificate {} ({detail}): it must be \
+         issued by a CA the DP trusts for client authentication, and be valid now",
+        file.display()
+    )]
+    ClientCertRefused {
+        dp: String,
+        what: String,
+        file: PathBuf,
+        detail: String,
+    },
 
     #[error("DP {dp}: package {package} is not distributed to this DP: {detail}")]
     NotDistributed {
@@ -126,6 +169,22 @@ pub enum DpError {
     Cancelled,
 }
 
+fn auth_required_text(dp: &str, what: &str, offered: &str, account: Option<&str>) -> String {
+    match account {
+        None => format!(
+            "DP {dp}: HTTP 401 for {what}: the DP wants Windows authentication (it offers \
+             {offered}); give the account to read it as with --dp-user DOMAIN\\user (its \
+             password from CAPMEDIA_DP_PASSWORD, --dp-password-file or the prompt), or a PKI \
+             client certificate with --dp-client-cert where the DP's HTTPS site takes one"
+        ),
+        Some(account) => format!(
+            "DP {dp}: HTTP 401 for {what} as account {account}: the DP offers {offered}, and \
+             capmedia speaks NTLM (also under Negotiate) only; enable Windows authentication \
+             with NTLM on the DP's content web site, or use its SCCMContentLib$ share"
+        ),
+    }
+}
+
 fn line_suffix(line: Option<usize>) -> String {
     line.map(|l| format!(" line {l}")).unwrap_or_default()
 }
@@ -137,8 +196,22 @@ pub(crate) enum BackendError {
     NotFound,
     /// EACCES or HTTP 403.
     Denied(String),
-    /// HTTP 401.
-    AuthRequired,
+    /// HTTP 401: the schemes offered, and the account tried, if any.
+    AuthRequired {
+        offered: String,
+        account: Option<String>,
+    },
+    /// HTTP 401 after a complete handshake.
+    LogonFailed {
+        account: String,
+        scheme: &'static str,
+    },
+    /// The TLS handshake or the DP refused the connection for want of a
+    /// client certificate (`file`: `None`), or refused the one given.
+    ClientCert {
+        file: Option<PathBuf>,
+        detail: String,
+    },
     /// A status that retrying will not change, and the URL that gave it.
     Status(u16, String),
     /// The source ends before the byte asked for (HTTP 416 to a resume).
@@ -183,7 +256,30 @@ impl BackendError {
                 source: io::Error::new(io::ErrorKind::NotFound, "not found"),
             },
             BackendError::Denied(detail) => DpError::NoReadAccess { dp, what, detail },
-            BackendError::AuthRequired => DpError::AuthRequired { dp, what },
+            BackendError::AuthRequired { offered, account } => DpError::AuthRequired {
+                dp,
+                what,
+                offered,
+                account,
+            },
+            BackendError::LogonFailed { account, scheme } => DpError::LogonFailed {
+                dp,
+                what,
+                account,
+                scheme: scheme.to_owned(),
+            },
+            BackendError::ClientCert { file: None, detail } => {
+                DpError::ClientCertRequired { dp, what, detail }
+            }
+            BackendError::ClientCert {
+                file: Some(file),
+                detail,
+            } => DpError::ClientCertRefused {
+                dp,
+                what,
+                file,
+                detail,
+            },
             BackendError::Status(status, url) => DpError::HttpStatus {
                 dp,
                 what,

@@ -2,10 +2,15 @@
 //! or any web server with directory listings serving a copy of the library.
 //!
 //! `ureq` with rustls: blocking, small, no async runtime; one agent shared by
-//! the download threads keeps connections alive between requests.
+//! the download threads keeps connections alive between requests. With an
+//! account (`DpOptions::credentials`), requests go through [`WinAuth`]
+//! instead: one agent per connection, each authenticated by NTLM on its own.
+//! A PKI client certificate (`DpOptions::client_cert`) goes into the TLS
+//! configuration of every agent.
 
 use std::fs;
 use std::io::{self, Read};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +22,7 @@ use ureq::{Agent, Body};
 use crate::backend::{Backend, Blob, Lib};
 use crate::error::BackendError;
 use crate::listing::{parse_html_listing, ListingEntry};
+use crate::winauth::{describe_schemes, offered_schemes, Lease, Method, WinAuth};
 use crate::DpOptions;
 
 /// Characters left as they are in a URL path component.
@@ -46,6 +52,11 @@ pub(crate) struct HttpBackend {
     base_path: String,
     agent: Agent,
     pace: Pace,
+    /// Windows authentication, when an account was given.
+    auth: Option<Arc<WinAuth>>,
+    /// The client certificate file given, for messages.
+    client_cert: Option<PathBuf>,
+    https: bool,
 }
 
 impl HttpBackend {
@@ -99,19 +110,20 @@ impl HttpBackend {
             }
             None => RootCerts::PlatformVerifier,
         };
-        let tls = TlsConfig::builder().root_certs(roots).build();
+        let client_cert = match &opts.client_cert {
+            Some(c) => Some(crate::clientcert::load(c)?),
+            None => None,
+        };
+        let tls = TlsConfig::builder()
+            .root_certs(roots)
+            .client_cert(client_cert)
+            .build();
         let host = after_scheme.split('/').next().unwrap_or("");
         let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
         let loopback = host.starts_with("127.")
             || host.starts_with("[::1]")
             || host.eq_ignore_ascii_case("localhost")
             || host.to_ascii_lowercase().starts_with("localhost:");
-        let mut builder = Agent::config_builder();
-        if loopback {
-            // HTTP(S)_PROXY from the environment is honoured for real DPs,
-            // never for this machine's own servers (mirrors, tests).
-            builder = builder.proxy(None);
-        }
         let pace = Pace {
             deadline: opts.request_deadline,
             min_rate: opts.min_rate,
@@ -125,20 +137,40 @@ impl HttpBackend {
         } else {
             opts.read_timeout
         };
-        let config = builder
-            .http_status_as_error(false)
-            .tls_config(tls)
-            .timeout_connect(Some(opts.connect_timeout))
-            .timeout_recv_response(Some(opts.read_timeout))
-            .timeout_per_read(Some(per_read))
-            .max_idle_connections_per_host(opts.concurrency.max(1) * 2)
-            .user_agent(concat!("capmedia-dp/", env!("CARGO_PKG_VERSION")))
-            .build();
+        let config = |idle_total: usize, idle_per_host: usize| {
+            let mut builder = Agent::config_builder();
+            if loopback {
+                // HTTP(S)_PROXY from the environment is honoured for real DPs,
+                // never for this machine's own servers (mirrors, tests).
+                builder = builder.proxy(None);
+            }
+            builder
+                .http_status_as_error(false)
+                .tls_config(tls.clone())
+                .timeout_connect(Some(opts.connect_timeout))
+                .timeout_recv_response(Some(opts.read_timeout))
+                .timeout_per_read(Some(per_read))
+                .max_idle_connections(idle_total)
+                .max_idle_connections_per_host(idle_per_host)
+                .user_agent(concat!("capmedia-dp/", env!("CARGO_PKG_VERSION")))
+                .build()
+        };
+        let idle = opts.concurrency.max(1) * 2;
+        // One connection per agent: NTLM's three legs cannot be split over
+        // connections (see `winauth`).
+        let auth = opts
+            .credentials
+            .as_ref()
+            .map(|creds| Arc::new(WinAuth::new(Arc::clone(creds), config(1, 1), idle)));
+        let config = config(idle.max(10), idle);
         Ok(HttpBackend {
             base,
             base_path,
             agent: config.into(),
             pace,
+            auth,
+            client_cert: opts.client_cert.as_ref().map(|c| c.file.clone()),
+            https: lower.starts_with("https://"),
         })
     }
 
@@ -165,27 +197,134 @@ impl HttpBackend {
         (!self.pace.deadline.is_zero()).then_some(self.pace.deadline)
     }
 
-    fn get(&self, url: &str, range: Option<String>) -> Result<Response<Body>, BackendError> {
-        let mut req = self
-            .agent
-            .get(url)
-            .config()
-            .timeout_global(self.deadline())
-            .build();
+    /// One request, through Windows authentication when an account was
+    /// given; the lease (if any) must outlive the response body.
+    fn send(
+        &self,
+        method: Method,
+        url: &str,
+        range: Option<&str>,
+    ) -> Result<(Response<Body>, Option<Lease>), BackendError> {
+        let map = |e: ureq::Error| self.map_ureq(e, url);
+        if let Some(auth) = &self.auth {
+            let (resp, lease) = auth.call(method, url, range, self.deadline(), &map)?;
+            return Ok((resp, Some(lease)));
+        }
+        let mut req = match method {
+            Method::Get => self.agent.get(url),
+            Method::Head => self.agent.head(url),
+        }
+        .config()
+        .timeout_global(self.deadline())
+        .build();
         if let Some(r) = range {
             req = req.header("Range", r);
         }
-        let resp = req.call().map_err(|e| map_ureq(e, url))?;
-        check_status(resp.status()).map_err(|e| with_url(e, url))?;
-        Ok(resp)
+        Ok((req.call().map_err(map)?, None))
+    }
+
+    fn get(
+        &self,
+        url: &str,
+        range: Option<String>,
+    ) -> Result<(Response<Body>, Option<Lease>), BackendError> {
+        let (resp, lease) = self.send(Method::Get, url, range.as_deref())?;
+        let resp = self.check(resp, url)?;
+        Ok((resp, lease))
+    }
+
+    /// `resp` if its status is a success, else the error it means, named
+    /// with the URL, the account and the schemes offered.
+    fn check(&self, resp: Response<Body>, url: &str) -> Result<Response<Body>, BackendError> {
+        let status = resp.status();
+        match status.as_u16() {
+            401 => Err(BackendError::AuthRequired {
+                offered: describe_schemes(&offered_schemes(&resp)),
+                account: self.auth.as_ref().map(|a| a.account()),
+            }),
+            // nginx answers a missing or refused client certificate with
+            // 400 and IIS with 403.7 ("client certificate required"): the
+            // body says which; a short read tells them from other 400/403s.
+            400 | 403 if self.https => {
+                let body = resp
+                    .into_body()
+                    .into_with_config()
+                    .limit(16 << 10)
+                    .read_to_string()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
+                if body.contains("certificate") {
+                    let detail = format!("{url}: HTTP {}", status.as_u16());
+                    Err(self.cert_error(detail))
+                } else {
+                    Err(self.status_error(status, url))
+                }
+            }
+            _ if status.is_success() => Ok(resp),
+            _ => Err(self.status_error(status, url)),
+        }
+    }
+
+    /// The error a failure status means, naming the URL and, for a 403,
+    /// whom the DP refused.
+    fn status_error(&self, s: StatusCode, url: &str) -> BackendError {
+        let e = match check_status(s) {
+            Err(BackendError::Denied(d)) => BackendError::Denied(match &self.auth {
+                Some(a) => format!("{d} to account {}", a.account()),
+                None => format!("{d} to anonymous access (give an account with --dp-user)"),
+            }),
+            Err(e) => e,
+            Ok(()) => BackendError::Status(s.as_u16(), String::new()),
+        };
+        with_url(e, url)
+    }
+
+    fn cert_error(&self, detail: String) -> BackendError {
+        BackendError::ClientCert {
+            file: self.client_cert.clone(),
+            detail,
+        }
+    }
+
+    fn map_ureq(&self, e: ureq::Error, url: &str) -> BackendError {
+        if self.https {
+            let text = e.to_string();
+            // rustls names the alert the server sent: a server that requires
+            // a certificate sends CertificateRequired (TLS 1.3) or
+            // HandshakeFailure/BadCertificate/UnknownCA (TLS 1.2).
+            let lower = text.to_ascii_lowercase();
+            let cert_alert = [
+                "certificaterequired",
+                "badcertificate",
+                "unknownca",
+                "certificateunknown",
+                "unsupportedcertificate",
+                "certificaterevoked",
+                "certificateexpired",
+            ]
+            .iter()
+            .any(|a| lower.contains(a))
+                || (lower.contains("handshakefailure") && lower.contains("alert"));
+            if cert_alert {
+                return self.cert_error(format!("{url}: TLS: {text}"));
+            }
+        }
+        map_ureq(e, url)
     }
 
     /// The body of `resp`, within the deadline and minimum rate, with
     /// errors naming `url` and the limit they hit.
-    fn body(&self, resp: Response<Body>, url: &str, started: Instant) -> Guarded {
+    fn body(
+        &self,
+        resp: Response<Body>,
+        lease: Option<Lease>,
+        url: &str,
+        started: Instant,
+    ) -> Guarded {
         let now = Instant::now();
         Guarded {
             inner: Box::new(resp.into_body().into_with_config().limit(u64::MAX).reader()),
+            _lease: lease,
             url: url.to_owned(),
             pace: self.pace,
             started,
@@ -201,6 +340,9 @@ impl HttpBackend {
 /// ureq does not know.
 struct Guarded {
     inner: Box<dyn Read + Send>,
+    /// The authenticated connection the body comes on, back to the pool
+    /// when the body is dropped (declared after `inner`: dropped after it).
+    _lease: Option<Lease>,
     url: String,
     pace: Pace,
     started: Instant,
@@ -292,7 +434,11 @@ fn map_ureq(e: ureq::Error, url: &str) -> BackendError {
 fn check_status(s: StatusCode) -> Result<(), BackendError> {
     match s.as_u16() {
         200..=299 => Ok(()),
-        401 => Err(BackendError::AuthRequired),
+        // The caller reads the offered schemes from the response.
+        401 => Err(BackendError::AuthRequired {
+            offered: String::new(),
+            account: None,
+        }),
         403 => Err(BackendError::Denied("HTTP 403 Forbidden".into())),
         404 | 410 => Err(BackendError::NotFound),
         408 | 429 | 500..=599 => Err(BackendError::Transient(format!("HTTP status {s}"))),
@@ -313,9 +459,9 @@ fn with_url(e: BackendError, url: &str) -> BackendError {
 impl HttpBackend {
     fn read_limited(&self, url: &str, limit: u64) -> Result<Vec<u8>, BackendError> {
         let started = Instant::now();
-        let resp = self.get(url, None)?;
+        let (resp, lease) = self.get(url, None)?;
         let mut buf = Vec::new();
-        self.body(resp, url, started)
+        self.body(resp, lease, url, started)
             .take(limit + 1)
             .read_to_end(&mut buf)
             .map_err(|e| BackendError::Transient(e.to_string()))?;
@@ -366,19 +512,12 @@ impl Backend for HttpBackend {
 
     fn stat_blob(&self, hash: &str) -> Result<Option<u64>, BackendError> {
         let url = self.blob_url(hash);
-        let resp = self
-            .agent
-            .head(&url)
-            .config()
-            .timeout_global(self.deadline())
-            .build()
-            .call()
-            .map_err(|e| map_ureq(e, &url))?;
+        let (resp, _lease) = self.send(Method::Head, &url, None)?;
         match resp.status().as_u16() {
             404 | 410 => return Ok(None),
             405 | 501 => {}
             _ => {
-                check_status(resp.status()).map_err(|e| with_url(e, &url))?;
+                let resp = self.check(resp, &url)?;
                 if let Some(n) = header_u64(&resp, "content-length") {
                     return Ok(Some(n));
                 }
@@ -386,7 +525,7 @@ impl Backend for HttpBackend {
         }
         // No HEAD (or no length): ask for the first byte.
         match self.get(&url, Some("bytes=0-0".into())) {
-            Ok(resp) => {
+            Ok((resp, _lease)) => {
                 let total = content_range(&resp)
                     .and_then(|(_, t)| t)
                     .or_else(|| header_u64(&resp, "content-length"));
@@ -405,7 +544,7 @@ impl Backend for HttpBackend {
         };
         let url = self.blob_url(hash);
         let started = Instant::now();
-        let resp = match self.get(&url, range) {
+        let (resp, lease) = match self.get(&url, range) {
             Err(BackendError::Status(416, _)) if offset > 0 => {
                 return Err(BackendError::Short(format!(
                     "{url} ends before byte {offset} (HTTP 416 to a request from there)"
@@ -428,7 +567,7 @@ impl Backend for HttpBackend {
             // which `Blob::offset` tells the caller.
             0
         };
-        let reader = self.body(resp, &url, started);
+        let reader = self.body(resp, lease, &url, started);
         let reader: Box<dyn Read + Send> = match len {
             // From `start`, not `offset`: the caller skips to `offset` first.
             Some(n) => Box::new(reader.take(offset - start + n)),

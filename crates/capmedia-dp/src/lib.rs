@@ -16,6 +16,7 @@
 mod auth;
 mod backend;
 mod builder;
+mod clientcert;
 mod error;
 mod fetch;
 mod http;
@@ -23,6 +24,7 @@ mod ini;
 mod listing;
 mod path;
 mod range;
+mod winauth;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -353,9 +355,13 @@ impl Dp {
                     content: Some(c.content),
                     problem: None,
                 },
-                Err(err @ (DpError::AuthRequired { .. } | DpError::NoReadAccess { .. })) => {
-                    return Err(err)
-                }
+                Err(
+                    err @ (DpError::AuthRequired { .. }
+                    | DpError::LogonFailed { .. }
+                    | DpError::ClientCertRequired { .. }
+                    | DpError::ClientCertRefused { .. }
+                    | DpError::NoReadAccess { .. }),
+                ) => return Err(err),
                 Err(err) => PackageInfo {
                     kind: default_kind(&id),
                     id,
@@ -609,6 +615,13 @@ pub mod fuzzing {
             let _ = file_fields(&doc);
             let _ = doc.get("Packages", "x");
         }
+    }
+
+    /// Answer `bytes` as the NTLM challenge of an HTTP DP (what a hostile
+    /// server sends in `WWW-Authenticate`). Errors are fine; panics are
+    /// the bugs looked for.
+    pub fn ntlm_challenge(bytes: &[u8]) {
+        crate::winauth::answer_for_fuzzing(bytes);
     }
 
     /// Parse `html` as a listing of a few folders; every entry accepted

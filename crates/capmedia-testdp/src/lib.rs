@@ -27,6 +27,9 @@ pub struct Config<'a> {
     pub port: u16,
     /// `Some((certificate, key))` (PEM) serves HTTPS.
     pub tls: Option<(&'a Path, &'a Path)>,
+    /// With `tls`: a CA file (PEM) whose client certificates nginx
+    /// requires (`ssl_verify_client on`), as an HTTPS DP with PKI does.
+    pub client_ca: Option<&'a Path>,
     /// Detach (`daemon on`) rather than stay in the foreground.
     pub daemon: bool,
 }
@@ -44,6 +47,13 @@ impl Config<'_> {
                 cert.display(),
                 key.display()
             );
+            if let Some(ca) = self.client_ca {
+                let _ = write!(
+                    listen,
+                    ";\n        ssl_client_certificate {};\n        ssl_verify_client on",
+                    ca.display()
+                );
+            }
         }
         format!(
             r#"daemon {daemon};
@@ -137,6 +147,17 @@ pub struct Nginx {
 impl Nginx {
     /// Serve `lib` with state in `dir` (created if missing).
     pub fn start(dir: &Path, lib: &Path, tls: Option<(&Path, &Path)>) -> io::Result<Nginx> {
+        Nginx::start_with(dir, lib, tls, None)
+    }
+
+    /// [`Nginx::start`], HTTPS requiring client certificates issued by
+    /// `client_ca` when that is given.
+    pub fn start_with(
+        dir: &Path,
+        lib: &Path,
+        tls: Option<(&Path, &Path)>,
+        client_ca: Option<&Path>,
+    ) -> io::Result<Nginx> {
         let bin = nginx_binary()?;
         let port = free_port()?;
         let conf = Config {
@@ -144,6 +165,7 @@ impl Nginx {
             lib,
             port,
             tls,
+            client_ca,
             daemon: false,
         }
         .write()?;
@@ -191,9 +213,290 @@ impl Nginx {
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/SMS_DP_SMSPKG$/", self.port)
     }
+
+    /// The DP URL over HTTPS (for a server started with `tls`).
+    pub fn https_url(&self) -> String {
+        format!("https://127.0.0.1:{}/SMS_DP_SMSPKG$/", self.port)
+    }
 }
 
 impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run `openssl` with `args` in `dir`, or fail naming the package.
+fn openssl(dir: &Path, args: &[&str]) -> io::Result<()> {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("running openssl: {e} (apt-get install -y openssl)"),
+            )
+        })?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "openssl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(())
+}
+
+/// A test PKI made with the `openssl` command in a folder: a CA, a server
+/// certificate for 127.0.0.1 signed by it, and a client certificate (for
+/// client authentication) as PEM (`client.pem`: certificate and key) and as
+/// PKCS#12 (`client.pfx`, with [`Pki::PFX_PASSWORD`]).
+#[derive(Debug)]
+pub struct Pki {
+    pub dir: PathBuf,
+}
+
+impl Pki {
+    pub const PFX_PASSWORD: &'static str = "pfx-Pa55word";
+
+    /// Make the PKI in `dir` (created if missing).
+    pub fn make(dir: &Path) -> io::Result<Pki> {
+        fs::create_dir_all(dir)?;
+        let ext = "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n\
+                   extendedKeyUsage=serverAuth\n";
+        fs::write(dir.join("server.ext"), ext)?;
+        fs::write(
+            dir.join("client.ext"),
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+        )?;
+        let steps: &[&[&str]] = &[
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=capmedia test CA",
+            ],
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+            ],
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "client.key",
+                "-out",
+                "client.csr",
+                "-subj",
+                "/CN=capmedia test client",
+            ],
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "client.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "client.crt",
+                "-days",
+                "2",
+                "-extfile",
+                "client.ext",
+            ],
+            &[
+                "pkcs12",
+                "-export",
+                "-in",
+                "client.crt",
+                "-inkey",
+                "client.key",
+                "-out",
+                "client.pfx",
+                "-passout",
+                "env:CAPMEDIA_TEST_PFX_PASSWORD",
+            ],
+        ];
+        for args in steps {
+            if args.first() == Some(&"pkcs12") {
+                // The password goes by environment, not argv.
+                let out = Command::new("openssl")
+                    .args(*args)
+                    .current_dir(dir)
+                    .env("CAPMEDIA_TEST_PFX_PASSWORD", Pki::PFX_PASSWORD)
+                    .stdin(Stdio::null())
+                    .output()?;
+                if !out.status.success() {
+                    return Err(io::Error::other(format!(
+                        "openssl pkcs12: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    )));
+                }
+            } else {
+                openssl(dir, args)?;
+            }
+        }
+        let mut pem = fs::read(dir.join("client.crt"))?;
+        pem.extend(fs::read(dir.join("client.key"))?);
+        fs::write(dir.join("client.pem"), pem)?;
+        Ok(Pki {
+            dir: dir.to_owned(),
+        })
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+    pub fn server_cert(&self) -> PathBuf {
+        self.dir.join("server.pem")
+    }
+    pub fn server_key(&self) -> PathBuf {
+        self.dir.join("server.key")
+    }
+    /// The client certificate and its key in one PEM file.
+    pub fn client_pem(&self) -> PathBuf {
+        self.dir.join("client.pem")
+    }
+    /// The client certificate and its key as PKCS#12, with [`Pki::PFX_PASSWORD`].
+    pub fn client_pfx(&self) -> PathBuf {
+        self.dir.join("client.pfx")
+    }
+}
+
+/// The Python NTLM test DP (`python/ntlm_dp.py`): a content library at
+/// `/SMS_DP_SMSPKG$/` on 127.0.0.1 that requires NTLM, as an IIS content
+/// site with only Windows authentication does. Needs `python3` with
+/// `pyspnego` (`pip install pyspnego`). Killed when dropped.
+#[derive(Debug)]
+pub struct NtlmDp {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    _temp: tempfile::TempDir,
+}
+
+/// The server script, committed beside this crate.
+pub const NTLM_DP_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/python/ntlm_dp.py");
+
+impl NtlmDp {
+    /// Serve `lib` to `DOMAIN\user` with `password` (and no one else);
+    /// requests whose path contains one of `forbid` get 403 once
+    /// authenticated.
+    pub fn start(
+        lib: &Path,
+        domain: &str,
+        user: &str,
+        password: &str,
+        forbid: &[&str],
+    ) -> io::Result<NtlmDp> {
+        let temp = tempfile::tempdir()?;
+        let users = temp.path().join("ntlm-users");
+        fs::write(&users, format!("{domain}:{user}:{password}\n"))?;
+        let port_file = temp.path().join("port");
+        let log = temp.path().join("server.log");
+        let mut cmd = Command::new("python3");
+        cmd.arg(NTLM_DP_SCRIPT).arg(lib).arg(&port_file);
+        for f in forbid {
+            cmd.arg("--forbid").arg(f);
+        }
+        let child = cmd
+            .env("NTLM_USER_FILE", &users)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log)?)
+            .spawn()
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("starting python3 {NTLM_DP_SCRIPT}: {e} (apt-get install -y python3; pip install pyspnego)"),
+                )
+            })?;
+        let mut dp = NtlmDp {
+            child,
+            port: 0,
+            log,
+            _temp: temp,
+        };
+        for _ in 0..800 {
+            if let Ok(p) = fs::read_to_string(&port_file) {
+                if let Ok(p) = p.trim().parse() {
+                    dp.port = p;
+                    return Ok(dp);
+                }
+            }
+            if let Ok(Some(status)) = dp.child.try_wait() {
+                return Err(io::Error::other(format!(
+                    "the NTLM test DP exited with {status}: {} (it needs pyspnego: pip install pyspnego)",
+                    dp.log()
+                )));
+            }
+            thread::sleep(Duration::from_millis(25));
+        }
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("the NTLM test DP did not start: {}", dp.log()),
+        ))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The DP URL: `http://127.0.0.1:<port>/SMS_DP_SMSPKG$/`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/SMS_DP_SMSPKG$/", self.port)
+    }
+
+    /// What the server logged: one `auth conn=N user=D\\u` line per
+    /// authenticated connection, one `refused conn=N` per failed handshake.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for NtlmDp {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -321,6 +321,7 @@ impl Nginx {
             lib,
             port,
             tls: None,
+            client_ca: None,
             daemon: true,
         }
         .write()?;
