@@ -32,6 +32,11 @@ pub struct WimImage {
     pub arch: Arch,
     /// Whether the header's boot index names this image.
     pub is_boot: bool,
+    /// `<WINDOWS><VERSION>` as MAJOR.MINOR.BUILD.SPBUILD (e.g.
+    /// `10.0.26100.1`: Windows PE's version for a boot image), when the XML
+    /// gives at least MAJOR.MINOR.BUILD as numbers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// Everything capmedia reads from a WIM (or one part of a split WIM).
@@ -142,15 +147,36 @@ pub fn parse_xml(text: &str, boot_index: u32) -> Result<Vec<WimImage>, ArchError
                 index,
                 value: value.to_owned(),
             })?;
+        let version = child(node, "WINDOWS")
+            .and_then(|w| child(w, "VERSION"))
+            .and_then(windows_version);
         images.push(WimImage {
             index,
             name,
             arch,
             is_boot: boot_index == index,
+            version,
         });
     }
     images.sort_by_key(|i| i.index);
     Ok(images)
+}
+
+/// `<VERSION><MAJOR>10</MAJOR><MINOR>0</MINOR><BUILD>26100</BUILD>
+/// <SPBUILD>1</SPBUILD></VERSION>` as `10.0.26100.1` (SPBUILD left out when
+/// absent). Parts are parsed as numbers, so whatever the XML holds prints
+/// as digits only.
+fn windows_version(v: roxmltree::Node<'_, '_>) -> Option<String> {
+    let part = |name: &str| {
+        child(v, name)
+            .and_then(|n| n.text())
+            .and_then(|t| t.trim().parse::<u32>().ok())
+    };
+    let (major, minor, build) = (part("MAJOR")?, part("MINOR")?, part("BUILD")?);
+    Some(match part("SPBUILD") {
+        Some(sp) => format!("{major}.{minor}.{build}.{sp}"),
+        None => format!("{major}.{minor}.{build}"),
+    })
 }
 
 /// Maps the XML's `<ARCH>` (Windows' PROCESSOR_ARCHITECTURE_*) to [`Arch`].
