@@ -207,3 +207,40 @@ pub(crate) fn le_u32(b: &[u8]) -> u32 {
     a.copy_from_slice(&b[..4]);
     u32::from_le_bytes(a)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::parse_xml;
+
+    fn xml(version: &str) -> String {
+        format!(
+            "<WIM><IMAGE INDEX=\"1\"><NAME>PE</NAME><WINDOWS><ARCH>9</ARCH>{version}</WINDOWS>\
+             </IMAGE></WIM>"
+        )
+    }
+
+    #[test]
+    fn windows_version_is_read_as_numbers() {
+        let v = |x: &str| parse_xml(&xml(x), 1).unwrap()[0].version.clone();
+        assert_eq!(
+            v(
+                "<VERSION><MAJOR>10</MAJOR><MINOR>0</MINOR><BUILD>26100</BUILD>\
+               <SPBUILD>1</SPBUILD></VERSION>"
+            )
+            .as_deref(),
+            Some("10.0.26100.1")
+        );
+        assert_eq!(
+            v("<VERSION><MAJOR>6</MAJOR><MINOR>3</MINOR><BUILD>9600</BUILD></VERSION>").as_deref(),
+            Some("6.3.9600")
+        );
+        // Absent, partial, or not numbers: no version, and no error.
+        assert_eq!(v(""), None);
+        assert_eq!(v("<VERSION><MAJOR>10</MAJOR></VERSION>"), None);
+        assert_eq!(
+            v("<VERSION><MAJOR>10</MAJOR><MINOR>x</MINOR><BUILD>1</BUILD></VERSION>"),
+            None
+        );
+    }
+}

@@ -860,7 +860,8 @@ fn dp_list_shows_each_boot_images_arch_and_winpe_version() {
     fs::create_dir_all(&tree).unwrap();
     fs::write(tree.join("readme.txt"), vec![b'x'; 300_000]).unwrap();
     // (package, ARCH value, version properties)
-    let specs: [(&str, &str, &[(&str, &str)]); 2] = [
+    type Spec<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let specs: [Spec<'_>; 2] = [
         (
             "PS10000A",
             "9",
