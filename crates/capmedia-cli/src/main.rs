@@ -49,7 +49,9 @@ struct PluginArgs {
 
 #[derive(Debug, Subcommand)]
 enum DpCommand {
-    /// List the packages on a DP, with kind, version and size.
+    /// List the packages on a DP, with kind, version and size, and each
+    /// boot image's architecture and Windows PE version (read from its
+    /// WIM's header and XML by range reads).
     #[command(after_help = shell::DP_LIST_HELP)]
     List {
         /// A path to SCCMContentLib, or an http(s):// URL of SMS_DP_SMSPKG$.
