@@ -32,6 +32,11 @@ pub struct WimImage {
     pub arch: Arch,
     /// Whether the header's boot index names this image.
     pub is_boot: bool,
+    /// `<WINDOWS><VERSION>` as MAJOR.MINOR.BUILD.SPBUILD (e.g.
+    /// `10.0.26100.1`: Windows PE's version for a boot image), when the XML
+    /// gives at least MAJOR.MINOR.BUILD as numbers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// Everything capmedia reads from a WIM (or one part of a split WIM).
@@ -142,15 +147,36 @@ pub fn parse_xml(text: &str, boot_index: u32) -> Result<Vec<WimImage>, ArchError
                 index,
                 value: value.to_owned(),
             })?;
+        let version = child(node, "WINDOWS")
+            .and_then(|w| child(w, "VERSION"))
+            .and_then(windows_version);
         images.push(WimImage {
             index,
             name,
             arch,
             is_boot: boot_index == index,
+            version,
         });
     }
     images.sort_by_key(|i| i.index);
     Ok(images)
+}
+
+/// `<VERSION><MAJOR>10</MAJOR><MINOR>0</MINOR><BUILD>26100</BUILD>
+/// <SPBUILD>1</SPBUILD></VERSION>` as `10.0.26100.1` (SPBUILD left out when
+/// absent). Parts are parsed as numbers, so whatever the XML holds prints
+/// as digits only.
+fn windows_version(v: roxmltree::Node<'_, '_>) -> Option<String> {
+    let part = |name: &str| {
+        child(v, name)
+            .and_then(|n| n.text())
+            .and_then(|t| t.trim().parse::<u32>().ok())
+    };
+    let (major, minor, build) = (part("MAJOR")?, part("MINOR")?, part("BUILD")?);
+    Some(match part("SPBUILD") {
+        Some(sp) => format!("{major}.{minor}.{build}.{sp}"),
+        None => format!("{major}.{minor}.{build}"),
+    })
 }
 
 /// Maps the XML's `<ARCH>` (Windows' PROCESSOR_ARCHITECTURE_*) to [`Arch`].
@@ -180,4 +206,41 @@ pub(crate) fn le_u32(b: &[u8]) -> u32 {
     let mut a = [0u8; 4];
     a.copy_from_slice(&b[..4]);
     u32::from_le_bytes(a)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::parse_xml;
+
+    fn xml(version: &str) -> String {
+        format!(
+            "<WIM><IMAGE INDEX=\"1\"><NAME>PE</NAME><WINDOWS><ARCH>9</ARCH>{version}</WINDOWS>\
+             </IMAGE></WIM>"
+        )
+    }
+
+    #[test]
+    fn windows_version_is_read_as_numbers() {
+        let v = |x: &str| parse_xml(&xml(x), 1).unwrap()[0].version.clone();
+        assert_eq!(
+            v(
+                "<VERSION><MAJOR>10</MAJOR><MINOR>0</MINOR><BUILD>26100</BUILD>\
+               <SPBUILD>1</SPBUILD></VERSION>"
+            )
+            .as_deref(),
+            Some("10.0.26100.1")
+        );
+        assert_eq!(
+            v("<VERSION><MAJOR>6</MAJOR><MINOR>3</MINOR><BUILD>9600</BUILD></VERSION>").as_deref(),
+            Some("6.3.9600")
+        );
+        // Absent, partial, or not numbers: no version, and no error.
+        assert_eq!(v(""), None);
+        assert_eq!(v("<VERSION><MAJOR>10</MAJOR></VERSION>"), None);
+        assert_eq!(
+            v("<VERSION><MAJOR>10</MAJOR><MINOR>x</MINOR><BUILD>1</BUILD></VERSION>"),
+            None
+        );
+    }
 }

@@ -142,18 +142,9 @@ fn source_date_epoch() -> anyhow::Result<u64> {
 pub fn run(a: CaptureArgs) -> anyhow::Result<ExitCode> {
     let reg = crate::plugins::registry(&a.plugins.plugin_dirs);
     let sink = crate::plugins::sink(&reg, &a.sink)?;
-    let mut options = BTreeMap::new();
-    for kv in &a.sink_options {
-        let (k, v) = kv
-            .split_once('=')
-            .with_context(|| format!("--sink-option {kv:?} is not KEY=VALUE"))?;
-        options.insert(k.to_owned(), v.to_owned());
-    }
-    if let Some(v) = &a.partition_scheme {
-        options.insert("partition-scheme".into(), v.clone());
-    }
-    if let Some(v) = &a.vhd_type {
-        options.insert("vhd-type".into(), v.clone());
+    let mut options = sink_options(&a, sink.info())?;
+    if a.target_arch.is_none() && crate::ui::verbosity() > crate::ui::Verbosity::Quiet {
+        eprintln!("capmedia: warning: {NO_TARGET_ARCH}");
     }
     if a.allow_fixed_disk {
         options.insert("allow-fixed-disk".into(), "true".into());
@@ -194,7 +185,14 @@ pub fn run(a: CaptureArgs) -> anyhow::Result<ExitCode> {
     let result = run_stages(&req, sink, &ui, a.json);
     ui.finish();
     match result {
-        Ok(report) => {
+        Ok(mut report) => {
+            if let Some(n) = crate::firmware::note(sink.info(), &req.options) {
+                report.notes.push(n);
+            }
+            if a.target_arch.is_none() && a.json {
+                // Scripts read the document, not stderr.
+                report.notes.push(NO_TARGET_ARCH.into());
+            }
             if a.json {
                 crate::json::print("capture", true, &report)?;
             } else {
@@ -220,6 +218,69 @@ pub fn run(a: CaptureArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// What a capture without `--target-arch` could not check.
+const NO_TARGET_ARCH: &str = "no --target-arch: the architecture rule (an x64 computer boots x86 \
+     or x64 boot images, an x86 computer only x86, an arm64 computer only arm64) was not checked \
+     against the computer this media is for";
+
+/// The sink options of the command line, each checked against the options
+/// the chosen sink says it reads, before anything is fetched or written:
+/// an option a sink ignores would leave the user believing it applied
+/// (`--vhd-type dynamic` with iso-set). `--yes` and `--allow-fixed-disk`
+/// are the driver's too and always pass. A sink that declares no options
+/// at all (an older third-party one) cannot be checked: a warning then.
+fn sink_options(
+    a: &CaptureArgs,
+    info: &capmedia_sink::SinkInfo,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut given: Vec<(String, String, String)> = Vec::new();
+    for kv in &a.sink_options {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--sink-option {kv:?} is not KEY=VALUE"))?;
+        given.push((format!("--sink-option {k}"), k.to_owned(), v.to_owned()));
+    }
+    if let Some(v) = &a.partition_scheme {
+        given.push((
+            "--partition-scheme".into(),
+            "partition-scheme".into(),
+            v.clone(),
+        ));
+    }
+    if let Some(v) = &a.vhd_type {
+        given.push(("--vhd-type".into(), "vhd-type".into(), v.clone()));
+    }
+    let reads: Vec<&str> = info.options.iter().map(|o| o.name.as_str()).collect();
+    let mut options = BTreeMap::new();
+    for (flag, key, value) in given {
+        if !reads.contains(&key.as_str()) {
+            if reads.is_empty() {
+                eprintln!(
+                    "capmedia: warning: sink {} declares no options, so whether it reads {flag} \
+                     cannot be checked",
+                    info.name
+                );
+            } else {
+                // The same option under the sink's own name (vhdx-type).
+                let near = reads
+                    .iter()
+                    .find(|r| r.replace("vhdx", "vhd") == key)
+                    .map(|r| format!("; for {}: --sink-option {r}={value}", info.name))
+                    .unwrap_or_default();
+                return Err(crate::UsageError(format!(
+                    "sink {} does not read {flag} (it reads: {}){near}; nothing was fetched or \
+                     written",
+                    info.name,
+                    reads.join(", ")
+                ))
+                .into());
+            }
+        }
+        options.insert(key, value);
+    }
+    Ok(options)
 }
 
 /// The driver's stages, with the one question between "checked" and

@@ -7,9 +7,17 @@ use capmedia_device::{list_drives, SystemPaths};
 pub fn run(all: bool, json: bool) -> anyhow::Result<ExitCode> {
     let drives = list_drives(&SystemPaths::default(), all)?;
     if json {
-        crate::json::print("devices", true, crate::json::DevicesBody { drives })?;
+        crate::json::print(
+            "devices",
+            true,
+            crate::json::DevicesBody {
+                drives,
+                firmware: crate::firmware::USB_RAW.into(),
+            },
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
+    println!("{}", crate::firmware::USB_RAW);
     if drives.is_empty() {
         println!(
             "no {}drives found{}",

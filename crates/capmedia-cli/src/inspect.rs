@@ -25,6 +25,9 @@ pub fn run(file: &Path, bcd: bool, drivers: bool, json: bool) -> anyhow::Result<
     if drivers {
         return wim_drivers(file, json);
     }
+    if file.is_dir() {
+        return Err(a_medium(file, "a folder"));
+    }
     let mut head = [0u8; 4];
     let n = std::fs::File::open(file)
         .and_then(|mut f| f.read(&mut head))
@@ -39,14 +42,71 @@ pub fn run(file: &Path, bcd: bool, drivers: bool, json: bool) -> anyhow::Result<
         print_stores(&[(file.display().to_string(), store)], json)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let info = capmedia_arch::inspect(file)
-        .with_context(|| format!("cannot inspect {}", file.display()))?;
+    let info = match capmedia_arch::inspect(file) {
+        Ok(info) => info,
+        Err(e) => {
+            // A medium is a common thing to hand to `inspect`: say what it
+            // is and which command reads it, rather than "not a WIM".
+            if let Some(what) = medium_kind(file) {
+                return Err(a_medium(file, what));
+            }
+            return Err(anyhow::Error::new(e).context(format!("cannot inspect {}", file.display())));
+        }
+    };
     if json {
         crate::json::print("inspect", true, &info)?;
     } else {
         print!("{info}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The error for a medium given to plain `inspect`, naming the commands
+/// that do read media.
+fn a_medium(file: &Path, what: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{} is {what}, not a WIM, PE file or BCD store: `capmedia verify {}` checks a medium \
+         against its manifest, `capmedia inspect --bcd {}` shows its BCD stores",
+        file.display(),
+        file.display(),
+        file.display()
+    )
+}
+
+/// What kind of medium `file` is, from its magic numbers: an ISO 9660
+/// volume (`CD001` at 32 KiB + 1), a VHDX (`vhdxfile` at 0), a VHD
+/// (`conectix` at 0 for a dynamic one's copy, or in the last 512 bytes), a
+/// partitioned disk image (0x55AA at 510), or a block device.
+fn medium_kind(file: &Path) -> Option<&'static str> {
+    use std::io::{Seek, SeekFrom};
+    use std::os::unix::fs::FileTypeExt;
+    let meta = std::fs::metadata(file).ok()?;
+    if meta.file_type().is_block_device() {
+        return Some("a drive");
+    }
+    let mut f = std::fs::File::open(file).ok()?;
+    let mut at = |offset: u64, len: usize| -> Option<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        f.seek(SeekFrom::Start(offset)).ok()?;
+        f.read_exact(&mut buf).ok()?;
+        Some(buf)
+    };
+    if at(0x8001, 5).is_some_and(|b| b == b"CD001") {
+        return Some("an ISO 9660 volume");
+    }
+    if at(0, 8).is_some_and(|b| b == b"vhdxfile") {
+        return Some("a VHDX virtual disk");
+    }
+    let len = meta.len();
+    if at(0, 8).is_some_and(|b| b == b"conectix")
+        || (len >= 512 && at(len - 512, 8).is_some_and(|b| b == b"conectix"))
+    {
+        return Some("a VHD virtual disk");
+    }
+    if at(510, 2).is_some_and(|b| b == [0x55, 0xAA]) {
+        return Some("a disk image");
+    }
+    None
 }
 
 /// The boot image's drivers (every INF Windows PE installs from, read for

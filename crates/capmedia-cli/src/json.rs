@@ -24,8 +24,14 @@ pub const VERSION: u32 = 1;
 
 /// The commands that print JSON, by the name `command` carries and the
 /// file name of their schema (`dp list` → `dp-list.json`).
-pub const COMMANDS: [&str; 6] = [
-    "capture", "verify", "inspect", "devices", "plugins", "dp list",
+pub const COMMANDS: [&str; 7] = [
+    "capture",
+    "verify",
+    "inspect",
+    "devices",
+    "plugins",
+    "dp list",
+    "cache list",
 ];
 
 /// Every `--json` document.
@@ -34,7 +40,7 @@ pub struct Envelope<T> {
     /// The version of this envelope: 1.
     pub capmedia: u32,
     /// The command that printed it: capture, verify, inspect, devices,
-    /// plugins, dp list.
+    /// plugins, dp list, cache list.
     pub command: String,
     /// Whether the command succeeded (the exit code is 0 exactly when it is
     /// true).
@@ -68,7 +74,9 @@ pub struct ErrorInfo {
     /// What kind of failure: `refused` (a rule or the target says no;
     /// nothing was written), `dp` (the distribution point or its package),
     /// `arch` (the architecture rule or an unreadable WIM/PE), `plan` (the
-    /// media's content), `io`, `corrupt` (a read-back found damage),
+    /// media's content), `usage` (options the command cannot honour; exit
+    /// 2), `boot-image` (the boot image's own files), `drivers` (a device
+    /// without a driver), `io`, `corrupt` (a read-back found damage),
     /// `unsupported` (not a format capmedia reads), `plugin`, `cancelled`
     /// (Ctrl-C; exit 130), `internal`, or `error` (anything else).
     pub kind: String,
@@ -83,6 +91,11 @@ pub struct ErrorInfo {
     /// The file, output or device concerned, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<PathBuf>,
+    /// What to do next, when capmedia can tell (e.g. the `dp list` command
+    /// that shows a DP's packages); the text output prints it after the
+    /// message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 impl ErrorInfo {
@@ -95,8 +108,13 @@ impl ErrorInfo {
             dp: None,
             package: None,
             file: None,
+            hint: None,
         };
         for cause in e.chain() {
+            if cause.downcast_ref::<crate::UsageError>().is_some() {
+                info.kind = "usage".into();
+                break;
+            }
             if let Some(c) = cause.downcast_ref::<C>() {
                 let (kind, dp, package, file): (&str, _, _, Option<PathBuf>) = match c {
                     C::Dp(_) => ("dp", None, None, None),
@@ -236,6 +254,46 @@ pub struct PackageRow {
     pub files: u64,
     /// Why the package cannot be used, when it cannot.
     pub problem: Option<String>,
+    /// For a boot image package: the image it boots, read from the WIM's
+    /// header and XML by range reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot_image: Option<BootImageRow>,
+    /// For a boot image package whose WIM could not be read: why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot_image_problem: Option<String>,
+}
+
+/// The image a boot image package boots (`capmedia_driver::BootImageSummary`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct BootImageRow {
+    /// `boot.<PKGID>.wim`.
+    pub wim: String,
+    /// The booting image's index in the WIM.
+    pub image_index: u32,
+    pub image_name: Option<String>,
+    /// x86, x64, arm64, ...
+    pub arch: String,
+    /// Windows PE's version, e.g. 10.0.26100.1, when the WIM records it.
+    pub winpe_version: Option<String>,
+}
+
+/// `capmedia cache list`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CacheListBody {
+    /// The cache folder.
+    pub cache: PathBuf,
+    /// Total bytes of its blobs.
+    pub bytes: u64,
+    pub blobs: Vec<CacheBlob>,
+}
+
+/// One verified blob of the cache (named by its SHA-256).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CacheBlob {
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// When it was last fetched or read, in seconds since 1970 (UTC).
+    pub last_used: Option<u64>,
 }
 
 /// `capmedia plugins`.
@@ -265,6 +323,9 @@ pub struct SinkRow {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct DevicesBody<D> {
     pub drives: Vec<D>,
+    /// Which firmware a usb-raw medium boots on (MBR: BIOS and UEFI; GPT:
+    /// UEFI only).
+    pub firmware: String,
 }
 
 /// `capmedia inspect --bcd`, or `inspect` of a BCD store.
@@ -460,6 +521,7 @@ pub fn schema(command: &str) -> Option<serde_json::Value> {
         "devices" => schemars::schema_for!(Doc<DevicesBody<DriveMirror>>),
         "plugins" => schemars::schema_for!(Doc<PluginsBody>),
         "dp list" => schemars::schema_for!(Doc<DpListBody>),
+        "cache list" => schemars::schema_for!(Doc<CacheListBody>),
         _ => return None,
     };
     let mut v = s.to_value();

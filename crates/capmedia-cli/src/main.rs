@@ -12,6 +12,7 @@ mod cache;
 mod capture;
 mod devices;
 mod dp;
+mod firmware;
 mod inspect;
 mod json;
 mod plugins;
@@ -48,7 +49,9 @@ struct PluginArgs {
 
 #[derive(Debug, Subcommand)]
 enum DpCommand {
-    /// List the packages on a DP, with kind, version and size.
+    /// List the packages on a DP, with kind, version and size, and each
+    /// boot image's architecture and Windows PE version (read from its
+    /// WIM's header and XML by range reads).
     #[command(after_help = shell::DP_LIST_HELP)]
     List {
         /// A path to SCCMContentLib, or an http(s):// URL of SMS_DP_SMSPKG$.
@@ -64,17 +67,23 @@ enum DpCommand {
 
 #[derive(Debug, Subcommand)]
 enum CacheCommand {
-    /// List the verified blobs the content cache holds.
+    /// List the verified blobs the content cache holds, with the cache's
+    /// place and total size.
     #[command(after_help = shell::CACHE_LIST_HELP)]
     List {
-        /// Print JSON instead of text.
+        /// Print one JSON document on stdout (schema:
+        /// docs/schema/cache-list.json).
         #[arg(long)]
         json: bool,
     },
     /// Remove what dead (killed) runs left: partial downloads and staging
     /// folders. Never a live run's, never a verified blob.
     #[command(after_help = shell::CACHE_CLEAN_HELP)]
-    Clean,
+    Clean {
+        /// Also remove the blobs not used (fetched or read) for DAYS days.
+        #[arg(long, value_name = "DAYS")]
+        older_than: Option<u64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,7 +137,8 @@ enum Command {
     Cache {
         #[command(subcommand)]
         command: CacheCommand,
-        /// The cache folder.
+        /// The cache folder [default: $XDG_CACHE_HOME/capmedia, else
+        /// ~/.cache/capmedia].
         #[arg(long, value_name = "DIR", global = true)]
         cache: Option<PathBuf>,
     },
@@ -192,6 +202,10 @@ impl Command {
             Command::Verify { json, .. } => json.then_some("verify"),
             Command::Devices { json, .. } => json.then_some("devices"),
             Command::Plugins { json, .. } => json.then_some("plugins"),
+            Command::Cache {
+                command: CacheCommand::List { json },
+                ..
+            } => json.then_some("cache list"),
             _ => None,
         }
     }
@@ -244,7 +258,7 @@ fn main() -> ExitCode {
             let dir = cache.unwrap_or_else(capmedia_driver::default_cache_dir);
             match command {
                 CacheCommand::List { json } => cache::list(&dir, json),
-                CacheCommand::Clean => cache::clean(&dir),
+                CacheCommand::Clean { older_than } => cache::clean(&dir, older_than),
             }
         }
         Command::Plugins { plugins, json } => plugins::run(&plugins.plugin_dirs, json),
@@ -262,17 +276,76 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("capmedia: {}", one_line(&e));
+            let hint = hint(&e);
+            match &hint {
+                Some(h) => eprintln!("capmedia: {}; {h}", one_line(&e)),
+                None => eprintln!("capmedia: {}", one_line(&e)),
+            }
             if let Some(command) = json_name {
-                let error = json::ErrorInfo::from_error(&e).concerning(
+                let mut error = json::ErrorInfo::from_error(&e).concerning(
                     dp.as_deref(),
                     package.as_deref(),
                     file.as_deref(),
                 );
+                error.hint = hint;
                 let _ = json::print(command, false, json::Failure { error });
             }
-            ExitCode::FAILURE
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::FAILURE
+            }
         }
+    }
+}
+
+/// Exit code of a command line that cannot be honoured, as clap's own usage
+/// errors.
+const EXIT_USAGE: u8 = 2;
+
+/// A command line clap accepts but the command cannot honour (e.g. an option
+/// the chosen sink does not read): exit code 2, JSON kind `usage`, found
+/// before anything is fetched or written.
+#[derive(Debug)]
+pub(crate) struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// What to do next, for failures where the message alone leaves the user
+/// guessing.
+fn hint(e: &anyhow::Error) -> Option<String> {
+    use capmedia_dp::DpError;
+    e.chain().find_map(|cause| {
+        let dp = cause.downcast_ref::<DpError>().or_else(|| match cause
+            .downcast_ref::<capmedia_driver::CaptureError>(
+        ) {
+            Some(capmedia_driver::CaptureError::Dp(d)) => Some(&**d),
+            _ => None,
+        })?;
+        match dp {
+            DpError::NotDistributed { dp, .. } => Some(format!(
+                "`capmedia dp list --dp {}` lists the packages this DP has",
+                shell_word(dp)
+            )),
+            _ => None,
+        }
+    })
+}
+
+/// `s` as one shell word: quoted when it holds anything but plain
+/// characters (a DP URL's `$`, a path's spaces).
+fn shell_word(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-:@%+=,".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
 

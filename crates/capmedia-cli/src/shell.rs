@@ -60,6 +60,7 @@ Examples:
 pub const CACHE_HELP: &str = "\
 Examples:
   capmedia cache list
+  capmedia cache clean --older-than 30
   capmedia cache clean --cache /var/cache/capmedia";
 
 pub const CACHE_LIST_HELP: &str = "\
@@ -70,6 +71,7 @@ Examples:
 pub const CACHE_CLEAN_HELP: &str = "\
 Examples:
   capmedia cache clean
+  capmedia cache clean --older-than 30
   capmedia cache clean --cache /var/cache/capmedia";
 
 pub const PLUGINS_HELP: &str = "\

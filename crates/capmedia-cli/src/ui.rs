@@ -264,3 +264,40 @@ mod tests {
         assert!(lines.iter().any(|l| l.contains("GiB/")), "{screen}");
     }
 }
+
+/// Bytes in binary units for people: `512 B`, `1.5 KiB`, `340.2 MiB`,
+/// `1.21 GiB`. `--json` gives exact bytes instead.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if b < 1024 {
+        return format!("{b} B");
+    }
+    let mut v = b as f64 / 1024.0;
+    let mut unit = UNITS[0];
+    for u in &UNITS[1..] {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = u;
+    }
+    if v < 10.0 {
+        format!("{v:.2} {unit}")
+    } else {
+        format!("{v:.1} {unit}")
+    }
+}
+
+#[cfg(test)]
+mod human_tests {
+    #[test]
+    fn human_bytes_uses_binary_units() {
+        use super::human_bytes;
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.50 KiB");
+        assert_eq!(human_bytes(300 << 20), "300.0 MiB");
+        assert_eq!(human_bytes(3 << 30), "3.00 GiB");
+        assert_eq!(human_bytes(5 << 40), "5.00 TiB");
+    }
+}

@@ -132,6 +132,7 @@ pub fn run(outputs: &[PathBuf], plugin_dirs: &[PathBuf], json: bool) -> anyhow::
                     dp: None,
                     package: None,
                     file: Some(out.clone()),
+                    hint: None,
                 };
                 crate::json::print("verify", false, crate::json::Failure { error })?;
             }

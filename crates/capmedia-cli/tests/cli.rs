@@ -205,6 +205,7 @@ fn shipped_schemas_match_the_types() {
     assert_eq!(
         names,
         [
+            "cache-list.json",
             "capture.json",
             "devices.json",
             "dp-list.json",
@@ -269,6 +270,10 @@ fn every_command_prints_its_json_shape_and_errors_as_json() {
 
     let v = json_doc(&run(&["devices", "--all", "--json"]));
     assert!(v["drives"].is_array());
+    assert!(
+        v["firmware"].as_str().unwrap().contains("BIOS and UEFI"),
+        "{v:#}"
+    );
 
     // inspect: a file that is none of what it reads, as a JSON error.
     let dir = tempfile::tempdir().unwrap();
@@ -560,5 +565,533 @@ fn verbose_shows_stage_timings_and_each_file_and_notes_print_once() {
             .lines()
             .any(|l| l.contains(", verify ") && l.contains("s, total ")),
         "{out_text}"
+    );
+}
+
+// ---------------------------------------------- 5. answers that lead on
+
+/// An unknown package: the error says how to list the DP's packages.
+#[test]
+fn an_unknown_package_suggests_dp_list() {
+    require_plugins();
+    let lib = sample().content_lib.display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.iso");
+    let o = capture_with(&lib, "PS1FFFFF", "iso-set", &out, dir.path(), &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let err = text(&o.stderr);
+    // One line: the reason and its hint.
+    let last = err.lines().last().unwrap();
+    assert!(last.contains("PS1FFFFF is not distributed"), "{err}");
+    assert!(
+        last.contains(&format!("`capmedia dp list --dp {lib}`")),
+        "{err}"
+    );
+    // The command it names works and lists the DP's packages.
+    let v = json_doc(&run(&["dp", "list", "--dp", &lib, "--json"]));
+    assert!(v["packages"].as_array().unwrap().len() >= 2, "{v:#}");
+    // In JSON, the hint has its own field.
+    let o = capture_with(&lib, "PS1FFFFF", "iso-set", &out, dir.path(), &["--json"]);
+    let v = json_doc(&o);
+    assert!(
+        v["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("capmedia dp list --dp"),
+        "{v:#}"
+    );
+    assert!(!out.exists());
+}
+
+/// A web server that is not a DP's content site: said so, for `dp list`
+/// and for a capture, instead of "package not distributed".
+#[test]
+fn an_http_server_that_is_not_a_dp_says_so() {
+    require_plugins();
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    fs::create_dir_all(site.join("images")).unwrap();
+    fs::write(
+        site.join("index.html"),
+        "<html><body>intranet</body></html>",
+    )
+    .unwrap();
+    fs::write(site.join("images/logo.png"), b"png").unwrap();
+    let ng = capmedia_testdp::Nginx::start_temp(&site).unwrap_or_else(|e| panic!("{e}"));
+    // nginx does serve the folder there: the server answers, PkgLib is what
+    // is missing.
+    let url = ng.url();
+    let o = Command::new("curl")
+        .args(["-sf", &format!("{url}index.html")])
+        .output()
+        .expect("curl is missing: apt-get install curl");
+    assert!(text(&o.stdout).contains("intranet"), "{}", show(&o));
+
+    let want = format!("no PkgLib at {url}PkgLib/: is this the SMS_DP_SMSPKG$ endpoint?");
+    let o = run(&["dp", "list", "--dp", &url]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(text(&o.stderr).contains(&want), "{}", show(&o));
+    let o = run(&["dp", "list", "--dp", &url, "--json"]);
+    let v = json_doc(&o);
+    assert_eq!(v["error"]["kind"], "dp", "{v:#}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains(&want),
+        "{v:#}"
+    );
+
+    let out = dir.path().join("x.iso");
+    let o = capture_with(&url, X64_PACKAGE, "iso-set", &out, dir.path(), &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let err = text(&o.stderr);
+    assert!(err.contains(&want), "{err}");
+    assert!(!err.contains("not distributed"), "{err}");
+    assert!(!out.exists());
+}
+
+/// `inspect` given a medium names what it is and the commands that read
+/// media; a file that is no medium still gets the plain error.
+#[test]
+fn inspect_of_a_medium_suggests_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let tree = d.join("tree");
+    fs::create_dir_all(&tree).unwrap();
+    fs::write(tree.join("readme.txt"), "hello").unwrap();
+    let iso = d.join("m.iso");
+    let o = Command::new("xorriso")
+        .args(["-as", "mkisofs", "-quiet", "-o"])
+        .arg(&iso)
+        .arg(&tree)
+        .output()
+        .expect("xorriso is missing: apt-get install xorriso");
+    assert!(o.status.success(), "{}", show(&o));
+    let img = d.join("m.img");
+    let o = Command::new("mkfs.fat")
+        .args(["-C", img.to_str().unwrap(), "4096"])
+        .output()
+        .expect("mkfs.fat is missing: apt-get install dosfstools");
+    assert!(o.status.success(), "{}", show(&o));
+    let vhd = d.join("m.vhd");
+    let o = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "vpc", vhd.to_str().unwrap(), "8M"])
+        .output()
+        .expect("qemu-img is missing: apt-get install qemu-utils");
+    assert!(o.status.success(), "{}", show(&o));
+    for (file, what) in [
+        (&iso, "an ISO 9660 volume"),
+        (&img, "a disk image"),
+        (&vhd, "a VHD virtual disk"),
+        (&tree, "a folder"),
+    ] {
+        let f = file.to_str().unwrap();
+        let o = run(&["inspect", f]);
+        assert_eq!(o.status.code(), Some(1), "{f}: {}", show(&o));
+        let err = text(&o.stderr);
+        assert!(err.contains(&format!("{f} is {what}")), "{err}");
+        assert!(err.contains(&format!("`capmedia verify {f}`")), "{err}");
+        assert!(err.contains("inspect --bcd"), "{err}");
+        json_doc(&run(&["inspect", "--json", f]));
+    }
+    let junk = d.join("junk.bin");
+    fs::write(&junk, b"not a wim, not a pe").unwrap();
+    let o = run(&["inspect", junk.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(!text(&o.stderr).contains("capmedia verify"), "{}", show(&o));
+}
+
+/// Options the chosen sink does not read are refused (exit 2, as a usage
+/// error) before anything is fetched or written.
+#[test]
+fn options_the_sink_ignores_are_refused_before_anything_is_written() {
+    require_plugins();
+    let dir = tempfile::tempdir().unwrap();
+    for (sink, file, extra, flag) in [
+        (
+            "iso-set",
+            "x.iso",
+            &["--vhd-type", "dynamic"][..],
+            "--vhd-type",
+        ),
+        (
+            "iso-set",
+            "x.iso",
+            &["--partition-scheme", "gpt"][..],
+            "--partition-scheme",
+        ),
+        (
+            "vhd",
+            "x.vhd",
+            &["--sink-option", "colour=blue"][..],
+            "--sink-option colour",
+        ),
+        ("vhdx", "x.vhdx", &["--vhd-type", "fixed"][..], "--vhd-type"),
+    ] {
+        let out = dir.path().join(file);
+        let o = capture(sink, &out, dir.path(), extra);
+        assert_eq!(o.status.code(), Some(2), "{sink} {extra:?}: {}", show(&o));
+        let err = text(&o.stderr);
+        assert!(
+            err.contains(&format!("sink {sink} does not read {flag} (it reads: ")),
+            "{err}"
+        );
+        assert!(!out.exists(), "{sink}");
+        assert!(!dir.path().join("cache").exists(), "{sink}: fetched");
+        if sink == "vhdx" {
+            assert!(err.contains("--sink-option vhdx-type=fixed"), "{err}");
+        }
+        let v = json_doc(&capture(
+            sink,
+            &out,
+            dir.path(),
+            &[extra, &["--json"]].concat(),
+        ));
+        assert_eq!(v["error"]["kind"], "usage", "{v:#}");
+    }
+    // What the sink reads passes.
+    for (sink, file, extra) in [
+        (
+            "vhd",
+            "x.vhd",
+            &["--vhd-type", "dynamic", "--partition-scheme", "gpt"][..],
+        ),
+        ("vhdx", "x.vhdx", &["--sink-option", "vhdx-type=fixed"][..]),
+        ("usb-raw", "x.img", &["--partition-scheme", "mbr"][..]),
+    ] {
+        let o = capture(
+            sink,
+            &dir.path().join(file),
+            dir.path(),
+            &[extra, &["--dry-run"]].concat(),
+        );
+        assert!(o.status.success(), "{sink} {extra:?}: {}", show(&o));
+    }
+}
+
+/// Without `--target-arch` the architecture rule cannot be checked: a
+/// warning on stderr (and a note in JSON); with it, no warning.
+#[test]
+fn capture_without_target_arch_warns_the_rule_was_not_checked() {
+    require_plugins();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.iso");
+    let o = capture("iso-set", &out, dir.path(), &["--dry-run"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let warn = "capmedia: warning: no --target-arch: the architecture rule";
+    assert_eq!(text(&o.stderr).matches(warn).count(), 1, "{}", show(&o));
+    let v = json_doc(&capture(
+        "iso-set",
+        &out,
+        dir.path(),
+        &["--dry-run", "--json"],
+    ));
+    assert!(
+        v["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("was not checked")),
+        "{v:#}"
+    );
+    let o = capture(
+        "iso-set",
+        &out,
+        dir.path(),
+        &["--dry-run", "--target-arch", "x64"],
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(
+        !text(&o.stderr).contains("no --target-arch"),
+        "{}",
+        show(&o)
+    );
+    // The rule itself is checked when the target is given.
+    let o = capture(
+        "iso-set",
+        &out,
+        dir.path(),
+        &["--dry-run", "--target-arch", "x86"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+}
+
+// ------------------------------------------------------------ 6. dp list
+
+/// Reads `wimlib-imagex info`'s "Architecture" and version lines.
+fn wimlib_arch_and_version(wim: &Path) -> (String, Option<String>) {
+    let o = Command::new("wimlib-imagex")
+        .arg("info")
+        .arg(wim)
+        .arg("1")
+        .output()
+        .expect("wimlib-imagex is missing: apt-get install wimtools");
+    assert!(o.status.success(), "{}", show(&o));
+    let t = text(&o.stdout);
+    let field = |k: &str| {
+        t.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(|v| v.trim_start_matches(':').trim().to_owned())
+    };
+    let arch = match field("Architecture").as_deref() {
+        Some("x86_64") => "x64".to_owned(),
+        Some("x86") => "x86".to_owned(),
+        Some("ARM64") => "arm64".to_owned(),
+        other => panic!("wimlib arch {other:?}: {t}"),
+    };
+    let version = match (
+        field("Major Version"),
+        field("Minor Version"),
+        field("Build"),
+        field("Service Pack Build"),
+    ) {
+        (Some(a), Some(b), Some(c), Some(d)) => Some(format!("{a}.{b}.{c}.{d}")),
+        _ => None,
+    };
+    (arch, version)
+}
+
+/// `dp list` shows each boot image's architecture and Windows PE version,
+/// as wimlib reads them from the same WIMs, sizes in human units in text
+/// and exact bytes in JSON; over HTTP too (range reads).
+#[test]
+fn dp_list_shows_each_boot_images_arch_and_winpe_version() {
+    use capmedia_dp::{build_library, BuildOptions, PackageSource};
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    fs::create_dir_all(&tree).unwrap();
+    fs::write(tree.join("readme.txt"), vec![b'x'; 300_000]).unwrap();
+    // (package, ARCH value, version properties)
+    type Spec<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let specs: [Spec<'_>; 2] = [
+        (
+            "PS10000A",
+            "9",
+            &[
+                ("MAJOR", "10"),
+                ("MINOR", "0"),
+                ("BUILD", "26100"),
+                ("SPBUILD", "1"),
+            ],
+        ),
+        ("PS10000C", "12", &[]),
+    ];
+    let mut sources = Vec::new();
+    let mut wims = Vec::new();
+    for (id, arch, version) in specs {
+        let id: capmedia_content::PackageId = id.parse().unwrap();
+        let pkg = dir.path().join(id.as_str());
+        fs::create_dir_all(&pkg).unwrap();
+        let wim = pkg.join(id.boot_wim_name());
+        let o = Command::new("wimlib-imagex")
+            .arg("capture")
+            .arg(&tree)
+            .arg(&wim)
+            .args(["Microsoft Windows PE", "--boot", "--quiet"])
+            .output()
+            .expect("wimlib-imagex is missing: apt-get install wimtools");
+        assert!(o.status.success(), "{}", show(&o));
+        let mut info = Command::new("wimlib-imagex");
+        info.arg("info").arg(&wim).arg("1");
+        info.args(["--image-property", &format!("WINDOWS/ARCH={arch}")]);
+        for (k, v) in version {
+            info.args(["--image-property", &format!("WINDOWS/VERSION/{k}={v}")]);
+        }
+        let o = info.output().unwrap();
+        assert!(o.status.success(), "{}", show(&o));
+        wims.push((id.to_string(), wimlib_arch_and_version(&wim)));
+        sources.push((id, pkg));
+    }
+    let lib = dir.path().join("SCCMContentLib");
+    let pkgs: Vec<PackageSource<'_>> = sources
+        .iter()
+        .map(|(id, folder)| PackageSource {
+            id: id.clone(),
+            version: 1,
+            folder,
+        })
+        .collect();
+    build_library(&lib, &pkgs, &BuildOptions::default()).unwrap();
+    let ng = capmedia_testdp::Nginx::start_temp(&lib).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(wims[0].1 .1.as_deref(), Some("10.0.26100.1"));
+    assert_eq!(wims[1].1 .1, None);
+
+    for dp in [lib.display().to_string(), ng.url()] {
+        let v = json_doc(&run(&["dp", "list", "--dp", &dp, "--json"]));
+        let rows = v["packages"].as_array().unwrap();
+        assert_eq!(rows.len(), 2, "{v:#}");
+        for (row, (id, (arch, version))) in rows.iter().zip(&wims) {
+            assert_eq!(row["package"], id.as_str(), "{v:#}");
+            assert_eq!(row["boot_image"]["arch"], arch.as_str(), "{v:#}");
+            assert_eq!(
+                row["boot_image"]["winpe_version"].as_str(),
+                version.as_deref(),
+                "{v:#}"
+            );
+            assert_eq!(row["boot_image"]["image_index"], 1, "{v:#}");
+            // Exact bytes: the WIM's size on disk.
+            let wim = dir.path().join(id).join(format!("boot.{id}.wim"));
+            assert_eq!(row["size"], fs::metadata(&wim).unwrap().len(), "{v:#}");
+        }
+        let o = run(&["dp", "list", "--dp", &dp]);
+        assert!(o.status.success(), "{}", show(&o));
+        let t = text(&o.stdout);
+        assert!(t.lines().next().unwrap().contains("ARCH"), "{t}");
+        let a = t.lines().find(|l| l.starts_with("PS10000A")).unwrap();
+        assert!(a.contains(" x64 ") && a.contains("10.0.26100.1"), "{t}");
+        assert!(a.contains(" KiB"), "{t}");
+        let c = t.lines().find(|l| l.starts_with("PS10000C")).unwrap();
+        assert!(c.contains(" arm64 "), "{t}");
+    }
+}
+
+// -------------------------------------------------------------- 7. cache
+
+/// `cache list` shows the cache's place and total size; `cache clean
+/// --older-than DAYS` removes the blobs not used for that long, and only
+/// those.
+#[test]
+fn cache_list_shows_place_and_size_and_clean_removes_old_blobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let old = cache.join("AB/AB00");
+    let recent = cache.join("CD/CD00");
+    fs::create_dir_all(old.parent().unwrap()).unwrap();
+    fs::create_dir_all(recent.parent().unwrap()).unwrap();
+    fs::write(&old, vec![0u8; 3 << 20]).unwrap();
+    fs::write(&recent, vec![0u8; 1000]).unwrap();
+    let days_ago =
+        |d: u64| std::time::SystemTime::now() - std::time::Duration::from_secs(d * 86_400);
+    let set = |p: &Path, t| {
+        let f = fs::File::options().write(true).open(p).unwrap();
+        f.set_times(fs::FileTimes::new().set_accessed(t).set_modified(t))
+            .unwrap();
+    };
+    set(&old, days_ago(40));
+    set(&recent, days_ago(2));
+    let c = cache.to_str().unwrap();
+
+    let o = run(&["cache", "list", "--cache", c]);
+    assert!(o.status.success(), "{}", show(&o));
+    let t = text(&o.stdout);
+    let total = (3u64 << 20) + 1000;
+    assert!(
+        t.contains(&format!("cache {c}: 2 blobs, 3.00 MiB ({total} bytes)")),
+        "{t}"
+    );
+    let v = json_doc(&run(&["cache", "list", "--cache", c, "--json"]));
+    assert_eq!(v["command"], "cache list");
+    assert_eq!(v["cache"], c);
+    assert_eq!(v["bytes"], total);
+    assert_eq!(v["blobs"].as_array().unwrap().len(), 2, "{v:#}");
+
+    // Without --older-than, blobs stay.
+    let o = run(&["cache", "clean", "--cache", c]);
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(old.exists() && recent.exists());
+    let o = run(&["cache", "clean", "--cache", c, "--older-than", "30"]);
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(!old.exists(), "{}", show(&o));
+    assert!(recent.exists(), "{}", show(&o));
+    assert!(
+        text(&o.stdout).contains("1 blobs not used for 30 days removed (3.00 MiB)"),
+        "{}",
+        show(&o)
+    );
+    let v = json_doc(&run(&["cache", "list", "--cache", c, "--json"]));
+    assert_eq!(v["bytes"], 1000);
+}
+
+// ------------------------------------------ firmware (issue 19, item 3)
+
+/// The dry run says which firmware each output boots on: MBR disks BIOS
+/// and UEFI, GPT disks UEFI only, vhdx GPT (generation 2) by default, ISO
+/// sets both; `capmedia devices` says it of usb-raw.
+#[test]
+fn dry_run_says_which_firmware_each_output_boots_on() {
+    require_plugins();
+    let dir = tempfile::tempdir().unwrap();
+    for (sink, file, extra, says) in [
+        (
+            "iso-set",
+            "x.iso",
+            &[][..],
+            "boots on BIOS and UEFI computers (El Torito",
+        ),
+        (
+            "usb-raw",
+            "x.img",
+            &[][..],
+            "boots on BIOS and UEFI computers (MBR disk",
+        ),
+        (
+            "usb-raw",
+            "x.img",
+            &["--partition-scheme", "gpt"][..],
+            "boots on UEFI computers only (GPT disk",
+        ),
+        (
+            "vhd",
+            "x.vhd",
+            &[][..],
+            "Hyper-V: a generation 1 virtual machine boots it by BIOS",
+        ),
+        (
+            "vhdx",
+            "x.vhdx",
+            &[][..],
+            "boots on UEFI computers only (GPT disk); Hyper-V: a generation 2",
+        ),
+        (
+            "vhdx",
+            "x.vhdx",
+            &["--partition-scheme", "mbr"][..],
+            "boots on BIOS and UEFI computers (MBR disk",
+        ),
+    ] {
+        let out = dir.path().join(file);
+        let o = capture(sink, &out, dir.path(), &[extra, &["--dry-run"]].concat());
+        assert!(o.status.success(), "{sink} {extra:?}: {}", show(&o));
+        let t = text(&o.stdout);
+        assert!(t.contains(says), "{sink} {extra:?}: {t}");
+        let v = json_doc(&capture(
+            sink,
+            &out,
+            dir.path(),
+            &[extra, &["--dry-run", "--json"]].concat(),
+        ));
+        assert!(
+            v["notes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n.as_str().unwrap().contains(says)),
+            "{v:#}"
+        );
+    }
+    let o = run(&["devices", "--all"]);
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(
+        text(&o.stdout)
+            .contains("usb-raw writes an MBR disk by default: it boots on BIOS and UEFI"),
+        "{}",
+        show(&o)
+    );
+}
+
+/// A sink that reads back before committing (usb-raw): the report's verify
+/// time is that read-back's, not the zero of a verify stage with nothing
+/// left to do.
+#[test]
+fn verify_time_is_the_read_backs_own() {
+    require_plugins();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.img");
+    let v = json_doc(&capture("usb-raw", &out, dir.path(), &["--json"]));
+    assert_eq!(v["verified_by"], "sink", "{v:#}");
+    let t = &v["timings"];
+    assert!(t["verify_s"].as_f64().unwrap() > 0.0, "{v:#}");
+    assert!(
+        t["verify_s"].as_f64().unwrap() + t["write_s"].as_f64().unwrap()
+            <= t["total_s"].as_f64().unwrap(),
+        "{v:#}"
     );
 }

@@ -81,6 +81,16 @@ pub enum DpError {
         detail: String,
     },
 
+    /// The location answers but holds no `PkgLib`: a web server or folder
+    /// that is not a content library (e.g. the site's root, not its
+    /// `SMS_DP_SMSPKG$`).
+    #[error(
+        "DP {dp}: no PkgLib at {location}: is this the SMS_DP_SMSPKG$ endpoint? \
+         (a DP's content web site is http(s)://SERVER/SMS_DP_SMSPKG$/; a share path is \
+         its SCCMContentLib folder)"
+    )]
+    NoPkgLib { dp: String, location: String },
+
     #[error(
         "DP {dp}: content of package {package} is incomplete: DataLib names {file} \
          (SHA-256 {sha256}) but {detail}"

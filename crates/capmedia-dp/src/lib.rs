@@ -270,6 +270,13 @@ impl Dp {
         e.into_dp(&self.name, what)
     }
 
+    fn no_pkglib(&self) -> DpError {
+        DpError::NoPkgLib {
+            dp: self.name.clone(),
+            location: format!("{}/PkgLib/", self.name.trim_end_matches(['/', '\\'])),
+        }
+    }
+
     fn ini_err(&self, file: &str, e: IniError) -> DpError {
         DpError::MalformedIni {
             dp: self.name.clone(),
@@ -289,6 +296,11 @@ impl Dp {
                 let (last, parent) = rel.split_last().unwrap_or((&"", &[]));
                 let listing = match self.retry(|| self.backend.list(lib, parent)) {
                     Ok(l) => l,
+                    // Without PkgLib itself this is no content library at
+                    // all: "package not distributed" would mislead.
+                    Err(BackendError::NotFound) if lib == Lib::PkgLib && parent.is_empty() => {
+                        return Err(self.no_pkglib())
+                    }
                     Err(BackendError::NotFound) => return Ok(None),
                     Err(e) => {
                         return Err(self.err(e, format!("{}/{}", lib.name(), parent.join("/"))))
@@ -325,7 +337,10 @@ impl Dp {
     pub fn list_package_ids(&self) -> Result<Vec<PackageId>, DpError> {
         let entries = self
             .retry(|| self.backend.list(Lib::PkgLib, &[]))
-            .map_err(|e| self.err(e, "PkgLib"))?;
+            .map_err(|e| match e {
+                BackendError::NotFound => self.no_pkglib(),
+                e => self.err(e, "PkgLib"),
+            })?;
         let mut ids: Vec<PackageId> = entries
             .iter()
             .filter(|e| !e.is_dir)
@@ -418,6 +433,14 @@ impl Dp {
                 )),
             }
         })
+    }
+
+    /// What PkgLib and DataLib say of `package` (its files, sizes and
+    /// hashes), without checking FileLib: for listings and range reads
+    /// that do not fetch it (e.g. `dp list`'s boot image details). A
+    /// capture uses [`Dp::resolve`].
+    pub fn resolve_listed(&self, package: &PackageId) -> Result<PackageContent, DpError> {
+        self.resolve_unchecked(package)
     }
 
     /// Resolve from PkgLib and DataLib only.

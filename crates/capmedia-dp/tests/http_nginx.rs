@@ -71,6 +71,30 @@ fn nginx_autoindex_serves_the_same_library() {
     drop(ng);
 }
 
+/// A web server that answers but serves no content library: listing,
+/// resolving and reading a package all say there is no PkgLib there, not
+/// "package not distributed".
+#[test]
+fn a_server_without_pkglib_is_not_a_dp() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    fs::create_dir_all(site.join("DataLib")).unwrap();
+    fs::write(site.join("index.html"), "<html>intranet</html>").unwrap();
+    let ng = start_nginx(&dir.path().join("nginx"), &site);
+    let url = format!("http://127.0.0.1:{}/SMS_DP_SMSPKG$/", ng.port());
+    let dp = Dp::open(&url, quick_opts()).unwrap();
+    let want = format!("no PkgLib at {url}PkgLib/: is this the SMS_DP_SMSPKG$ endpoint?");
+    let e = dp.list_packages().unwrap_err();
+    assert!(matches!(e, DpError::NoPkgLib { .. }), "{e:?}");
+    assert!(e.to_string().contains(&want), "{e}");
+    for e in [
+        dp.resolve(&pid(BOOT)).unwrap_err(),
+        dp.resolve_listed(&pid(BOOT)).unwrap_err(),
+    ] {
+        assert!(matches!(e, DpError::NoPkgLib { .. }), "{e:?}");
+    }
+}
+
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .current_dir(dir)

@@ -16,11 +16,13 @@
 //! size known, all before any content is fetched in full.
 
 pub mod bootwim;
+mod dpinfo;
 mod layout;
 mod pipeline;
 
 pub use bootwim::{BootImageContents, BootWimError, DriverSummary, SmsTree, UefiCa, WimBootFile};
 pub use capmedia_device::{DeviceTarget, Output, SystemPaths};
+pub use dpinfo::{boot_image_summary, BootImageSummary};
 pub use layout::{BootFiles, LayoutError};
 pub use pipeline::{
     capture, default_cache_dir, resolve, BootImageInfo, CaptureError, CaptureReport,

@@ -275,6 +275,57 @@ impl Cancel for SinkEvents<'_> {
     }
 }
 
+/// Sink events that also add up the time spent in the sink's "verify"
+/// progress phases (the read-back `capmedia_manifest` reports), for sinks
+/// that read back inside `write`.
+struct PhaseTimer<'a> {
+    inner: SinkEvents<'a>,
+    /// When the current verify phase began, and the verify time so far.
+    verify: std::sync::Mutex<(Option<Instant>, std::time::Duration)>,
+}
+
+impl<'a> PhaseTimer<'a> {
+    fn new(inner: SinkEvents<'a>) -> Self {
+        PhaseTimer {
+            inner,
+            verify: std::sync::Mutex::new((None, std::time::Duration::ZERO)),
+        }
+    }
+
+    /// Seconds spent in verify phases, up to now.
+    fn verify_s(&self) -> f64 {
+        self.verify
+            .lock()
+            .map(|g| (g.1 + g.0.map(|b| b.elapsed()).unwrap_or_default()).as_secs_f64())
+            .unwrap_or(0.0)
+    }
+}
+
+impl Progress for PhaseTimer<'_> {
+    fn update(&self, phase: &str, done: u64, total: u64) {
+        if let Ok(mut g) = self.verify.lock() {
+            match (phase == "verify", g.0) {
+                (true, None) => g.0 = Some(Instant::now()),
+                (false, Some(began)) => {
+                    g.1 += began.elapsed();
+                    g.0 = None;
+                }
+                _ => {}
+            }
+        }
+        self.inner.update(phase, done, total);
+    }
+    fn message(&self, text: &str) {
+        self.inner.message(text);
+    }
+}
+
+impl Cancel for PhaseTimer<'_> {
+    fn is_cancelled(&self) -> bool {
+        self.inner.is_cancelled()
+    }
+}
+
 fn check_cancel(events: &dyn Events) -> Result<(), CaptureError> {
     if events.cancelled() {
         Err(CaptureError::Cancelled)
@@ -285,7 +336,10 @@ fn check_cancel(events: &dyn Events) -> Result<(), CaptureError> {
 
 /// The image that boots: the boot index, or the only image, or any image
 /// when all share one architecture (split WIMs carry no boot index).
-fn booting_image<'a>(images: &'a [WimImage], boot: Option<&'a WimImage>) -> Option<&'a WimImage> {
+pub(crate) fn booting_image<'a>(
+    images: &'a [WimImage],
+    boot: Option<&'a WimImage>,
+) -> Option<&'a WimImage> {
     boot.or_else(|| {
         let first = images.first()?;
         images.iter().all(|i| i.arch == first.arch).then_some(first)
@@ -389,6 +443,10 @@ pub struct Fetched<'a> {
 pub struct Written<'a> {
     fetched: Fetched<'a>,
     written: WriteReport,
+    /// Seconds the sink spent reading back inside `write` (its "verify"
+    /// progress phases), so the report's verify time is the read-back's
+    /// real time even when the sink verifies before committing.
+    read_back_s: f64,
 }
 
 /// Run the whole capture. `sink` is the sink named by the user. A drive is
@@ -959,16 +1017,18 @@ impl<'a> Fetched<'a> {
         let run = &self.checked.planned.validated.resolved.run;
         run.enter("write")?;
         let t = Instant::now();
-        let sev = SinkEvents(run.events);
+        let sev = PhaseTimer::new(SinkEvents(run.events));
         let written = run
             .sink
             .write(&self.plan, &sev, &sev)
             .map_err(run.sink_error())?;
-        let write_s = t.elapsed().as_secs_f64();
+        let read_back_s = sev.verify_s();
+        let write_s = (t.elapsed().as_secs_f64() - read_back_s).max(0.0);
         self.checked.planned.validated.resolved.run.timings.write_s = write_s;
         Ok(Written {
             fetched: self,
             written,
+            read_back_s,
         })
     }
 }
@@ -982,7 +1042,11 @@ impl Written<'_> {
     /// Stage 7: read back against the manifest (unless the sink already
     /// did, before putting the outputs in place), and the report.
     pub fn verify(self) -> Result<CaptureReport, CaptureError> {
-        let Written { fetched, written } = self;
+        let Written {
+            fetched,
+            written,
+            read_back_s,
+        } = self;
         let Fetched { checked, .. } = fetched;
         let Checked {
             planned,
@@ -1022,7 +1086,11 @@ impl Written<'_> {
             }
             report.verified_by = Some("driver".into());
         }
-        run.timings.verify_s = t.elapsed().as_secs_f64();
+        run.timings.verify_s = if written.verified {
+            read_back_s
+        } else {
+            t.elapsed().as_secs_f64()
+        };
         for o in &written.outputs {
             let blake3 = if o.blake3.is_some() {
                 o.blake3.clone()
