@@ -6,15 +6,16 @@
 //!
 //! `bench_vdisk plan FORMAT CONTENT_DIR PLAN.json`: build the plan of a
 //! content folder (BLAKE3 of every file) once, untimed.
-//! `bench_vdisk FORMAT PLAN.json|CONTENT_DIR OUT_DIR [DISK_MIB [direct|convert|both]]`
+//! `bench_vdisk FORMAT PLAN.json|CONTENT_DIR OUT_DIR [DISK_MIB [direct|convert|both|direct-sync]]`
 //! (default 1024, both): the timed runs. Given a folder, the plan is built
 //! (and its content hashed) in the run, which costs both sides alike and is
-//! neither writer's work; the bench rows pass the plan file. The direct VHDX
-//! is written as the vhdx sink writes it, past the page cache
-//! (capmedia-directio; `CAPMEDIA_DIRECT_IO=0` for the page cache); the
-//! direct VHD through the page cache, as the vhd sink. Prints one line per
-//! side with the seconds taken; neither side fsyncs (qemu-img does not by
-//! default). Run under `/usr/bin/time -v` for peak RSS.
+//! neither writer's work; the bench rows pass the plan file. Both sides write
+//! through the page cache and neither fsyncs (qemu-img does not by default),
+//! so they are measured alike. Mode `direct-sync` (VHDX) writes as the vhdx
+//! sink does instead: past the page cache (capmedia-directio;
+//! `CAPMEDIA_DIRECT_IO=0` for the page cache), then fsync. Prints one line
+//! per side with the seconds taken. Run under `/usr/bin/time -v` for peak
+//! RSS.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -30,7 +31,7 @@ use capmedia_vhdx::{VhdxIds, VhdxParams, VhdxType, VhdxWriter};
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 const USAGE: &str = "usage: bench_vdisk plan vhd|vhdx CONTENT_DIR PLAN.json\n       \
-     bench_vdisk vhd|vhdx PLAN.json|CONTENT_DIR OUT_DIR [DISK_MIB [direct|convert|both]]";
+     bench_vdisk vhd|vhdx PLAN.json|CONTENT_DIR OUT_DIR [DISK_MIB [direct|convert|both|direct-sync]]";
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Format {
@@ -104,8 +105,11 @@ fn main() -> Res<()> {
             .truncate(true)
             .open(out.join(name))
     };
+    if mode == "direct-sync" {
+        return direct(format, &plan, size, out, &open, true);
+    }
     if mode != "convert" {
-        direct(format, &plan, size, out, &open)?;
+        direct(format, &plan, size, out, &open, false)?;
     }
     if mode != "direct" {
         convert(format, &plan, size, out, &open)?;
@@ -127,7 +131,14 @@ fn disk<T: Read + Write + Seek>(format: Format, target: T, plan: &MediaPlan, siz
     Ok(())
 }
 
-fn direct(format: Format, plan: &MediaPlan, size: u64, out: &Path, open: &Open<'_>) -> Res<()> {
+fn direct(
+    format: Format,
+    plan: &MediaPlan,
+    size: u64,
+    out: &Path,
+    open: &Open<'_>,
+    synced: bool,
+) -> Res<()> {
     let t = Instant::now();
     let (ext, _) = format.names();
     match format {
@@ -148,13 +159,19 @@ fn direct(format: Format, plan: &MediaPlan, size: u64, out: &Path, open: &Open<'
                 min_size: size,
                 ids: VhdxIds::from_seed(&plan.set_id),
             };
-            // As the vhdx sink writes it: past the page cache
-            // (`CAPMEDIA_DIRECT_IO=0` compares with the page cache).
-            let file =
-                capmedia_directio::DirectFile::create_new(&out.join(format!("direct.{ext}")))?;
-            let mut w = VhdxWriter::create(file, &params)?;
-            disk(format, &mut w, plan, size)?;
-            w.finish()?;
+            if synced {
+                // As the vhdx sink writes it: past the page cache
+                // (`CAPMEDIA_DIRECT_IO=0`: through it), then fsync.
+                let path = out.join(format!("direct.{ext}"));
+                let file = capmedia_directio::DirectFile::create_new(&path)?;
+                let mut w = VhdxWriter::create(file, &params)?;
+                disk(format, &mut w, plan, size)?;
+                w.finish()?.sync_all()?;
+            } else {
+                let mut w = VhdxWriter::create(open(&format!("direct.{ext}"))?, &params)?;
+                disk(format, &mut w, plan, size)?;
+                w.finish()?;
+            }
         }
     }
     println!("direct dynamic {ext}: {:.2} s", t.elapsed().as_secs_f64());
