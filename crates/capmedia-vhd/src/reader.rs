@@ -8,8 +8,8 @@ use std::path::Path;
 use crate::format::{
     bitmap_len, DynHeader, Footer, VhdType, FOOTER_COOKIE, FOOTER_LEN, HEADER_LEN, SECTOR,
 };
-use crate::writer::seek_pos;
 use crate::VhdError;
+use capmedia_vdisk::seek_pos;
 
 const UNALLOCATED: u32 = u32::MAX;
 

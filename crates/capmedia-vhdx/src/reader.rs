@@ -16,8 +16,8 @@ use crate::format::{
     PAYLOAD_BLOCK_UNMAPPED, PAYLOAD_BLOCK_ZERO, PHYSICAL_SECTOR_GUID, REGION_OFFSETS,
     REGION_TABLE_LEN, SB_BLOCK_NOT_PRESENT, SB_BLOCK_PRESENT, VIRTUAL_DISK_SIZE_GUID,
 };
-use crate::writer::seek_pos;
 use crate::VhdxError;
+use capmedia_vdisk::seek_pos;
 
 /// What a VHDX's headers and metadata say.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,10 +3,10 @@
 //! fixed or dynamic VHDX, for Hyper-V generation 2 machines (UEFI boot from
 //! VHDX only, hence GPT by default).
 
-use std::fs::OpenOptions;
 use std::path::Path;
 
 use capmedia_content::{MediaPlan, Volume};
+use capmedia_directio::DirectFile;
 use capmedia_disk::{
     check_plan, min_disk_size, write_disk, DiskError, DiskLayout, PartitionScheme,
 };
@@ -98,7 +98,8 @@ pub fn verify_vhdx(
     progress: &dyn Progress,
     cancel: &dyn Cancel,
 ) -> Result<VerifyOutcome, SinkError> {
-    let vhdx = VhdxReader::open_path(path).map_err(|e| vhdx_error(path, e))?;
+    let file = DirectFile::open_read(path).map_err(|e| vhdx_error(path, e.into()))?;
+    let vhdx = VhdxReader::open(file).map_err(|e| vhdx_error(path, e))?;
     capmedia_vhd::verify_virtual_disk(vhdx, path, progress, cancel)
 }
 
@@ -166,11 +167,11 @@ impl MediaSink for VhdxSink {
         let mut set = OutputSet::begin(out, OutputKind::File, written_bytes(plan, &d))?;
         let tmp_path = set.create_file(out)?;
         let io_err = |e: std::io::Error| SinkError::io(format!("{}: {e}", tmp_path.display()));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&tmp_path)
-            .map_err(io_err)?;
+        // Past the page cache (capmedia-directio): the VHDX's blocks go to
+        // the disk in large aligned runs from a background thread, no page
+        // of it is copied into the cache, and the read-back below reads the
+        // disk, not cached pages.
+        let file = DirectFile::open_rw(&tmp_path, 0).map_err(io_err)?;
         progress.message(&format!(
             "writing a {} VHDX of {} bytes to {}",
             d.vhdx_type,
@@ -185,9 +186,9 @@ impl MediaSink for VhdxSink {
         let mut vhdx = VhdxWriter::create(file, &params).map_err(|e| vhdx_error(&tmp_path, e))?;
         write_disk(&mut vhdx, d.disk_bytes, plan, d.scheme, progress, cancel)
             .map_err(capmedia_vhd::disk_error)?;
-        let file = vhdx.finish().map_err(|e| vhdx_error(&tmp_path, e))?;
+        let mut file = vhdx.finish().map_err(|e| vhdx_error(&tmp_path, e))?;
         file.sync_all().map_err(io_err)?;
-        let bytes = file.metadata().map_err(io_err)?.len();
+        let bytes = file.len();
         drop(file);
         if cancel.is_cancelled() {
             return Err(SinkError::cancelled());

@@ -3,6 +3,7 @@
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
+use capmedia_vdisk::{BlockWriter, Placement};
 use uuid::Uuid;
 
 use crate::format::{
@@ -61,30 +62,54 @@ pub struct VhdxParams {
 /// gets a place (at the end of the file, in the order of the first non-zero
 /// write into it) only when non-zero data is written to it; reads of blocks
 /// without one give zeros. Never-written bytes are never written, so they stay
-/// holes on the host. Call [`VhdxWriter::finish`] to write the headers,
-/// region tables, metadata and BAT; without it the file is not a VHDX.
+/// holes on the host. The block mechanism is `capmedia_vdisk::BlockWriter`'s
+/// (shared with the VHD writer); this type adds the VHDX structures. Call
+/// [`VhdxWriter::finish`] to write the headers, region tables, metadata and
+/// BAT; without it the file is not a VHDX.
 ///
 /// Memory: 4 bytes per block of the disk (4 KiB per GiB), whatever the
 /// content.
 pub struct VhdxWriter<F> {
-    file: F,
+    disk: BlockWriter<F, Blocks>,
     params: VhdxParams,
-    size: u64,
-    pos: u64,
     geometry: BatGeometry,
-    /// Each payload block's file offset in MiB; 0 = not present.
-    blocks: Vec<u32>,
     data_start: u64,
+}
+
+/// Where the payload blocks are.
+#[derive(Debug)]
+struct Blocks {
+    /// Each payload block's file offset in MiB; 0 = not present.
+    mib: Vec<u32>,
     /// Where the next dynamic block goes; the file's final length.
     next_free: u64,
+}
+
+impl Placement for Blocks {
+    fn place(&self, block: u64) -> Option<u64> {
+        let at = *self.mib.get(usize::try_from(block).ok()?)?;
+        (at != 0).then(|| u64::from(at) * MIB)
+    }
+
+    /// At the end of the file (VHDX keeps nothing beside a block).
+    fn allocate<F: Write + Seek>(&mut self, _: &mut F, block: u64) -> io::Result<u64> {
+        let at = self.next_free;
+        let mib = u32::try_from(at / MIB).map_err(|_| VhdxError::FileTooLarge)?;
+        let e = usize::try_from(block)
+            .ok()
+            .and_then(|b| self.mib.get_mut(b))
+            .ok_or(VhdxError::FileTooLarge)?;
+        *e = mib;
+        self.next_free += BLOCK;
+        Ok(at)
+    }
 }
 
 impl<F> std::fmt::Debug for VhdxWriter<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VhdxWriter")
             .field("type", &self.params.vhdx_type)
-            .field("size", &self.size)
-            .field("pos", &self.pos)
+            .field("disk", &self.disk)
             .finish_non_exhaustive()
     }
 }
@@ -104,7 +129,7 @@ impl<F: Read + Write + Seek> VhdxWriter<F> {
         let bat_len = (geometry.entries * 8).next_multiple_of(MIB);
         let data_start = BAT_OFFSET + bat_len;
         let count = usize::try_from(geometry.blocks).map_err(|_| VhdxError::FileTooLarge)?;
-        let blocks = match params.vhdx_type {
+        let mib = match params.vhdx_type {
             VhdxType::Dynamic => vec![0u32; count],
             VhdxType::Fixed => (0..geometry.blocks)
                 .map(|b| u32::try_from(data_start / MIB + b).map_err(|_| VhdxError::FileTooLarge))
@@ -115,20 +140,16 @@ impl<F: Read + Write + Seek> VhdxWriter<F> {
             VhdxType::Fixed => data_start + geometry.blocks * BLOCK,
         };
         Ok(VhdxWriter {
-            file,
+            disk: BlockWriter::new(file, Blocks { mib, next_free }, size, BLOCK),
             params: params.clone(),
-            size,
-            pos: 0,
             geometry,
-            blocks,
             data_start,
-            next_free,
         })
     }
 
     /// The virtual disk's size in bytes (whole MiB).
     pub fn size(&self) -> u64 {
-        self.size
+        self.disk.size()
     }
 
     pub fn vhdx_type(&self) -> VhdxType {
@@ -138,15 +159,17 @@ impl<F: Read + Write + Seek> VhdxWriter<F> {
     /// Bytes the host file will have after [`finish`](Self::finish), given
     /// what was written so far.
     pub fn file_len(&self) -> u64 {
-        self.next_free
+        self.disk.placement().next_free
     }
 
     /// Write the identifier, both headers, both region tables, the metadata
     /// and the BAT; make the file its full length; flush; give the file back.
-    pub fn finish(mut self) -> Result<F, VhdxError> {
+    pub fn finish(self) -> Result<F, VhdxError> {
+        let size = self.disk.size();
+        let (mut file, blocks) = self.disk.into_parts();
         let bat_len = self.data_start - BAT_OFFSET;
-        self.file.seek(SeekFrom::Start(0))?;
-        self.file.write_all(&file_identifier())?;
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(&file_identifier())?;
         for (i, at) in HEADER_OFFSETS.into_iter().enumerate() {
             let h = Header {
                 sequence_number: i as u64 + 1,
@@ -158,8 +181,8 @@ impl<F: Read + Write + Seek> VhdxWriter<F> {
                 log_length: LOG_LEN,
                 log_offset: LOG_OFFSET,
             };
-            self.file.seek(SeekFrom::Start(at))?;
-            self.file.write_all(&h.encode())?;
+            file.seek(SeekFrom::Start(at))?;
+            file.write_all(&h.encode())?;
         }
         let regions = encode_region_table(&[
             Region {
@@ -176,27 +199,27 @@ impl<F: Read + Write + Seek> VhdxWriter<F> {
             },
         ]);
         for at in REGION_OFFSETS {
-            self.file.seek(SeekFrom::Start(at))?;
-            self.file.write_all(&regions)?;
+            file.seek(SeekFrom::Start(at))?;
+            file.write_all(&regions)?;
         }
         let metadata = encode_metadata(
-            self.size,
+            size,
             self.params.vhdx_type == VhdxType::Fixed,
             self.params.ids.virtual_disk,
         );
-        self.file.seek(SeekFrom::Start(METADATA_OFFSET))?;
-        self.file.write_all(&metadata)?;
+        file.seek(SeekFrom::Start(METADATA_OFFSET))?;
+        file.write_all(&metadata)?;
 
         // The BAT, streamed in 64 KiB pieces: payload entries with a
         // (not present) sector bitmap entry after each chunk.
-        self.file.seek(SeekFrom::Start(BAT_OFFSET))?;
+        file.seek(SeekFrom::Start(BAT_OFFSET))?;
         let mut piece = Vec::with_capacity(64 * 1024);
         let mut block = 0usize;
         for i in 0..self.geometry.entries {
             let e = if self.geometry.is_bitmap_index(i) {
                 bat_entry(SB_BLOCK_NOT_PRESENT, 0)
             } else {
-                let at = self.blocks.get(block).copied().unwrap_or(0);
+                let at = blocks.mib.get(block).copied().unwrap_or(0);
                 block += 1;
                 if at == 0 {
                     bat_entry(PAYLOAD_BLOCK_NOT_PRESENT, 0)
@@ -206,140 +229,42 @@ impl<F: Read + Write + Seek> VhdxWriter<F> {
             };
             piece.extend_from_slice(&e.to_le_bytes());
             if piece.len() == piece.capacity() {
-                self.file.write_all(&piece)?;
+                file.write_all(&piece)?;
                 piece.clear();
             }
         }
-        self.file.write_all(&piece)?;
+        file.write_all(&piece)?;
 
         // The file's full length: a zero in its last byte (whatever lies
         // before it and was never written stays a hole).
-        let len = self.file.seek(SeekFrom::End(0))?;
-        if len < self.next_free {
-            self.file.seek(SeekFrom::Start(self.next_free - 1))?;
-            self.file.write_all(&[0])?;
+        let len = file.seek(SeekFrom::End(0))?;
+        if len < blocks.next_free {
+            file.seek(SeekFrom::Start(blocks.next_free - 1))?;
+            file.write_all(&[0])?;
         }
-        self.file.flush()?;
-        Ok(self.file)
-    }
-
-    /// The host-file offset of virtual offset `pos` when its block has a
-    /// place.
-    fn host_offset(&self, pos: u64) -> Option<u64> {
-        let at = *self.blocks.get(usize::try_from(pos / BLOCK).ok()?)?;
-        (at != 0).then(|| u64::from(at) * MIB + pos % BLOCK)
-    }
-
-    /// Give block `block` a place at the end of the file.
-    fn allocate(&mut self, block: usize) -> io::Result<()> {
-        let mib = u32::try_from(self.next_free / MIB).map_err(|_| VhdxError::FileTooLarge)?;
-        if let Some(e) = self.blocks.get_mut(block) {
-            *e = mib;
-        }
-        self.next_free += BLOCK;
-        Ok(())
-    }
-
-    /// The length of the piece of a request at `pos` that stays in one block.
-    fn piece(&self, pos: u64, want: usize) -> usize {
-        let to_end = self.size - pos;
-        let to_block = BLOCK - pos % BLOCK;
-        usize::try_from(to_end.min(to_block)).map_or(want, |n| n.min(want))
+        file.flush()?;
+        Ok(file)
     }
 }
 
 impl<F: Read + Write + Seek> Write for VhdxWriter<F> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if buf.is_empty() || self.pos >= self.size {
-            return Ok(0);
-        }
-        let mut done = 0;
-        while done < buf.len() && self.pos < self.size {
-            let n = self.piece(self.pos, buf.len() - done);
-            let chunk = &buf[done..done + n];
-            let host = match self.host_offset(self.pos) {
-                Some(h) => Some(h),
-                None if is_zero(chunk) => None,
-                None => {
-                    let block = usize::try_from(self.pos / BLOCK)
-                        .map_err(|_| io::Error::from(VhdxError::FileTooLarge))?;
-                    self.allocate(block)?;
-                    self.host_offset(self.pos)
-                }
-            };
-            if let Some(h) = host {
-                self.file.seek(SeekFrom::Start(h))?;
-                self.file.write_all(chunk)?;
-            }
-            self.pos += n as u64;
-            done += n;
-        }
-        Ok(done)
+        self.disk.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+        self.disk.flush()
     }
 }
 
 impl<F: Read + Write + Seek> Read for VhdxWriter<F> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() || self.pos >= self.size {
-            return Ok(0);
-        }
-        let n = self.piece(self.pos, buf.len());
-        let out = &mut buf[..n];
-        match self.host_offset(self.pos) {
-            Some(h) => read_or_zero(&mut self.file, h, out)?,
-            None => out.fill(0),
-        }
-        self.pos += n as u64;
-        Ok(n)
+        self.disk.read(buf)
     }
 }
 
 impl<F: Read + Write + Seek> Seek for VhdxWriter<F> {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        self.pos = seek_pos(self.pos, self.size, to)?;
-        Ok(self.pos)
+        self.disk.seek(to)
     }
-}
-
-/// The new position of a seek over a disk of `size` bytes.
-pub(crate) fn seek_pos(pos: u64, size: u64, to: SeekFrom) -> io::Result<u64> {
-    let new = match to {
-        SeekFrom::Start(n) => Some(n),
-        SeekFrom::End(d) => size.checked_add_signed(d),
-        SeekFrom::Current(d) => pos.checked_add_signed(d),
-    };
-    new.ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "seek to a negative or overflowing position",
-        )
-    })
-}
-
-/// Read `out.len()` bytes at `offset`; bytes past the end of the file (not
-/// yet written: a hole `finish` will extend over) read as zeros.
-fn read_or_zero<F: Read + Seek>(file: &mut F, offset: u64, out: &mut [u8]) -> io::Result<()> {
-    file.seek(SeekFrom::Start(offset))?;
-    let mut got = 0;
-    while got < out.len() {
-        match file.read(&mut out[got..]) {
-            Ok(0) => break,
-            Ok(k) => got += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    out[got..].fill(0);
-    Ok(())
-}
-
-/// Whether `b` holds only zeros, a word at a time.
-fn is_zero(b: &[u8]) -> bool {
-    let mut chunks = b.chunks_exact(16);
-    chunks.all(|c| u128::from_ne_bytes(c.try_into().unwrap_or([1; 16])) == 0)
-        && chunks.remainder().iter().all(|&x| x == 0)
 }

@@ -1,5 +1,6 @@
 //! The `vhdx` sink end to end: the VHDX holds exactly the disk capmedia-disk
-//! writes for the same plan (by qemu-img, Debian: qemu-utils), verifies, is
+//! writes for the same plan, and usb-raw's image of it (by qemu-img, Debian:
+//! qemu-utils), verifies, is
 //! reproducible, and replaces an existing output only when complete.
 #![cfg(feature = "sink")]
 #![allow(clippy::unwrap_used)]
@@ -131,6 +132,42 @@ fn dynamic_mbr_vhdx_is_the_raw_disk() {
         PartitionScheme::Mbr,
         true,
     );
+}
+
+/// The VHDX holds usb-raw's image of the same plan (the sink, not only the
+/// disk code they share): `qemu-img compare` says identical.
+fn same_as_usb_raw(vhdx_type: &str, scheme: &str) {
+    let (_d, dir) = tmp();
+    let out = dir.join("capture.vhdx");
+    let options = [("vhdx-type", vhdx_type), ("partition-scheme", scheme)];
+    let p = plan(&dir, &out, &options, Capacity::Unlimited);
+    VhdxSink.write(&p, &NoProgress, &NeverCancel).unwrap();
+    let img = dir.join("capture.img");
+    let mut u = plan(
+        &dir,
+        &img,
+        &[("partition-scheme", scheme)],
+        Capacity::Unlimited,
+    );
+    u.sink = capmedia_usb::NAME.to_owned();
+    assert_eq!(u.set_id, p.set_id, "the same plan");
+    let report = capmedia_usb::UsbRawSink::new()
+        .write(&u, &NoProgress, &NeverCancel)
+        .unwrap();
+    assert!(report.verified);
+    qemu_identical(&out, &img);
+    let size = VhdxReader::open_path(&out).unwrap().size();
+    assert_eq!(fs::metadata(&img).unwrap().len(), size);
+}
+
+#[test]
+fn dynamic_gpt_vhdx_is_usb_raws_image() {
+    same_as_usb_raw("dynamic", "gpt");
+}
+
+#[test]
+fn fixed_mbr_vhdx_is_usb_raws_image() {
+    same_as_usb_raw("fixed", "mbr");
 }
 
 #[test]

@@ -1,130 +1,15 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests: the block-layer sequence and
+//! tools come from `capmedia_vdisk::testing` (shared with the VHDX tests).
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
+pub use capmedia_vdisk::testing::*;
 use capmedia_vhd::{unique_id_from_seed, VhdParams, VhdType, VhdWriter};
 
-/// Run `qemu-img` with `args`; fails (never skips) when it is missing.
-pub fn qemu_img(args: &[&str]) -> Output {
-    match Command::new("qemu-img").args(args).output() {
-        Ok(o) => o,
-        Err(e) => panic!(
-            "cannot run qemu-img ({e}): install the Debian package qemu-utils to run these tests"
-        ),
-    }
-}
-
-pub fn qemu_ok(args: &[&str]) -> String {
-    let o = qemu_img(args);
-    assert!(
-        o.status.success(),
-        "qemu-img {args:?} failed: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Bytes that are never all zero over a sector, different per seed.
-pub fn pattern(seed: u32, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 24) as u8 | 1
-        })
-        .collect()
-}
-
-/// One write of a test sequence.
-pub struct Op {
-    pub offset: u64,
-    pub data: Vec<u8>,
-}
-
-const MIB: u64 = 1 << 20;
-
-/// Writes that exercise the cases that matter: zero-only blocks, unaligned
-/// writes straddling 2 MiB block boundaries, overwrites (also with zeros),
-/// a zero write into an allocated block, the last bytes of the disk.
+/// The shared test sequence, for VHD's 2 MiB blocks.
 pub fn sequence(size: u64) -> Vec<Op> {
-    vec![
-        Op {
-            offset: 0,
-            data: pattern(1, 100_000),
-        },
-        Op {
-            offset: 8 * MIB,
-            data: vec![0; 2 * MIB as usize],
-        },
-        Op {
-            offset: 10 * MIB - 100,
-            data: vec![0; 4 * MIB as usize],
-        },
-        Op {
-            offset: 6 * MIB - 1000,
-            data: pattern(2, 5000),
-        },
-        Op {
-            offset: 50,
-            data: pattern(3, 1000),
-        },
-        Op {
-            offset: 12 * MIB + 7,
-            data: pattern(4, (3 * MIB + 11) as usize),
-        },
-        Op {
-            offset: 12 * MIB + 100,
-            data: vec![0; 300],
-        },
-        Op {
-            offset: 20 * MIB + 5,
-            data: vec![0; 17],
-        },
-        Op {
-            offset: 20 * MIB + 1_000_000,
-            data: pattern(5, 3),
-        },
-        Op {
-            offset: 2 * MIB - 1,
-            data: pattern(6, 2),
-        },
-        Op {
-            offset: size - 700,
-            data: pattern(7, 700),
-        },
-        Op {
-            offset: 30 * MIB,
-            data: pattern(8, (2 * MIB) as usize),
-        },
-        Op {
-            offset: 30 * MIB,
-            data: vec![0; (2 * MIB) as usize],
-        },
-    ]
-}
-
-pub fn apply<W: Write + Seek>(w: &mut W, ops: &[Op]) {
-    for op in ops {
-        w.seek(SeekFrom::Start(op.offset)).unwrap();
-        w.write_all(&op.data).unwrap();
-    }
-}
-
-/// The disk the sequence leaves, in memory.
-pub fn model(size: u64, ops: &[Op]) -> Vec<u8> {
-    let mut m = vec![0u8; size as usize];
-    for op in ops {
-        let at = op.offset as usize;
-        m[at..at + op.data.len()].copy_from_slice(&op.data);
-    }
-    m
+    capmedia_vdisk::testing::sequence(size, capmedia_vhd::BLOCK_SIZE.into())
 }
 
 pub fn params(vhd_type: VhdType, min_size: u64) -> VhdParams {
@@ -138,39 +23,9 @@ pub fn params(vhd_type: VhdType, min_size: u64) -> VhdParams {
 
 /// Write `ops` through a [`VhdWriter`] into `path`; returns the disk size.
 pub fn write_vhd(path: &Path, vhd_type: VhdType, min_size: u64, ops: &[Op]) -> u64 {
-    let f = File::create(path).unwrap();
-    let mut w = VhdWriter::create(f, &params(vhd_type, min_size)).unwrap();
+    let mut w = VhdWriter::create(create(path), &params(vhd_type, min_size)).unwrap();
     let size = w.size();
     apply(&mut w, ops);
     w.finish().unwrap().sync_all().unwrap();
     size
-}
-
-/// Write `ops` into a raw image of `size` bytes.
-pub fn write_raw(path: &Path, size: u64, ops: &[Op]) {
-    let mut f = File::create(path).unwrap();
-    apply(&mut f, ops);
-    f.set_len(size).unwrap();
-}
-
-pub fn read_all<R: Read>(mut r: R, chunk: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; chunk];
-    loop {
-        let n = r.read(&mut buf).unwrap();
-        if n == 0 {
-            return out;
-        }
-        out.extend_from_slice(&buf[..n]);
-    }
-}
-
-pub fn tmp() -> (tempfile::TempDir, PathBuf) {
-    let d = tempfile::tempdir().unwrap();
-    let p = d.path().to_path_buf();
-    (d, p)
-}
-
-pub fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
