@@ -86,8 +86,7 @@ fn row(dp: &Dp, p: &PackageInfo) -> anyhow::Result<PackageRow> {
 }
 
 fn boot_image_of(dp: &Dp, p: &PackageInfo) -> anyhow::Result<BootImageRow> {
-    let content = dp.resolve_listed(&p.id)?;
-    let b = capmedia_driver::boot_image_summary(dp, &content)?;
+    let b = capmedia_driver::package_boot_image(dp, &p.id)?;
     Ok(BootImageRow {
         wim: b.wim,
         image_index: b.image_index,

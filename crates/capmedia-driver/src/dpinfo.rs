@@ -63,3 +63,16 @@ pub fn boot_image_summary(
         winpe_version: image.version.clone(),
     })
 }
+
+/// [`boot_image_summary`] of the package `package` on `dp`, resolved from
+/// PkgLib and DataLib only (FileLib is not checked: nothing is fetched).
+/// One call for a package list such as `dp list` or the wizard's.
+pub fn package_boot_image(
+    dp: &Dp,
+    package: &capmedia_content::PackageId,
+) -> Result<BootImageSummary, CaptureError> {
+    let content = dp
+        .resolve_listed(package)
+        .map_err(|e| CaptureError::Dp(Box::new(e)))?;
+    boot_image_summary(dp, &content)
+}

@@ -22,7 +22,7 @@ mod pipeline;
 
 pub use bootwim::{BootImageContents, BootWimError, DriverSummary, SmsTree, UefiCa, WimBootFile};
 pub use capmedia_device::{DeviceTarget, Output, SystemPaths};
-pub use dpinfo::{boot_image_summary, BootImageSummary};
+pub use dpinfo::{boot_image_summary, package_boot_image, BootImageSummary};
 pub use layout::{BootFiles, LayoutError};
 pub use pipeline::{
     capture, default_cache_dir, resolve, BootImageInfo, CaptureError, CaptureReport,
