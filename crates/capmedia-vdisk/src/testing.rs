@@ -151,3 +151,55 @@ pub fn tmp() -> (tempfile::TempDir, PathBuf) {
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// The sink tests' plan: the entries of a capture medium (`bootmgr`, an EFI
+/// loader, an empty `boot/bcd`, a `wim_bytes` WIM written into `dir`, a
+/// generated label file) for sink `sink` writing `out`, with `options`.
+pub fn capture_plan(
+    dir: &Path,
+    out: &Path,
+    sink: &str,
+    options: &[(&str, &str)],
+    capacity: capmedia_content::Capacity,
+    wim_bytes: usize,
+) -> capmedia_content::MediaPlan {
+    use capmedia_content::{EntryRole, PlanBuilder};
+    let wim = dir.join("boot.wim");
+    std::fs::write(&wim, pattern(11, wim_bytes)).unwrap();
+    let mut b = PlanBuilder::new("Configuration Manager", sink, out)
+        .source_date_epoch(1_700_000_000)
+        .capacity(capacity);
+    for (k, v) in options {
+        b = b.option(k, v);
+    }
+    b.add_bytes("bootmgr", pattern(12, 4097), EntryRole::Boot, "boot")
+        .unwrap();
+    b.add_bytes(
+        "efi/boot/bootx64.efi",
+        pattern(13, 12_345),
+        EntryRole::Boot,
+        "boot",
+    )
+    .unwrap();
+    b.add_bytes("boot/bcd", vec![], EntryRole::Boot, "boot")
+        .unwrap();
+    b.add_file("sources/boot.wim", &wim, EntryRole::BootImage, "boot")
+        .unwrap();
+    b.add_bytes(
+        "MediaLabel.txt",
+        b"label=Configuration Manager\n".to_vec(),
+        EntryRole::Generated,
+        "generated",
+    )
+    .unwrap();
+    b.build().unwrap()
+}
+
+/// Temporary files a sink left in `dir` (`*.tmp`).
+pub fn leftovers(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().ends_with(".tmp"))
+        .collect()
+}

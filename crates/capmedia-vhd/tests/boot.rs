@@ -1,7 +1,8 @@
 //! The VHD boots: OVMF (Debian: ovmf, qemu-system-x86) attaches it as
 //! `format=vpc` and runs the test EFI program from the FAT32 partition;
 //! SeaBIOS (qemu's default firmware) boots an MBR VHD through capmedia's
-//! boot code (capmedia-bootcode) into the BIOS test program at `/bootmgr`.
+//! boot code (capmedia-bootcode) into the BIOS test program at `/bootmgr`,
+//! and one without `/bootmgr` to the boot code's message.
 #![cfg(feature = "sink")]
 #![allow(clippy::unwrap_used)]
 
@@ -20,14 +21,25 @@ fn boots(vhd_type: &str, scheme: &str) {
 }
 
 fn boots_with(vhd_type: &str, scheme: &str, uefi: bool) {
+    boots_into(vhd_type, scheme, uefi, None);
+}
+
+/// Write a VHD of the test media and boot it until the serial console shows
+/// the test programs' marker; or, given `no_bootmgr`, the media without
+/// `/bootmgr` until it shows that message.
+fn boots_into(vhd_type: &str, scheme: &str, uefi: bool, no_bootmgr: Option<&str>) {
     assert!(
         std::path::Path::new(OVMF_PATH).is_file(),
         "{OVMF_PATH} missing: install the Debian package ovmf"
     );
     let dir = tempfile::tempdir().unwrap();
     let media = dir.path().join("media");
-    let marker = format!("CAPMEDIA-VHD-{vhd_type}-{scheme}");
+    let mut marker = format!("CAPMEDIA-VHD-{vhd_type}-{scheme}");
     write_media_folder(&media, Arch::X64, &marker).unwrap();
+    if let Some(msg) = no_bootmgr {
+        std::fs::remove_file(media.join("bootmgr")).unwrap();
+        marker = msg.to_owned();
+    }
     let out = dir.path().join("boot.vhd");
     let mut b = PlanBuilder::new("Configuration Manager", "vhd", &out)
         .source_date_epoch(1_700_000_000)
@@ -63,4 +75,16 @@ fn dynamic_mbr_vhd_boots_under_seabios() {
 #[test]
 fn fixed_mbr_vhd_boots_under_seabios() {
     boots_with("fixed", "mbr", false);
+}
+
+/// Without `/bootmgr` capmedia's FAT32 boot code says so (on COM1 as well as
+/// the screen) and halts.
+#[test]
+fn mbr_vhd_without_bootmgr_says_no_bootmgr_under_seabios() {
+    boots_into(
+        "dynamic",
+        "mbr",
+        false,
+        Some(capmedia_bootcode::MSG_NO_BOOTMGR),
+    );
 }

@@ -8,7 +8,7 @@ mod common;
 
 use std::fs;
 use std::io::{Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use capmedia_content::{Capacity, EntryRole, MediaPlan, PlanBuilder};
 use capmedia_disk::{write_disk, PartitionScheme};
@@ -24,42 +24,8 @@ fn plan(
     capacity: Capacity,
     big: usize,
 ) -> MediaPlan {
-    let wim = dir.join("boot.wim");
-    fs::write(&wim, pattern(11, big)).unwrap();
-    let mut b = PlanBuilder::new("Configuration Manager", "vhd", out)
-        .source_date_epoch(1_700_000_000)
-        .capacity(capacity)
-        .option("vhd-type", vhd_type)
-        .option("partition-scheme", scheme);
-    b.add_bytes("bootmgr", pattern(12, 4097), EntryRole::Boot, "boot")
-        .unwrap();
-    b.add_bytes(
-        "efi/boot/bootx64.efi",
-        pattern(13, 12_345),
-        EntryRole::Boot,
-        "boot",
-    )
-    .unwrap();
-    b.add_bytes("boot/bcd", vec![], EntryRole::Boot, "boot")
-        .unwrap();
-    b.add_file("sources/boot.wim", &wim, EntryRole::BootImage, "boot")
-        .unwrap();
-    b.add_bytes(
-        "MediaLabel.txt",
-        b"label=Configuration Manager\n".to_vec(),
-        EntryRole::Generated,
-        "generated",
-    )
-    .unwrap();
-    b.build().unwrap()
-}
-
-fn leftovers(dir: &Path) -> Vec<PathBuf> {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().ends_with(".tmp"))
-        .collect()
+    let options = [("vhd-type", vhd_type), ("partition-scheme", scheme)];
+    capture_plan(dir, out, "vhd", &options, capacity, big)
 }
 
 fn same_disk_as_raw(vhd_type: &str, scheme: PartitionScheme) {

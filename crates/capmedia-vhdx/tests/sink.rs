@@ -8,52 +8,16 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use capmedia_content::{Capacity, EntryRole, MediaPlan, PlanBuilder};
+use capmedia_content::{Capacity, MediaPlan};
 use capmedia_disk::{find_fat_partition, write_disk, PartitionScheme};
 use capmedia_sink::{ErrorKind, MediaSink, NeverCancel, NoProgress, VerifyRequest};
 use capmedia_vhdx::{VhdxReader, VhdxSink};
 use common::*;
 
 fn plan(dir: &Path, out: &Path, options: &[(&str, &str)], capacity: Capacity) -> MediaPlan {
-    let wim = dir.join("boot.wim");
-    fs::write(&wim, pattern(11, 6 << 20)).unwrap();
-    let mut b = PlanBuilder::new("Configuration Manager", "vhdx", out)
-        .source_date_epoch(1_700_000_000)
-        .capacity(capacity);
-    for (k, v) in options {
-        b = b.option(k, v);
-    }
-    b.add_bytes("bootmgr", pattern(12, 4097), EntryRole::Boot, "boot")
-        .unwrap();
-    b.add_bytes(
-        "efi/boot/bootx64.efi",
-        pattern(13, 12_345),
-        EntryRole::Boot,
-        "boot",
-    )
-    .unwrap();
-    b.add_bytes("boot/bcd", vec![], EntryRole::Boot, "boot")
-        .unwrap();
-    b.add_file("sources/boot.wim", &wim, EntryRole::BootImage, "boot")
-        .unwrap();
-    b.add_bytes(
-        "MediaLabel.txt",
-        b"label=Configuration Manager\n".to_vec(),
-        EntryRole::Generated,
-        "generated",
-    )
-    .unwrap();
-    b.build().unwrap()
-}
-
-fn leftovers(dir: &Path) -> Vec<PathBuf> {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().ends_with(".tmp"))
-        .collect()
+    capture_plan(dir, out, "vhdx", options, capacity, 6 << 20)
 }
 
 /// Write the plan with the sink; check it against the raw image of the same
