@@ -15,13 +15,15 @@
 //! read from the WIM by range reads, and the sink checks a plan with every
 //! size known, all before any content is fetched in full.
 
+mod bootlist;
 pub mod bootwim;
 mod layout;
 mod pipeline;
 
+pub use bootlist::{boot_image_summaries, BootImageSummary};
 pub use bootwim::{BootImageContents, BootWimError, DriverSummary, SmsTree, UefiCa, WimBootFile};
 pub use capmedia_device::{DeviceTarget, Output, SystemPaths};
-pub use layout::{BootFiles, LayoutError};
+pub use layout::{check_label, BootFiles, LayoutError};
 pub use pipeline::{
     capture, default_cache_dir, resolve, BootImageInfo, CaptureError, CaptureReport,
     CaptureRequest, Checked, DriverReport, Events, Fetched, OutputReport, Planned, PlannedFile,
