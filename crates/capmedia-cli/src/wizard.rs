@@ -287,7 +287,9 @@ impl Wizard {
                     "no removable or USB drives found: plug one in and refresh, or write an image file"
                 });
             } else {
-                p.note("The drive is erased (after a last confirmation when the media is created).");
+                p.note(
+                    "The drive is erased (after a last confirmation when the media is created).",
+                );
             }
             let mut options: Vec<String> = drives
                 .iter()
@@ -409,13 +411,7 @@ impl Wizard {
             Some(Media::UsbImage { file, size }) => (Some(file.display().to_string()), Some(*size)),
             _ => (None, None),
         };
-        let file = self.output_file(
-            p,
-            "Image file to write",
-            "e.g. capture.img",
-            file,
-            "image",
-        )?;
+        let file = self.output_file(p, "Image file to write", "e.g. capture.img", file, "image")?;
         let size = self.disk_size(p, "stick", size)?;
         self.media = Some(Media::UsbImage { file, size });
         Ok(Go::To(Page::Dp))
@@ -433,10 +429,7 @@ impl Wizard {
             ("dvd-dl", "DVD+R DL, 8.5 GB (8,547,991,552 bytes)"),
             ("unlimited", "one ISO of any size"),
         ];
-        let mut options: Vec<String> = presets
-            .iter()
-            .map(|(n, d)| format!("{n}: {d}"))
-            .collect();
+        let mut options: Vec<String> = presets.iter().map(|(n, d)| format!("{n}: {d}")).collect();
         options.push("a size I give".into());
         let start = match size {
             Some(Capacity::Unlimited) => 3,
@@ -450,7 +443,9 @@ impl Wizard {
         };
         let i = p.select("Media size (one disc)?", &options, start)?;
         let size = match presets.get(i) {
-            Some((name, _)) => parse_disc_size(name).map_err(|e| Stop::Failed(anyhow::anyhow!(e)))?,
+            Some((name, _)) => {
+                parse_disc_size(name).map_err(|e| Stop::Failed(anyhow::anyhow!(e)))?
+            }
             None => loop {
                 let a = p.text("Size of one disc", "bytes with K, M, G or T", None)?;
                 match parse_disc_size(&a) {
@@ -494,7 +489,13 @@ impl Wizard {
             "fixed: the file is as big as the disk (fastest, what Azure wants)".to_owned(),
             "dynamic: the file grows with what is written".to_owned(),
         ];
-        let start = usize::from(kind.unwrap_or(if vhdx { DiskKind::Dynamic } else { DiskKind::Fixed }) == DiskKind::Dynamic);
+        let start = usize::from(
+            kind.unwrap_or(if vhdx {
+                DiskKind::Dynamic
+            } else {
+                DiskKind::Fixed
+            }) == DiskKind::Dynamic,
+        );
         let kind = if p.select(&format!("{name} type?"), &options, start)? == 0 {
             DiskKind::Fixed
         } else {
@@ -564,8 +565,8 @@ impl Wizard {
                 password = Some(secret);
             }
             p.note(&format!("reading {loc} ..."));
-            let images = Dp::open(&loc, opts)
-                .and_then(|dp| capmedia_driver::boot_image_summaries(&dp));
+            let images =
+                Dp::open(&loc, opts).and_then(|dp| capmedia_driver::boot_image_summaries(&dp));
             match images {
                 Err(e) => p.note(&format!("✗ {}", crate::one_line(&anyhow::Error::new(e)))),
                 Ok(images) if images.is_empty() => {
@@ -620,7 +621,9 @@ impl Wizard {
                 p.note(&format!(
                     "✗ {} cannot be used: {}",
                     b.package,
-                    b.problem.as_deref().unwrap_or("its WIM names no architecture")
+                    b.problem
+                        .as_deref()
+                        .unwrap_or("its WIM names no architecture")
                 ));
                 continue;
             }
@@ -634,12 +637,11 @@ impl Wizard {
             return Ok(Go::To(Page::BootImage));
         };
         let (boot, arch) = image;
-        p.note("The boot image must suit the computer it will start: an x64 computer boots x86 or x64");
+        p.note(
+            "The boot image must suit the computer it will start: an x64 computer boots x86 or x64",
+        );
         p.note("boot images; an x86 computer boots only x86; an arm64 computer only arm64.");
-        p.note(&format!(
-            "{} is {arch} (read from its WIM).",
-            boot.package
-        ));
+        p.note(&format!("{} is {arch} (read from its WIM).", boot.package));
         let archs = [Arch::X64, Arch::X86, Arch::Arm64];
         let options: Vec<String> = archs
             .iter()

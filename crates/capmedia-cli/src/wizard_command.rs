@@ -169,7 +169,9 @@ impl Answers {
         }
         match &self.media {
             Media::Vhd { kind, .. } => opt("--vhd-type", kind.as_str().into()),
-            Media::Vhdx { kind, .. } => opt("--sink-option", format!("vhdx-type={}", kind.as_str())),
+            Media::Vhdx { kind, .. } => {
+                opt("--sink-option", format!("vhdx-type={}", kind.as_str()))
+            }
             _ => {}
         }
         opt("--label", self.label.clone());
@@ -238,7 +240,10 @@ impl Answers {
         ));
         rows.push(("target computer", self.target_arch.to_string()));
         rows.push(("label", self.label.clone()));
-        rows.push(("autorun.inf", if self.autorun { "yes" } else { "no" }.into()));
+        rows.push((
+            "autorun.inf",
+            if self.autorun { "yes" } else { "no" }.into(),
+        ));
         rows.push((
             "media template",
             self.media_template
@@ -434,7 +439,9 @@ mod tests {
         assert_eq!(check_output_file(&f), Ok(false));
         std::fs::write(&f, b"x").unwrap();
         assert_eq!(check_output_file(&f), Ok(true));
-        assert!(check_output_file(dir.path()).unwrap_err().contains("is a folder"));
+        assert!(check_output_file(dir.path())
+            .unwrap_err()
+            .contains("is a folder"));
         assert!(check_output_file(&dir.path().join("no/a.iso"))
             .unwrap_err()
             .contains("does not exist"));

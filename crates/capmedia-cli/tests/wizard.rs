@@ -23,8 +23,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use expectrl::process::unix::WaitStatus;
 use expectrl::Session;
+use expectrl::WaitStatus;
 
 /// A fixed epoch, so outputs are comparable between runs.
 const EPOCH: &str = "1700000000";
@@ -69,9 +69,8 @@ fn require_plugins() {
 
 /// Fail (not skip) when a checking tool is missing, naming the package.
 fn tool(name: &str, package: &str) -> Command {
-    let found = std::env::var_os("PATH").is_some_and(|p| {
-        std::env::split_paths(&p).any(|d| d.join(name).is_file())
-    });
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()));
     assert!(
         found,
         "{name} is missing: apt-get update && apt-get install -y {package}"
