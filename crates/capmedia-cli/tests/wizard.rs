@@ -3,7 +3,7 @@
 //! terminal emulator (vt100), on the bundled sample DP, with the real sink
 //! plugins (`cargo build --workspace` first). Outputs are checked by
 //! `capmedia verify` and by tools nobody here wrote (xorriso, sfdisk,
-//! qemu-img).
+//! vhdiinfo).
 //!
 //! Issue 17's acceptance: one run per media type to a finished, verified
 //! output (USB image file, CD/DVD set, VHD); one that goes back a page
@@ -173,7 +173,12 @@ impl Wizard {
             .iter()
             .rposition(|l| l.contains(heading))
             .unwrap_or_else(|| panic!("no {heading:?} on the screen:\n{contents}"));
-        let mut page: Vec<&str> = lines[start..].iter().map(|l| l.trim_end()).collect();
+        // Up to the next page's heading, if the terminal shows one.
+        let end = lines[start + 1..]
+            .iter()
+            .position(|l| l.starts_with("── "))
+            .map_or(lines.len(), |n| start + 1 + n);
+        let mut page: Vec<&str> = lines[start..end].iter().map(|l| l.trim_end()).collect();
         while page.last().is_some_and(|l| l.is_empty()) {
             page.pop();
         }
@@ -245,8 +250,8 @@ fn common_pages(w: &mut Wizard, shots: bool) -> String {
     w.keys(&format!("dp/SCCMContentLib{ENTER}"));
     w.ask("Which boot image package?");
     if shots {
-        w.shot("dp", "Distribution point");
-        w.shot("boot-image", "Boot image package");
+        w.shot("dp", "── Distribution point");
+        w.shot("boot-image", "── Boot image package");
     }
     w.keys(&format!("PS100001{ENTER}"));
     w.ask("What is the reference computer's architecture?");
@@ -255,7 +260,7 @@ fn common_pages(w: &mut Wizard, shots: bool) -> String {
     w.wait("the boot image is x64 but the target computer is x86");
     w.ask("What is the reference computer's architecture?");
     if shots {
-        w.shot("target", "Target computer");
+        w.shot("target", "── Target computer");
     }
     w.keys(&format!("x64:{ENTER}"));
     w.ask("Media label");
@@ -414,12 +419,17 @@ fn vhd_and_its_saved_command_build_the_same_bytes() {
     assert_eq!(code, Some(0), "{rest}");
     assert!(rest.contains("verified by"), "{rest}");
     verify(dir.path(), "capture.vhd");
-    let o = tool("qemu-img", "qemu-utils")
-        .args(["check", "-f", "vpc", "capture.vhd"])
+    let o = tool("vhdiinfo", "libvhdi-utils")
+        .arg("capture.vhd")
         .current_dir(dir.path())
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("Dynamic"),
+        "a dynamic VHD: {}",
+        show(&o)
+    );
 
     // The saved command, run on its own by a shell, builds the same bytes.
     let script = fs::read_to_string(dir.path().join("capture.sh")).unwrap();
