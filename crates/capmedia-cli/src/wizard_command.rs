@@ -109,6 +109,8 @@ pub fn size_human(c: Capacity) -> String {
         Capacity::Bytes(b) => {
             let human = if b >= 1 << 30 {
                 format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)
+            } else if b < 1 << 20 {
+                format!("{:.1} KiB", b as f64 / 1024.0)
             } else {
                 format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
             };

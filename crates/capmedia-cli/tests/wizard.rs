@@ -114,6 +114,8 @@ fn files_besides_dp(dir: &Path) -> Vec<String> {
 /// it prints.
 struct Wizard {
     session: Session,
+    /// What a prompt's drawing ends with.
+    help_end: &'static str,
     screen: vt100::Parser,
     shots: Vec<(String, String)>,
 }
@@ -138,6 +140,11 @@ impl Wizard {
         session.set_expect_timeout(Some(PROMPT_BOUND));
         Wizard {
             session,
+            help_end: if term == "dumb" {
+                ": "
+            } else {
+                "Ctrl-C: quit]"
+            },
             screen: vt100::Parser::new(ROWS, COLS, 0),
             shots: Vec::new(),
         }
@@ -158,7 +165,7 @@ impl Wizard {
     /// (the key help is drawn last).
     fn ask(&mut self, q: &str) {
         self.wait(q);
-        self.wait("Ctrl-C: quit");
+        self.wait(self.help_end);
     }
 
     fn keys(&mut self, k: &str) {
@@ -415,7 +422,7 @@ fn vhd_and_its_saved_command_build_the_same_bytes() {
     w.wait("saved to capture.sh");
     w.ask("Create?");
     w.keys(&format!("Create the media{ENTER}"));
-    let (code, rest, _) = w.finish();
+    let (code, rest, shots) = w.finish();
     assert_eq!(code, Some(0), "{rest}");
     assert!(rest.contains("verified by"), "{rest}");
     verify(dir.path(), "capture.vhd");
@@ -459,6 +466,7 @@ fn vhd_and_its_saved_command_build_the_same_bytes() {
             == fs::read(dir.path().join("wizard.vhd")).unwrap(),
         "the command's VHD differs from the wizard's"
     );
+    docs_screens(&shots);
 }
 
 #[test]
