@@ -565,8 +565,9 @@ impl Wizard {
                 password = Some(secret);
             }
             p.note(&format!("reading {loc} ..."));
-            let images =
-                Dp::open(&loc, opts).and_then(|dp| capmedia_driver::boot_image_summaries(&dp));
+            let images = Dp::open(&loc, opts)
+                .map_err(Box::new)
+                .and_then(|dp| capmedia_driver::boot_image_summaries(&dp));
             match images {
                 Err(e) => p.note(&format!("✗ {}", crate::one_line(&anyhow::Error::new(e)))),
                 Ok(images) if images.is_empty() => {

@@ -39,9 +39,10 @@ impl BootImageSummary {
 
 /// The boot image packages on `dp` with their architecture and version.
 /// A package that cannot be read is listed with its `problem`; access
-/// errors on the DP itself fail the call.
-pub fn boot_image_summaries(dp: &Dp) -> Result<Vec<BootImageSummary>, DpError> {
-    let packages = dp.list_packages()?;
+/// errors on the DP itself fail the call (boxed: a `DpError` is big, and
+/// this is no hot path).
+pub fn boot_image_summaries(dp: &Dp) -> Result<Vec<BootImageSummary>, Box<DpError>> {
+    let packages = dp.list_packages().map_err(Box::new)?;
     Ok(packages
         .into_iter()
         .filter(|p| p.kind == PackageKind::BootImage)
