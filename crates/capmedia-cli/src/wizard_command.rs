@@ -385,9 +385,9 @@ mod tests {
         a.plugin_dirs = vec!["/p".into()];
         let line = a.command_line().unwrap();
         assert!(
-            line.contains("--dp-user 'CORP\\cm-read'")
+            line.contains(r#"--dp-user "CORP\\cm-read""#)
                 && line.contains("--sink vhdx")
-                && line.contains("--sink-option vhdx-type=fixed")
+                && line.contains("--sink-option 'vhdx-type=fixed'")
                 && line.contains("--media-size unlimited")
                 && line.contains("--media-template '/site/SMS tmpl'")
                 && line.contains("--target-hwids ids.txt")
