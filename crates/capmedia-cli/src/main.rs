@@ -19,6 +19,9 @@ mod plugins;
 mod shell;
 mod ui;
 mod verify;
+mod wizard;
+mod wizard_command;
+mod wizard_prompt;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -91,6 +94,10 @@ enum Command {
     /// Build capture media from a boot image package on a distribution point.
     #[command(after_help = shell::CAPTURE_HELP)]
     Capture(Box<capture::CaptureArgs>),
+    /// The console's Create Task Sequence Media Wizard, in a terminal: its
+    /// pages, then the capture (or the command that does it).
+    #[command(after_help = wizard::WIZARD_HELP)]
+    Wizard(wizard::WizardArgs),
     /// Distribution point commands.
     #[command(after_help = shell::DP_LIST_HELP)]
     Dp {
@@ -245,6 +252,7 @@ fn main() -> ExitCode {
     );
     let result = match cli.command {
         Command::Capture(a) => capture::run(*a),
+        Command::Wizard(a) => wizard::run(a),
         Command::Dp {
             command: DpCommand::List { dp, access, json },
         } => dp::list(&dp, &access, json),

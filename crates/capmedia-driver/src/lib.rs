@@ -15,15 +15,17 @@
 //! read from the WIM by range reads, and the sink checks a plan with every
 //! size known, all before any content is fetched in full.
 
+mod bootlist;
 pub mod bootwim;
 mod dpinfo;
 mod layout;
 mod pipeline;
 
+pub use bootlist::{boot_image_summaries, BootImageListing};
 pub use bootwim::{BootImageContents, BootWimError, DriverSummary, SmsTree, UefiCa, WimBootFile};
 pub use capmedia_device::{DeviceTarget, Output, SystemPaths};
 pub use dpinfo::{boot_image_summary, package_boot_image, BootImageSummary};
-pub use layout::{BootFiles, LayoutError};
+pub use layout::{check_label, BootFiles, LayoutError};
 pub use pipeline::{
     capture, default_cache_dir, resolve, BootImageInfo, CaptureError, CaptureReport,
     CaptureRequest, Checked, DriverReport, Events, Fetched, OutputReport, Planned, PlannedFile,
