@@ -28,8 +28,11 @@ fn ntlm_dp() -> NtlmDp {
 /// `capmedia args` with the environment given (and no terminal).
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_capmedia"));
-    cmd.args(args)
-        .env_remove("CAPMEDIA_PLUGIN_PATH")
+    cmd.args(args);
+    if matches!(args.first(), Some(&"capture" | &"verify")) {
+        cmd.arg("--plugin-dir").arg(require_plugins());
+    }
+    cmd.env_remove("CAPMEDIA_PLUGIN_PATH")
         .env_remove("CAPMEDIA_DP_PASSWORD")
         .env_remove("CAPMEDIA_DP_CERT_PASSWORD")
         .env("SOURCE_DATE_EPOCH", "1700000000")
@@ -108,7 +111,7 @@ fn capture_and_dp_list_through_ntlm_with_dp_user_and_no_password_anywhere() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| p["id"].as_str().unwrap())
+        .map(|p| p["package"].as_str().unwrap())
         .collect();
     assert!(ids.contains(&X64_PACKAGE), "{doc:#}");
     assert_no_password("dp list stdout", &String::from_utf8_lossy(&o.stdout));

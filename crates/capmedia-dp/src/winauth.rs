@@ -453,6 +453,40 @@ mod tests {
         assert!(authenticate_message(minimal, &creds).is_ok());
     }
 
+    /// The fallback for the `ntlm_challenge` fuzz target where cargo fuzz
+    /// cannot run: every truncation of a real challenge, and 20,000
+    /// deterministic mutations of it (bytes flipped, lengths and offsets
+    /// of the security buffers set to extremes), answered without panic.
+    #[test]
+    fn mutated_challenges_never_panic() {
+        let seed = include_bytes!("../fuzz/corpus/ntlm_challenge/pyspnego");
+        for n in 0..seed.len() {
+            answer_for_fuzzing(&seed[..n]);
+        }
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let mut m = seed.to_vec();
+            for _ in 0..(next() % 4 + 1) {
+                let i = (next() as usize) % m.len();
+                m[i] = match next() % 4 {
+                    0 => 0xff,
+                    1 => 0,
+                    _ => next() as u8,
+                };
+            }
+            if next() % 8 == 0 {
+                m.extend(std::iter::repeat_n(0x41, (next() % 70_000) as usize));
+            }
+            answer_for_fuzzing(&m);
+        }
+    }
+
     #[test]
     fn a_malformed_or_oversized_challenge_is_an_error_not_a_panic() {
         let creds = Credentials {

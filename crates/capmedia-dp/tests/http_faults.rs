@@ -228,8 +228,8 @@ fn http_401_says_windows_authentication() {
     let msg = err.to_string();
     assert!(
         msg.contains("Windows authentication")
-            && msg.contains("anonymous")
-            && msg.contains("share"),
+            && msg.contains("Negotiate, NTLM")
+            && msg.contains("--dp-user"),
         "{msg}"
     );
     let err = dp.resolve(&pid(BOOT)).unwrap_err();
