@@ -382,6 +382,9 @@ pub struct Checked<'a> {
 pub struct Fetched<'a> {
     checked: Checked<'a>,
     plan: MediaPlan,
+    /// DP files taken from the cache on their stamps, unread: if the
+    /// read-back finds the medium wrong, these are checked first.
+    trusted: Vec<ContentFile>,
 }
 
 /// Stage 6: the sink wrote, read back and committed the outputs: from here
@@ -494,7 +497,11 @@ impl<'a> Resolved<'a> {
     pub fn validate(self) -> Result<Validated<'a>, CaptureError> {
         self.run.enter("validate")?;
         let (dp, content, wim_name) = (&self.dp, &self.content, &self.wim_name);
-        let info = capmedia_arch::read_wim(&mut dp.remote_reader(content, &self.wim)).map_err(
+        // Only names blob paths; the folder is created just before fetching.
+        // A warm cache's trusted copy is read instead of the DP.
+        let req = self.run.req;
+        let cache = ContentCache::at(&req.cache_dir);
+        let info = capmedia_arch::read_wim(&mut dp.content_reader(content, &self.wim, &cache)).map_err(
             |source| CaptureError::Wim {
                 dp: dp.name().to_owned(),
                 package: content.package.clone(),
@@ -533,9 +540,6 @@ impl<'a> Resolved<'a> {
             source,
         })?;
 
-        // Only names blob paths; the folder is created just before fetching.
-        let req = self.run.req;
-        let cache = ContentCache::at(&req.cache_dir);
         let staging_parent = req.staging.clone().unwrap_or_else(std::env::temp_dir);
         // What killed runs left there goes first (only capmedia's, only of
         // dead processes).
@@ -552,7 +556,7 @@ impl<'a> Resolved<'a> {
             wim: wim_name.clone(),
             source: Box::new(source),
         };
-        let mut wim = capmedia_wim::Wim::open(dp.remote_reader(content, &self.wim))
+        let mut wim = capmedia_wim::Wim::open(dp.content_reader(content, &self.wim, &cache))
             .map_err(|e| image_err(e.into()))?;
         let tree = wim.image(image.index).map_err(|e| image_err(e.into()))?;
         let (drivers, summary) =
@@ -605,7 +609,7 @@ impl<'a> Resolved<'a> {
                             }
                         })
                     })?,
-                None => read_loader(dp, content, &boot_files, loader).map_err(|source| {
+                None => read_loader(dp, content, &cache, &boot_files, loader).map_err(|source| {
                     CaptureError::Loader {
                         what: what.clone(),
                         source: Box::new(source),
@@ -912,6 +916,13 @@ impl<'a> Checked<'a> {
         // The BLAKE3 the manifest promises, from the local bytes: known
         // from the fetch for DP content, read here for the rest.
         r.run.enter("hash")?;
+        let trusted: Vec<ContentFile> = r
+            .content
+            .files
+            .iter()
+            .filter(|c| fetched.iter().any(|f| f.trusted && f.sha256 == c.sha256))
+            .cloned()
+            .collect();
         let known: BTreeMap<PathBuf, String> = fetched
             .into_iter()
             .filter_map(|f| Some((f.local, f.blake3?)))
@@ -942,7 +953,11 @@ impl<'a> Checked<'a> {
         let mut checked = self;
         checked.report.set_id = plan.set_id.clone();
         checked.planned.validated.resolved.run.timings.fetch_s = fetch_s;
-        Ok(Fetched { checked, plan })
+        Ok(Fetched {
+            checked,
+            plan,
+            trusted,
+        })
     }
 }
 
@@ -960,10 +975,17 @@ impl<'a> Fetched<'a> {
         run.enter("write")?;
         let t = Instant::now();
         let sev = SinkEvents(run.events);
-        let written = run
-            .sink
-            .write(&self.plan, &sev, &sev)
-            .map_err(run.sink_error())?;
+        let written = match run.sink.write(&self.plan, &sev, &sev) {
+            Ok(w) => w,
+            Err(mut e) => {
+                if e.kind == ErrorKind::Corrupt {
+                    if let Some(why) = self.damaged_cache() {
+                        e.message = format!("{}; {why}", e.message);
+                    }
+                }
+                return Err(run.sink_error()(e));
+            }
+        };
         let write_s = t.elapsed().as_secs_f64();
         self.checked.planned.validated.resolved.run.timings.write_s = write_s;
         Ok(Written {
@@ -971,6 +993,48 @@ impl<'a> Fetched<'a> {
             written,
         })
     }
+}
+
+impl Fetched<'_> {
+    /// See [`damaged_cache`].
+    fn damaged_cache(&self) -> Option<String> {
+        damaged_cache(&self.checked.planned.validated.cache, &self.trusted)
+    }
+}
+
+/// After a read-back found the medium wrong: whether a cache entry trusted
+/// on its stamp is the cause (its bytes no longer hash to the SHA-256 they
+/// were verified against, e.g. changed in place with the mtime put back).
+/// Those entries are removed from the cache so that the next run fetches
+/// them again; the text says which.
+fn damaged_cache(cache: &ContentCache, trusted: &[ContentFile]) -> Option<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let damaged: Vec<String> = trusted
+        .iter()
+        .filter(|f| seen.insert(f.sha256.clone()))
+        .filter(|f| !matches!(cache.verify(f), Ok(true)))
+        .map(|f| {
+            let path = cache.path_of(&f.sha256);
+            let removed = match cache.forget(&f.sha256) {
+                Ok(()) => "removed it".to_owned(),
+                Err(e) => format!("could not remove it ({e}): remove it by hand"),
+            };
+            format!(
+                "{} (cache file {}) no longer holds the bytes of SHA-256 {} it was verified \
+                 against; capmedia {removed}",
+                f.path,
+                path.display(),
+                f.sha256,
+            )
+        })
+        .collect();
+    (!damaged.is_empty()).then(|| {
+        format!(
+            "the content cache was damaged after it was verified: {}; run again to fetch \
+             it anew (--verify-cache re-hashes every cache entry first)",
+            damaged.join("; ")
+        )
+    })
 }
 
 impl Written<'_> {
@@ -983,14 +1047,19 @@ impl Written<'_> {
     /// did, before putting the outputs in place), and the report.
     pub fn verify(self) -> Result<CaptureReport, CaptureError> {
         let Written { fetched, written } = self;
-        let Fetched { checked, .. } = fetched;
+        let Fetched {
+            checked, trusted, ..
+        } = fetched;
         let Checked {
             planned,
             mut report,
             ..
         } = checked;
         let Validated {
-            resolved, staging, ..
+            resolved,
+            staging,
+            cache,
+            ..
         } = planned.validated;
         let mut run = resolved.run;
         // Past the commit: a Ctrl-C now is noted, not obeyed.
@@ -1009,15 +1078,19 @@ impl Written<'_> {
                 )
                 .map_err(run.sink_error())?;
             if let Some(bad) = v.volumes.iter().find(|v| !v.outcome.is_ok()) {
+                let mut first = bad
+                    .outcome
+                    .problems
+                    .first()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                if let Some(why) = damaged_cache(&cache, &trusted) {
+                    first = format!("{first}; {why}");
+                }
                 return Err(CaptureError::Verify {
                     output: bad.output.clone(),
                     count: bad.outcome.problems.len(),
-                    first: bad
-                        .outcome
-                        .problems
-                        .first()
-                        .map(ToString::to_string)
-                        .unwrap_or_default(),
+                    first,
                 });
             }
             report.verified_by = Some("driver".into());
@@ -1161,6 +1234,7 @@ fn package_boot_files(content: &PackageContent, cache: &ContentCache) -> Option<
 fn read_loader(
     dp: &Dp,
     content: &PackageContent,
+    cache: &ContentCache,
     boot: &BootFiles,
     loader: &BootFileEntry,
 ) -> Result<capmedia_arch::PeInfo, ArchError> {
@@ -1175,7 +1249,7 @@ fn read_loader(
                 .iter()
                 .find(|f| f.path == loader.path)
                 .ok_or(ArchError::NotPe)?;
-            capmedia_arch::read_pe(&mut dp.remote_reader(content, file))
+            capmedia_arch::read_pe(&mut dp.content_reader(content, file, cache))
         }
     }
 }
