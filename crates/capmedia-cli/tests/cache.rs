@@ -141,8 +141,15 @@ fn a_warm_cache_reads_no_filelib_byte_and_a_damaged_entry_is_caught_by_the_read_
     // the same medium.
     let o = capture(&url, &id, &out("b.iso"), &cache, &[]);
     assert!(o.status.success(), "{}", show(&o));
-    assert_eq!(ng.bytes_served(FILELIB).unwrap(), cold, "FileLib bytes read");
-    assert_eq!(fs::read(out("a.iso")).unwrap(), fs::read(out("b.iso")).unwrap());
+    assert_eq!(
+        ng.bytes_served(FILELIB).unwrap(),
+        cold,
+        "FileLib bytes read"
+    );
+    assert_eq!(
+        fs::read(out("a.iso")).unwrap(),
+        fs::read(out("b.iso")).unwrap()
+    );
 
     // Damaged behind the stamp's back: the stamp still matches, so the
     // entry is used unread, and the read-back of the medium against its
@@ -160,9 +167,16 @@ fn a_warm_cache_reads_no_filelib_byte_and_a_damaged_entry_is_caught_by_the_read_
             && err.contains(&entry.display().to_string()),
         "{err}"
     );
-    assert!(!out("c.iso").exists(), "a medium that failed its read-back was kept");
+    assert!(
+        !out("c.iso").exists(),
+        "a medium that failed its read-back was kept"
+    );
     assert!(!entry.exists(), "the damaged entry stays in the cache");
-    assert_eq!(ng.bytes_served(FILELIB).unwrap(), cold, "FileLib bytes read");
+    assert_eq!(
+        ng.bytes_served(FILELIB).unwrap(),
+        cold,
+        "FileLib bytes read"
+    );
 
     // The next run fetches that file again, and only that file.
     let o = capture(&url, &id, &out("c.iso"), &cache, &[]);
@@ -172,7 +186,10 @@ fn a_warm_cache_reads_no_filelib_byte_and_a_damaged_entry_is_caught_by_the_read_
         cold + sdi.len() as u64,
         "only boot.sdi fetched again"
     );
-    assert_eq!(fs::read(out("a.iso")).unwrap(), fs::read(out("c.iso")).unwrap());
+    assert_eq!(
+        fs::read(out("a.iso")).unwrap(),
+        fs::read(out("c.iso")).unwrap()
+    );
 
     // --verify-cache re-hashes every entry: the damage is found before
     // anything is written, and the file fetched again.
@@ -180,9 +197,9 @@ fn a_warm_cache_reads_no_filelib_byte_and_a_damaged_entry_is_caught_by_the_read_
     let before = ng.bytes_served(FILELIB).unwrap();
     let o = capture(&url, &id, &out("d.iso"), &cache, &["--verify-cache"]);
     assert!(o.status.success(), "{}", show(&o));
+    assert_eq!(ng.bytes_served(FILELIB).unwrap(), before + sdi.len() as u64);
     assert_eq!(
-        ng.bytes_served(FILELIB).unwrap(),
-        before + sdi.len() as u64
+        fs::read(out("a.iso")).unwrap(),
+        fs::read(out("d.iso")).unwrap()
     );
-    assert_eq!(fs::read(out("a.iso")).unwrap(), fs::read(out("d.iso")).unwrap());
 }

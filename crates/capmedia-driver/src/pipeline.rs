@@ -501,14 +501,13 @@ impl<'a> Resolved<'a> {
         // A warm cache's trusted copy is read instead of the DP.
         let req = self.run.req;
         let cache = ContentCache::at(&req.cache_dir);
-        let info = capmedia_arch::read_wim(&mut dp.content_reader(content, &self.wim, &cache)).map_err(
-            |source| CaptureError::Wim {
+        let info = capmedia_arch::read_wim(&mut dp.content_reader(content, &self.wim, &cache))
+            .map_err(|source| CaptureError::Wim {
                 dp: dp.name().to_owned(),
                 package: content.package.clone(),
                 wim: wim_name.clone(),
                 source: Box::new(source),
-            },
-        )?;
+            })?;
         let image = booting_image(&info.images, info.boot_image())
             .ok_or_else(|| CaptureError::NoBootImage {
                 dp: dp.name().to_owned(),
@@ -609,12 +608,14 @@ impl<'a> Resolved<'a> {
                             }
                         })
                     })?,
-                None => read_loader(dp, content, &cache, &boot_files, loader).map_err(|source| {
-                    CaptureError::Loader {
-                        what: what.clone(),
-                        source: Box::new(source),
-                    }
-                })?,
+                None => {
+                    read_loader(dp, content, &cache, &boot_files, loader).map_err(|source| {
+                        CaptureError::Loader {
+                            what: what.clone(),
+                            source: Box::new(source),
+                        }
+                    })?
+                }
             };
             capmedia_arch::uefi_loader_suits_image(image.arch, loader.path.as_str(), pe.arch)
                 .map_err(|source| CaptureError::Arch {

@@ -687,7 +687,13 @@ fn capture_rss(ctx: &Ctx) -> Result<Pair> {
         let lib = boot_package_library(&shared(ctx, mib).join("capture"), mib)?;
         cmds.push(Cmd::new(
             &format!("capture iso {mib} MiB"),
-            capture_line(ctx, &lib, "iso-set", &out.join(format!("{mib}.iso")), &cache),
+            capture_line(
+                ctx,
+                &lib,
+                "iso-set",
+                &out.join(format!("{mib}.iso")),
+                &cache,
+            ),
         ));
     }
     let ours = cmds.remove(0);
