@@ -115,7 +115,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn sh(line: &str) -> Result<()> {
+pub fn sh(line: &str) -> Result<()> {
     crate::run(Command::new("sh").arg("-c").arg(line))
 }
 
@@ -197,6 +197,14 @@ fn run_pair(name: &str, pair: &Pair, rounds: usize) -> Result<Vec<Measured>> {
             rss,
             med[0].0 / secs
         );
+    }
+    // Every run, not only the medians: the machine is shared and noisy.
+    for (c, s) in cmds.iter().zip(&samples) {
+        let runs: Vec<String> = s
+            .iter()
+            .map(|x| format!("{:.3}s/{:.0}MiB", x.secs, x.maxrss_kib as f64 / 1024.0))
+            .collect();
+        println!("  runs of {}: {}", c.label, runs.join(" "));
     }
     Ok(cmds
         .iter()

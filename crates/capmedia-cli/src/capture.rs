@@ -76,6 +76,12 @@ pub struct CaptureArgs {
     /// else ~/.cache/capmedia].
     #[arg(long, value_name = "DIR")]
     cache: Option<PathBuf>,
+    /// Hash every cache entry again before using it. By default an entry
+    /// whose sealed stamp (size, mtime, inode, the SHA-256 it was verified
+    /// against) still matches is used without reading it; the medium's
+    /// read-back still checks every byte.
+    #[arg(long)]
+    verify_cache: bool,
     /// Extra FileLib roots of a library that spans drives (path DPs).
     #[arg(long, value_name = "DIR")]
     dp_filelib: Vec<PathBuf>,
@@ -157,6 +163,7 @@ pub fn run(a: CaptureArgs) -> anyhow::Result<ExitCode> {
         dp_options: a.access.options(DpOptions {
             extra_filelib_roots: a.dp_filelib.clone(),
             concurrency: a.dp_connections.max(1),
+            verify_cache: a.verify_cache,
             ..DpOptions::default()
         })?,
         boot_image: a.boot_image.clone(),

@@ -2,11 +2,22 @@
 //!
 //! Each blob is written to a temporary file in the cache, hashed while it is
 //! written, and only renamed to `<cache>/<HASH[0..2]>/<HASH>` once the hash
-//! matches. A later run (or another package sharing the file) reuses it
-//! without downloading again, but hashes it once more before trusting it:
-//! the cache is not fsynced (that would cost more than the download on a
-//! fast link), so after a crash a file under its hash name could hold
-//! other bytes, and re-hashing a local file is cheap next to fetching it.
+//! matches. Then it is sealed: its modification time is set two seconds
+//! into the past and a stamp, `<cache>/stamps/<HASH>`, records its size,
+//! that mtime, its device and inode, the SHA-256 it was verified against
+//! and its BLAKE3, with a BLAKE3 seal over those fields (a torn or edited
+//! stamp is not trusted). A later run (or another package sharing the
+//! file) whose stamp still matches the file takes it as it is: no DP read,
+//! no re-hash. Any write to the file after sealing, even in the same clock
+//! tick, moves its mtime past the stamped one (which lies in the past), and
+//! a replaced file has another inode: such an entry is hashed again, and
+//! fetched again if it no longer matches. `DpOptions::verify_cache` re-hashes
+//! every entry. What a stamp cannot see (the bytes changed and the mtime put
+//! back, or lost by a crash before writeback: the cache is not fsynced, which
+//! would cost more than the download on a fast link) reaches the medium and
+//! is caught by its read-back, which compares it with the BLAKE3 the stamp
+//! recorded when the bytes were verified (the driver then names the cache
+//! entry and removes it).
 //! Memory use is a few buffers per download thread.
 //!
 //! A blob the backend can open as a local file (the path backend) is copied
@@ -55,7 +66,25 @@ pub struct FetchedFile {
     pub blake3: Option<String>,
     /// Where the verified bytes are.
     pub local: PathBuf,
+    /// Taken from the cache on its stamp, without reading it: a read-back
+    /// that finds these bytes wrong points at a damaged cache entry.
+    pub trusted: bool,
 }
+
+/// A cache entry whose stamp still matches it ([`ContentCache::trusted`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedEntry {
+    /// The BLAKE3 recorded when the entry was verified, if it was computed.
+    pub blake3: Option<String>,
+}
+
+/// A stamp is a few hundred bytes; anything larger is not one.
+const STAMP_LIMIT: u64 = 4096;
+/// The BLAKE3 key-derivation context of stamp seals.
+const STAMP_CONTEXT: &str = "capmedia 2026-12 content cache stamp v1";
+/// How far into the past a sealed entry's mtime is set, so that a write in
+/// the same clock tick as the seal still changes it.
+const STAMP_BACKDATE: Duration = Duration::from_secs(2);
 
 impl ContentCache {
     /// The cache at `dir`, for naming where blobs go, without touching the
@@ -143,6 +172,91 @@ impl ContentCache {
         fs::metadata(self.path_of(&file.sha256)).is_ok_and(|m| m.is_file() && m.len() == file.size)
     }
 
+    /// Where the stamp of blob `sha256` lives.
+    fn stamp_path(&self, sha256: &str) -> PathBuf {
+        self.dir.join("stamps").join(sha256.to_ascii_uppercase())
+    }
+
+    /// The entry of `file`, if its sealed stamp still matches the file
+    /// (size, mtime, device and inode) and names `file`'s size and SHA-256:
+    /// trusted without reading a byte of it.
+    pub fn trusted(&self, file: &ContentFile) -> Option<TrustedEntry> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::symlink_metadata(self.path_of(&file.sha256)).ok()?;
+        if !meta.is_file() || meta.len() != file.size {
+            return None;
+        }
+        let mut text = String::new();
+        File::open(self.stamp_path(&file.sha256))
+            .ok()?
+            .take(STAMP_LIMIT)
+            .read_to_string(&mut text)
+            .ok()?;
+        let stamp = Stamp::parse(&text)?;
+        let now = Stamp {
+            sha256: file.sha256.to_ascii_uppercase(),
+            size: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            inode: (meta.dev(), meta.ino()),
+            blake3: stamp.blake3.clone(),
+        };
+        (stamp == now).then_some(TrustedEntry {
+            blake3: stamp.blake3,
+        })
+    }
+
+    /// Seal the verified entry of `file`: back-date its mtime and write its
+    /// stamp. Best effort: an entry left unsealed is only hashed again by
+    /// the next run.
+    fn seal(&self, file: &ContentFile, blake3: Option<&str>) {
+        use std::os::unix::fs::MetadataExt;
+        let path = self.path_of(&file.sha256);
+        let sealed = (|| -> io::Result<()> {
+            let f = fs::OpenOptions::new().write(true).open(&path)?;
+            let past = std::time::SystemTime::now()
+                .checked_sub(STAMP_BACKDATE)
+                .unwrap_or(std::time::UNIX_EPOCH);
+            f.set_modified(past)?;
+            let meta = f.metadata()?;
+            drop(f);
+            let stamp = Stamp {
+                sha256: file.sha256.to_ascii_uppercase(),
+                size: meta.len(),
+                mtime: (meta.mtime(), meta.mtime_nsec()),
+                inode: (meta.dev(), meta.ino()),
+                blake3: blake3.map(str::to_owned),
+            };
+            let dir = self.dir.join("stamps");
+            fs::create_dir_all(&dir)?;
+            // Written beside the cache's partial files and renamed: a
+            // reader sees the old stamp or the new one, never half of one.
+            let tmp = self
+                .dir
+                .join("tmp")
+                .join(capmedia_tempfile::temp_name("stamp"));
+            let guard = capmedia_tempfile::TempPath::new(tmp.clone());
+            fs::write(&tmp, stamp.render())?;
+            fs::rename(&tmp, self.stamp_path(&file.sha256))?;
+            guard.keep();
+            Ok(())
+        })();
+        if sealed.is_err() {
+            let _ = fs::remove_file(self.stamp_path(&file.sha256));
+        }
+    }
+
+    /// Remove the entry of blob `sha256` and its stamp (a read-back found
+    /// its bytes damaged), so that the next run fetches it again.
+    pub fn forget(&self, sha256: &str) -> io::Result<()> {
+        for p in [self.stamp_path(sha256), self.path_of(sha256)] {
+            match fs::remove_file(&p) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the cached bytes of `file` hash to its SHA-256.
     pub fn verify(&self, file: &ContentFile) -> io::Result<bool> {
         Ok(self.verify_digests(file, false)?.is_some())
@@ -153,6 +267,80 @@ impl ContentCache {
     fn verify_digests(&self, file: &ContentFile, blake3: bool) -> io::Result<Option<Finished>> {
         let (size, done) = digest_file(&self.path_of(&file.sha256), blake3)?;
         Ok((size == file.size && done.sha256 == file.sha256).then_some(done))
+    }
+}
+
+/// What proves a cache entry unchanged since it was verified; see the
+/// module comment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    sha256: String,
+    size: u64,
+    /// Seconds and nanoseconds.
+    mtime: (i64, i64),
+    /// Device and inode number.
+    inode: (u64, u64),
+    blake3: Option<String>,
+}
+
+impl Stamp {
+    fn fields(&self) -> String {
+        format!(
+            "capmedia-cache-stamp 1\nsha256 {}\nsize {}\nmtime {} {}\ninode {} {}\nblake3 {}\n",
+            self.sha256,
+            self.size,
+            self.mtime.0,
+            self.mtime.1,
+            self.inode.0,
+            self.inode.1,
+            self.blake3.as_deref().unwrap_or("-")
+        )
+    }
+
+    fn seal_of(fields: &str) -> String {
+        let mut h = blake3::Hasher::new_derive_key(STAMP_CONTEXT);
+        h.update(fields.as_bytes());
+        h.finalize().to_hex().to_string()
+    }
+
+    fn render(&self) -> String {
+        let fields = self.fields();
+        let seal = Stamp::seal_of(&fields);
+        format!("{fields}seal {seal}\n")
+    }
+
+    /// A stamp as [`Stamp::render`] wrote it, its seal checked; `None` for
+    /// anything else.
+    fn parse(text: &str) -> Option<Stamp> {
+        let (fields, seal_line) = text.strip_suffix('\n')?.rsplit_once('\n')?;
+        let fields = format!("{fields}\n");
+        if seal_line.strip_prefix("seal ")? != Stamp::seal_of(&fields) {
+            return None;
+        }
+        let mut lines = fields.lines();
+        if lines.next()? != "capmedia-cache-stamp 1" {
+            return None;
+        }
+        let mut value = |key: &str| lines.next()?.strip_prefix(key)?.strip_prefix(' ');
+        let sha256 = value("sha256")?.to_owned();
+        let size = value("size")?.parse().ok()?;
+        let (s, ns) = value("mtime")?.split_once(' ')?;
+        let mtime = (s.parse().ok()?, ns.parse().ok()?);
+        let (d, i) = value("inode")?.split_once(' ')?;
+        let inode = (d.parse().ok()?, i.parse().ok()?);
+        let blake3 = match value("blake3")? {
+            "-" => None,
+            b => Some(b.to_owned()),
+        };
+        let stamp = Stamp {
+            sha256,
+            size,
+            mtime,
+            inode,
+            blake3,
+        };
+        // Exactly what render would write: nothing extra was accepted.
+        (stamp.fields() == fields).then_some(stamp)
     }
 }
 
@@ -450,27 +638,31 @@ impl Dp {
             cancel,
         };
         prog.report(0);
-        let blake3: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
+        // Per blob: its BLAKE3 (if computed) and whether it was trusted on
+        // its stamp.
+        let found: Mutex<BTreeMap<String, (Option<String>, bool)>> = Mutex::new(BTreeMap::new());
         parallel(&jobs, self.opts.concurrency, |f| {
-            let done = self.fetch_one(content, f, cache, &prog)?;
-            if let Some(b) = done.blake3 {
-                blake3
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(f.sha256.clone(), b);
-            }
+            let (done, trusted) = self.fetch_one(content, f, cache, &prog)?;
+            found
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(f.sha256.clone(), (done.blake3, trusted));
             Ok(())
         })?;
-        let blake3 = blake3.into_inner().unwrap_or_else(|p| p.into_inner());
+        let found = found.into_inner().unwrap_or_else(|p| p.into_inner());
         Ok(content
             .files
             .iter()
-            .map(|f| FetchedFile {
-                path: f.path.clone(),
-                size: f.size,
-                sha256: f.sha256.clone(),
-                blake3: blake3.get(&f.sha256).cloned(),
-                local: cache.path_of(&f.sha256),
+            .map(|f| {
+                let (blake3, trusted) = found.get(&f.sha256).cloned().unwrap_or((None, false));
+                FetchedFile {
+                    path: f.path.clone(),
+                    size: f.size,
+                    sha256: f.sha256.clone(),
+                    blake3,
+                    local: cache.path_of(&f.sha256),
+                    trusted,
+                }
             })
             .collect())
     }
@@ -526,14 +718,14 @@ impl Dp {
     }
 
     /// Fetch one blob into the cache (or find it there) and return its
-    /// digests.
+    /// digests, and whether the cache's copy was trusted on its stamp.
     fn fetch_one(
         &self,
         content: &PackageContent,
         file: &ContentFile,
         cache: &ContentCache,
         prog: &Progress<'_>,
-    ) -> Result<Finished, DpError> {
+    ) -> Result<(Finished, bool), DpError> {
         if (prog.cancel)() {
             return Err(DpError::Cancelled);
         }
@@ -542,11 +734,25 @@ impl Dp {
             what: self.cache_what(content, file),
             source,
         };
+        if !self.opts.verify_cache {
+            if let Some(t) = cache.trusted(file) {
+                // A stamp without the BLAKE3 asked for: hash it once more.
+                if t.blake3.is_some() || !self.opts.blake3 {
+                    prog.add(file.size);
+                    let done = Finished {
+                        sha256: file.sha256.to_ascii_uppercase(),
+                        blake3: t.blake3,
+                    };
+                    return Ok((done, true));
+                }
+            }
+        }
         if cache.contains(file) {
             match cache.verify_digests(file, self.opts.blake3) {
                 Ok(Some(done)) => {
+                    cache.seal(file, done.blake3.as_deref());
                     prog.add(file.size);
-                    return Ok(done);
+                    return Ok((done, false));
                 }
                 // Not what its name says: fetch it again over it.
                 Ok(None) => {}
@@ -623,7 +829,8 @@ impl Dp {
         drop(tmp_file);
         fs::rename(&tmp_path, &final_path).map_err(|e| cache_err(&final_path, e))?;
         tmp.keep();
-        Ok(done)
+        cache.seal(file, done.blake3.as_deref());
+        Ok((done, false))
     }
 
     /// Count a transient failure: wait before the next attempt, or give up

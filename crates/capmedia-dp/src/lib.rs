@@ -40,12 +40,12 @@ pub use crate::builder::{
 use crate::error::BackendError;
 pub use crate::error::DpError;
 pub use crate::fetch::FetchEvent;
-pub use crate::fetch::{ContentCache, FetchedFile};
+pub use crate::fetch::{ContentCache, FetchedFile, TrustedEntry};
 pub use crate::ini::{decode_ini_text, encode_utf16le_crlf, IniDoc, IniError};
 pub use crate::listing::{
     check_name, parse_html_listing, ListingEntry, UnsafeEntry, MAX_LISTING_ENTRIES,
 };
-pub use crate::range::RemoteReader;
+pub use crate::range::{ContentReader, RemoteReader};
 
 /// How to talk to a DP. The defaults suit a DP on a LAN; tests shorten the
 /// timeouts and backoff so fault cases run quickly.
@@ -81,6 +81,10 @@ pub struct DpOptions {
     /// the pass that verifies its SHA-256, so that a caller building a
     /// capmedia manifest need not read the bytes again.
     pub blake3: bool,
+    /// Hash every cache entry again before using it, even one whose sealed
+    /// stamp says it is unchanged since it was verified
+    /// (`capmedia capture --verify-cache`).
+    pub verify_cache: bool,
     /// The Windows account for SMB and for HTTP(S) Negotiate/NTLM; `None`
     /// reads anonymously (or as the current Kerberos ticket, where the
     /// backend supports one). Shared, not copied: a secret has one home.
@@ -106,6 +110,7 @@ impl Default for DpOptions {
             min_rate: 16 << 10,
             rate_window: Duration::from_secs(30),
             blake3: false,
+            verify_cache: false,
             credentials: None,
             client_cert: None,
         }

@@ -80,6 +80,48 @@ impl Dp {
             pos: 0,
         }
     }
+
+    /// [`Dp::remote_reader`], or the cache's copy of `file` when `cache`
+    /// holds one whose stamp still matches (and [`crate::DpOptions::verify_cache`]
+    /// is off): a warm cache then reads no DP byte.
+    pub fn content_reader<'a>(
+        &'a self,
+        content: &'a PackageContent,
+        file: &'a ContentFile,
+        cache: &crate::ContentCache,
+    ) -> ContentReader<'a> {
+        if !self.opts.verify_cache && cache.trusted(file).is_some() {
+            if let Ok(f) = std::fs::File::open(cache.path_of(&file.sha256)) {
+                return ContentReader::Cached(f);
+            }
+        }
+        ContentReader::Remote(self.remote_reader(content, file))
+    }
+}
+
+/// See [`Dp::content_reader`].
+#[derive(Debug)]
+pub enum ContentReader<'a> {
+    Cached(std::fs::File),
+    Remote(RemoteReader<'a>),
+}
+
+impl Read for ContentReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ContentReader::Cached(f) => f.read(buf),
+            ContentReader::Remote(r) => r.read(buf),
+        }
+    }
+}
+
+impl Seek for ContentReader<'_> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        match self {
+            ContentReader::Cached(f) => f.seek(to),
+            ContentReader::Remote(r) => r.seek(to),
+        }
+    }
 }
 
 /// See [`Dp::remote_reader`].

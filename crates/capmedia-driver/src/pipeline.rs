@@ -436,6 +436,9 @@ pub struct Checked<'a> {
 pub struct Fetched<'a> {
     checked: Checked<'a>,
     plan: MediaPlan,
+    /// DP files taken from the cache on their stamps, unread: if the
+    /// read-back finds the medium wrong, these are checked first.
+    trusted: Vec<ContentFile>,
 }
 
 /// Stage 6: the sink wrote, read back and committed the outputs: from here
@@ -552,14 +555,17 @@ impl<'a> Resolved<'a> {
     pub fn validate(self) -> Result<Validated<'a>, CaptureError> {
         self.run.enter("validate")?;
         let (dp, content, wim_name) = (&self.dp, &self.content, &self.wim_name);
-        let info = capmedia_arch::read_wim(&mut dp.remote_reader(content, &self.wim)).map_err(
-            |source| CaptureError::Wim {
+        // Only names blob paths; the folder is created just before fetching.
+        // A warm cache's trusted copy is read instead of the DP.
+        let req = self.run.req;
+        let cache = ContentCache::at(&req.cache_dir);
+        let info = capmedia_arch::read_wim(&mut dp.content_reader(content, &self.wim, &cache))
+            .map_err(|source| CaptureError::Wim {
                 dp: dp.name().to_owned(),
                 package: content.package.clone(),
                 wim: wim_name.clone(),
                 source: Box::new(source),
-            },
-        )?;
+            })?;
         let image = booting_image(&info.images, info.boot_image())
             .ok_or_else(|| CaptureError::NoBootImage {
                 dp: dp.name().to_owned(),
@@ -591,9 +597,6 @@ impl<'a> Resolved<'a> {
             source,
         })?;
 
-        // Only names blob paths; the folder is created just before fetching.
-        let req = self.run.req;
-        let cache = ContentCache::at(&req.cache_dir);
         let staging_parent = req.staging.clone().unwrap_or_else(std::env::temp_dir);
         // What killed runs left there goes first (only capmedia's, only of
         // dead processes).
@@ -610,7 +613,7 @@ impl<'a> Resolved<'a> {
             wim: wim_name.clone(),
             source: Box::new(source),
         };
-        let mut wim = capmedia_wim::Wim::open(dp.remote_reader(content, &self.wim))
+        let mut wim = capmedia_wim::Wim::open(dp.content_reader(content, &self.wim, &cache))
             .map_err(|e| image_err(e.into()))?;
         let tree = wim.image(image.index).map_err(|e| image_err(e.into()))?;
         let (drivers, summary) =
@@ -663,12 +666,14 @@ impl<'a> Resolved<'a> {
                             }
                         })
                     })?,
-                None => read_loader(dp, content, &boot_files, loader).map_err(|source| {
-                    CaptureError::Loader {
-                        what: what.clone(),
-                        source: Box::new(source),
-                    }
-                })?,
+                None => {
+                    read_loader(dp, content, &cache, &boot_files, loader).map_err(|source| {
+                        CaptureError::Loader {
+                            what: what.clone(),
+                            source: Box::new(source),
+                        }
+                    })?
+                }
             };
             capmedia_arch::uefi_loader_suits_image(image.arch, loader.path.as_str(), pe.arch)
                 .map_err(|source| CaptureError::Arch {
@@ -970,6 +975,13 @@ impl<'a> Checked<'a> {
         // The BLAKE3 the manifest promises, from the local bytes: known
         // from the fetch for DP content, read here for the rest.
         r.run.enter("hash")?;
+        let trusted: Vec<ContentFile> = r
+            .content
+            .files
+            .iter()
+            .filter(|c| fetched.iter().any(|f| f.trusted && f.sha256 == c.sha256))
+            .cloned()
+            .collect();
         let known: BTreeMap<PathBuf, String> = fetched
             .into_iter()
             .filter_map(|f| Some((f.local, f.blake3?)))
@@ -1000,7 +1012,11 @@ impl<'a> Checked<'a> {
         let mut checked = self;
         checked.report.set_id = plan.set_id.clone();
         checked.planned.validated.resolved.run.timings.fetch_s = fetch_s;
-        Ok(Fetched { checked, plan })
+        Ok(Fetched {
+            checked,
+            plan,
+            trusted,
+        })
     }
 }
 
@@ -1018,10 +1034,17 @@ impl<'a> Fetched<'a> {
         run.enter("write")?;
         let t = Instant::now();
         let sev = PhaseTimer::new(SinkEvents(run.events));
-        let written = run
-            .sink
-            .write(&self.plan, &sev, &sev)
-            .map_err(run.sink_error())?;
+        let written = match run.sink.write(&self.plan, &sev, &sev) {
+            Ok(w) => w,
+            Err(mut e) => {
+                if e.kind == ErrorKind::Corrupt {
+                    if let Some(why) = self.damaged_cache() {
+                        e.message = format!("{}; {why}", e.message);
+                    }
+                }
+                return Err(run.sink_error()(e));
+            }
+        };
         let read_back_s = sev.verify_s();
         let write_s = (t.elapsed().as_secs_f64() - read_back_s).max(0.0);
         self.checked.planned.validated.resolved.run.timings.write_s = write_s;
@@ -1031,6 +1054,48 @@ impl<'a> Fetched<'a> {
             read_back_s,
         })
     }
+}
+
+impl Fetched<'_> {
+    /// See [`damaged_cache`].
+    fn damaged_cache(&self) -> Option<String> {
+        damaged_cache(&self.checked.planned.validated.cache, &self.trusted)
+    }
+}
+
+/// After a read-back found the medium wrong: whether a cache entry trusted
+/// on its stamp is the cause (its bytes no longer hash to the SHA-256 they
+/// were verified against, e.g. changed in place with the mtime put back).
+/// Those entries are removed from the cache so that the next run fetches
+/// them again; the text says which.
+fn damaged_cache(cache: &ContentCache, trusted: &[ContentFile]) -> Option<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let damaged: Vec<String> = trusted
+        .iter()
+        .filter(|f| seen.insert(f.sha256.clone()))
+        .filter(|f| !matches!(cache.verify(f), Ok(true)))
+        .map(|f| {
+            let path = cache.path_of(&f.sha256);
+            let removed = match cache.forget(&f.sha256) {
+                Ok(()) => "removed it".to_owned(),
+                Err(e) => format!("could not remove it ({e}): remove it by hand"),
+            };
+            format!(
+                "{} (cache file {}) no longer holds the bytes of SHA-256 {} it was verified \
+                 against; capmedia {removed}",
+                f.path,
+                path.display(),
+                f.sha256,
+            )
+        })
+        .collect();
+    (!damaged.is_empty()).then(|| {
+        format!(
+            "the content cache was damaged after it was verified: {}; run again to fetch \
+             it anew (--verify-cache re-hashes every cache entry first)",
+            damaged.join("; ")
+        )
+    })
 }
 
 impl Written<'_> {
@@ -1047,14 +1112,19 @@ impl Written<'_> {
             written,
             read_back_s,
         } = self;
-        let Fetched { checked, .. } = fetched;
+        let Fetched {
+            checked, trusted, ..
+        } = fetched;
         let Checked {
             planned,
             mut report,
             ..
         } = checked;
         let Validated {
-            resolved, staging, ..
+            resolved,
+            staging,
+            cache,
+            ..
         } = planned.validated;
         let mut run = resolved.run;
         // Past the commit: a Ctrl-C now is noted, not obeyed.
@@ -1073,15 +1143,19 @@ impl Written<'_> {
                 )
                 .map_err(run.sink_error())?;
             if let Some(bad) = v.volumes.iter().find(|v| !v.outcome.is_ok()) {
+                let mut first = bad
+                    .outcome
+                    .problems
+                    .first()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                if let Some(why) = damaged_cache(&cache, &trusted) {
+                    first = format!("{first}; {why}");
+                }
                 return Err(CaptureError::Verify {
                     output: bad.output.clone(),
                     count: bad.outcome.problems.len(),
-                    first: bad
-                        .outcome
-                        .problems
-                        .first()
-                        .map(ToString::to_string)
-                        .unwrap_or_default(),
+                    first,
                 });
             }
             report.verified_by = Some("driver".into());
@@ -1229,6 +1303,7 @@ fn package_boot_files(content: &PackageContent, cache: &ContentCache) -> Option<
 fn read_loader(
     dp: &Dp,
     content: &PackageContent,
+    cache: &ContentCache,
     boot: &BootFiles,
     loader: &BootFileEntry,
 ) -> Result<capmedia_arch::PeInfo, ArchError> {
@@ -1243,7 +1318,7 @@ fn read_loader(
                 .iter()
                 .find(|f| f.path == loader.path)
                 .ok_or(ArchError::NotPe)?;
-            capmedia_arch::read_pe(&mut dp.remote_reader(content, file))
+            capmedia_arch::read_pe(&mut dp.content_reader(content, file, cache))
         }
     }
 }

@@ -63,7 +63,8 @@ pid {d}/nginx.pid;
 error_log {d}/error.log warn;
 events {{ worker_connections 64; }}
 http {{
-    access_log off;
+    log_format capmedia_bytes '$request_method $uri $status $body_bytes_sent';
+    access_log {d}/access.log capmedia_bytes;
     client_body_temp_path {d}/body;
     proxy_temp_path {d}/proxy;
     fastcgi_temp_path {d}/fastcgi;
@@ -140,6 +141,8 @@ pub fn wait_listening(
 pub struct Nginx {
     child: Child,
     port: u16,
+    /// The prefix folder (config, logs).
+    dir: PathBuf,
     /// The prefix folder, when [`Nginx::start_temp`] made it.
     _temp: Option<tempfile::TempDir>,
 }
@@ -187,6 +190,7 @@ impl Nginx {
         let mut nginx = Nginx {
             child,
             port,
+            dir: dir.to_path_buf(),
             _temp: None,
         };
         wait_listening(port, 400, || {
@@ -207,6 +211,24 @@ impl Nginx {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Body bytes served so far for `GET` requests whose path starts with
+    /// `prefix` (e.g. `/SMS_DP_SMSPKG$/FileLib/`), from the access log:
+    /// how tests see what a run read from the DP.
+    pub fn bytes_served(&self, prefix: &str) -> io::Result<u64> {
+        let log = match fs::read_to_string(self.dir.join("access.log")) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+            r => r?,
+        };
+        Ok(log
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split(' ');
+                let (method, uri, _status, bytes) = (f.next()?, f.next()?, f.next()?, f.next()?);
+                (method == "GET" && uri.starts_with(prefix)).then(|| bytes.parse::<u64>().ok())?
+            })
+            .sum())
     }
 
     /// The DP URL: `http://127.0.0.1:<port>/SMS_DP_SMSPKG$/`.

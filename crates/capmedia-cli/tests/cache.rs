@@ -1,0 +1,207 @@
+//! The content cache across captures (issue 18): a warm cache reads no
+//! FileLib byte from the DP (counted in the test DP's access log), and a
+//! cache entry damaged behind its stamp's back (bytes changed in place, the
+//! mtime put back) is caught by the medium's read-back against the manifest
+//! and reported as a damaged cache entry, which is removed; `--verify-cache`
+//! re-hashes the entries and fetches a damaged one again.
+//!
+//! Needs the sink plugins (`cargo build --workspace` first) and nginx
+//! (Debian package `nginx-light`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use capmedia_content::{Arch, PackageId};
+use capmedia_dp::{build_library, BuildOptions, PackageSource};
+use capmedia_testdp::Nginx;
+
+const EPOCH: &str = "1700000000";
+const FILELIB: &str = "/SMS_DP_SMSPKG$/FileLib/";
+
+fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_capmedia"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Fail loudly (not skip) when the sink plugin was not built.
+fn require_plugin() {
+    let lib = bin_dir().join(format!(
+        "{}capmedia_plugin_iso_set.{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_EXTENSION
+    ));
+    assert!(
+        lib.is_file(),
+        "{} is missing: run `cargo build --workspace` before these tests",
+        lib.display()
+    );
+}
+
+/// A boot image package carrying its own boot files (so `boot/boot.sdi`
+/// is a DP file on the medium that nothing but the read-back reads) and
+/// the sample x64 boot image.
+fn library(dir: &Path) -> (PathBuf, PackageId, PathBuf) {
+    let id: PackageId = "PS1000CC".parse().unwrap();
+    let folder = dir.join("package");
+    capmedia_testboot::write_media_folder(&folder, Arch::X64, capmedia_sample::MARKER).unwrap();
+    fs::write(folder.join(id.boot_wim_name()), capmedia_sample::X64_WIM).unwrap();
+    let lib = dir.join("SCCMContentLib");
+    build_library(
+        &lib,
+        &[PackageSource {
+            id: id.clone(),
+            version: 1,
+            folder: &folder,
+        }],
+        &BuildOptions::default(),
+    )
+    .unwrap();
+    (lib, id, folder)
+}
+
+fn capture(dp: &str, id: &PackageId, out: &Path, cache: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_capmedia"))
+        .args(["capture", "--dp", dp, "--boot-image", id.as_str()])
+        .args(["--target-arch", "x64", "--sink", "iso-set", "--out"])
+        .arg(out)
+        .arg("--cache")
+        .arg(cache)
+        .args(extra)
+        .arg("--plugin-dir")
+        .arg(bin_dir())
+        .env_remove("CAPMEDIA_PLUGIN_PATH")
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The cache file holding exactly `bytes`.
+fn cache_entry_of(cache: &Path, bytes: &[u8]) -> PathBuf {
+    for d in fs::read_dir(cache).unwrap().flatten() {
+        if d.file_name().len() != 2 {
+            continue;
+        }
+        for f in fs::read_dir(d.path()).unwrap().flatten() {
+            if fs::read(f.path()).unwrap() == bytes {
+                return f.path();
+            }
+        }
+    }
+    panic!("no cache entry holds those bytes");
+}
+
+/// Change the last byte of `path` in place and put its mtime back.
+fn damage_keeping_mtime(path: &Path) {
+    let mtime = fs::metadata(path).unwrap().modified().unwrap();
+    let len = fs::metadata(path).unwrap().len();
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, len - 1).unwrap();
+    b[0] ^= 0x20;
+    f.write_all_at(&b, len - 1).unwrap();
+    f.set_modified(mtime).unwrap();
+}
+
+#[test]
+fn a_warm_cache_reads_no_filelib_byte_and_a_damaged_entry_is_caught_by_the_read_back() {
+    require_plugin();
+    let dir = tempfile::tempdir().unwrap();
+    let (lib, id, folder) = library(dir.path());
+    let ng = Nginx::start_temp(&lib).unwrap_or_else(|e| panic!("{e}"));
+    let url = ng.url();
+    let cache = dir.path().join("cache");
+    let out = |name: &str| dir.path().join(name);
+
+    // Cold: the package comes from the DP.
+    let o = capture(&url, &id, &out("a.iso"), &cache, &[]);
+    assert!(o.status.success(), "{}", show(&o));
+    let cold = ng.bytes_served(FILELIB).unwrap();
+    assert!(cold as usize >= capmedia_sample::X64_WIM.len(), "{cold}");
+
+    // Warm: not one FileLib byte (range reads of the WIM included), and
+    // the same medium.
+    let o = capture(&url, &id, &out("b.iso"), &cache, &[]);
+    assert!(o.status.success(), "{}", show(&o));
+    assert_eq!(
+        ng.bytes_served(FILELIB).unwrap(),
+        cold,
+        "FileLib bytes read"
+    );
+    assert_eq!(
+        fs::read(out("a.iso")).unwrap(),
+        fs::read(out("b.iso")).unwrap()
+    );
+
+    // Damaged behind the stamp's back: the stamp still matches, so the
+    // entry is used unread, and the read-back of the medium against its
+    // manifest finds it, names the cache entry and removes it.
+    let sdi = fs::read(folder.join("boot/boot.sdi")).unwrap();
+    let entry = cache_entry_of(&cache, &sdi);
+    damage_keeping_mtime(&entry);
+    let o = capture(&url, &id, &out("c.iso"), &cache, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("read back")
+            && err.contains("content cache was damaged")
+            && err.contains("boot/boot.sdi")
+            && err.contains(&entry.display().to_string()),
+        "{err}"
+    );
+    assert!(
+        !out("c.iso").exists(),
+        "a medium that failed its read-back was kept"
+    );
+    assert!(!entry.exists(), "the damaged entry stays in the cache");
+    assert_eq!(
+        ng.bytes_served(FILELIB).unwrap(),
+        cold,
+        "FileLib bytes read"
+    );
+
+    // The next run fetches that file again, and only that file.
+    let o = capture(&url, &id, &out("c.iso"), &cache, &[]);
+    assert!(o.status.success(), "{}", show(&o));
+    assert_eq!(
+        ng.bytes_served(FILELIB).unwrap(),
+        cold + sdi.len() as u64,
+        "only boot.sdi fetched again"
+    );
+    assert_eq!(
+        fs::read(out("a.iso")).unwrap(),
+        fs::read(out("c.iso")).unwrap()
+    );
+
+    // --verify-cache re-hashes every entry: the damage is found before
+    // anything is written, and the file fetched again (the boot image is
+    // then validated by range reads on the DP too: nothing is trusted).
+    damage_keeping_mtime(&entry);
+    let before = ng.bytes_served(FILELIB).unwrap();
+    let o = capture(&url, &id, &out("d.iso"), &cache, &["--verify-cache"]);
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(ng.bytes_served(FILELIB).unwrap() >= before + sdi.len() as u64);
+    assert_eq!(cache_entry_of(&cache, &sdi), entry, "fetched again");
+    assert_eq!(
+        fs::read(out("a.iso")).unwrap(),
+        fs::read(out("d.iso")).unwrap()
+    );
+}
