@@ -43,6 +43,9 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("vhdiinfo", "libvhdi-utils"),
     ("man", "man-db"),
     ("groff", "groff-base"),
+    ("/usr/sbin/smbd", "samba"),
+    ("smbpasswd", "samba-common-bin"),
+    ("smbclient", "smbclient"),
 ];
 
 fn present(tool: &str) -> bool {

@@ -124,6 +124,45 @@ pub enum DpError {
 
     #[error("fetch cancelled")]
     Cancelled,
+
+    /// The server refused the account: wrong password, unknown or
+    /// disabled account, or (without credentials) no guest access.
+    #[error(
+        "DP {dp}: logon as {account} refused while reading {what} ({detail}); check the \
+         account (--dp-user DOMAIN\\user) and its password (--dp-password-file, \
+         CAPMEDIA_DP_PASSWORD or the prompt)"
+    )]
+    LogonFailed {
+        dp: String,
+        account: String,
+        what: String,
+        detail: String,
+    },
+
+    /// The SMB server has no such share (or hides it from the account).
+    #[error(
+        "DP {dp}: the server has no share {share} (while reading {what} as {account}); give \
+         the content library share, e.g. smb://dp01/SCCMContentLib$"
+    )]
+    ShareNotFound {
+        dp: String,
+        share: String,
+        what: String,
+        account: String,
+    },
+
+    /// The server did not answer a connection, after every retry.
+    #[error(
+        "DP {dp}: server {server} not reachable while reading {what}: {detail} (gave up \
+         after {attempts} attempts)"
+    )]
+    Unreachable {
+        dp: String,
+        server: String,
+        what: String,
+        detail: String,
+        attempts: u32,
+    },
 }
 
 fn line_suffix(line: Option<usize>) -> String {
@@ -154,6 +193,16 @@ pub(crate) enum BackendError {
     },
     /// Anything else (TLS failure, bad URL, ...), not worth retrying.
     Other(String),
+    /// SMB: the server refused the account.
+    Logon { account: String, detail: String },
+    /// SMB: no such share (its UNC path), and the account asking.
+    NoShare { share: String, account: String },
+    /// No TCP connection to the server, after `attempts` tries.
+    Unreachable {
+        server: String,
+        detail: String,
+        attempts: u32,
+    },
     /// Transient failures until the retries ran out.
     GaveUp {
         detail: String,
@@ -205,6 +254,29 @@ impl BackendError {
                 attempts,
             },
             BackendError::Io(source) => DpError::Io { dp, what, source },
+            BackendError::Logon { account, detail } => DpError::LogonFailed {
+                dp,
+                account,
+                what,
+                detail,
+            },
+            BackendError::NoShare { share, account } => DpError::ShareNotFound {
+                dp,
+                share,
+                what,
+                account,
+            },
+            BackendError::Unreachable {
+                server,
+                detail,
+                attempts,
+            } => DpError::Unreachable {
+                dp,
+                server,
+                what,
+                detail,
+                attempts,
+            },
             BackendError::Unsafe { name, reason } => DpError::UnsafeName {
                 dp,
                 location: what,
