@@ -183,13 +183,20 @@ fn capture_over_smb(sink: &str, extra: &[&str], file: &str) {
         let path = PathBuf::from(entry["path"].as_str().unwrap());
         let mut h = blake3::Hasher::new();
         h.update_reader(fs::File::open(&path).unwrap()).unwrap();
-        assert_eq!(entry["blake3"].as_str().unwrap(), h.finalize().to_hex().as_str());
+        assert_eq!(
+            entry["blake3"].as_str().unwrap(),
+            h.finalize().to_hex().as_str()
+        );
         let v = Command::new(env!("CARGO_BIN_EXE_capmedia"))
             .arg("verify")
             .arg(&path)
             .output()
             .unwrap();
-        assert!(v.status.success() && text(&v.stdout).contains(": OK"), "{}", show(&v));
+        assert!(
+            v.status.success() && text(&v.stdout).contains(": OK"),
+            "{}",
+            show(&v)
+        );
         listed.insert(path);
     }
     assert_eq!(listed.first(), Some(&out), "{report:#}");
@@ -201,7 +208,11 @@ fn capture_over_smb(sink: &str, extra: &[&str], file: &str) {
     // The password is in no output, report or cached file.
     assert!(!contains(&o.stdout, PASSWORD) && !contains(&o.stderr, PASSWORD));
     for f in files(&cache) {
-        assert!(!contains(&fs::read(&f).unwrap(), PASSWORD), "{}", f.display());
+        assert!(
+            !contains(&fs::read(&f).unwrap(), PASSWORD),
+            "{}",
+            f.display()
+        );
     }
 }
 
@@ -272,7 +283,9 @@ fn a_wrong_password_writes_nothing_and_never_shows() {
         assert!(!o.status.success(), "{}", show(&o));
         let all = text(&o.stdout) + &text(&o.stderr);
         assert!(
-            all.contains("logon") && all.contains(&format!("TESTDP\\{SMB_USER}")) && all.contains(&url),
+            all.contains("logon")
+                && all.contains(&format!("TESTDP\\{SMB_USER}"))
+                && all.contains(&url),
             "{}",
             show(&o)
         );

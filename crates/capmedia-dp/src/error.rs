@@ -194,9 +194,15 @@ pub(crate) enum BackendError {
     /// Anything else (TLS failure, bad URL, ...), not worth retrying.
     Other(String),
     /// SMB: the server refused the account.
-    Logon { account: String, detail: String },
+    Logon {
+        account: String,
+        detail: String,
+    },
     /// SMB: no such share (its UNC path), and the account asking.
-    NoShare { share: String, account: String },
+    NoShare {
+        share: String,
+        account: String,
+    },
     /// No TCP connection to the server, after `attempts` tries.
     Unreachable {
         server: String,

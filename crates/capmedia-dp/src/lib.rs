@@ -219,7 +219,7 @@ impl Dp {
                 Box::new(smb::SmbBackend::new(location, &opts).map_err(bad)?)
             } else if lower.contains("://") {
                 return Err(bad(
-                    "only smb://, http:// and https:// URLs are supported".into(),
+                    "only smb://, http:// and https:// URLs are supported".into()
                 ));
             } else {
                 return Dp::open_path(std::path::Path::new(location), opts);

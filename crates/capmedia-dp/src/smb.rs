@@ -16,11 +16,11 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use percent_encoding::percent_decode_str;
 use ::smb::{
     Client, ClientConfig, ConnectionConfig, FileAccessMask, FileCreateArgs,
     FileDirectoryInformation, GetLen, Resource, Tree, UncPath,
 };
+use percent_encoding::percent_decode_str;
 
 use crate::backend::{Backend, Blob, Lib};
 use crate::error::BackendError;
@@ -45,6 +45,7 @@ pub(crate) struct SmbPath {
 }
 
 impl SmbPath {
+    #[cfg(test)]
     fn unc(&self) -> String {
         let mut s = format!("\\\\{}\\{}", self.server, self.share);
         for p in &self.path {
@@ -352,7 +353,11 @@ impl SmbBackend {
 
     /// The tree of `share`, connecting (and authenticating) on first use.
     /// `Ok(None)` if the server has no such share and `probing`.
-    fn tree(&self, share: &str, probing: bool) -> Result<Option<(Arc<Conn>, Arc<Tree>)>, BackendError> {
+    fn tree(
+        &self,
+        share: &str,
+        probing: bool,
+    ) -> Result<Option<(Arc<Conn>, Arc<Tree>)>, BackendError> {
         let conn = self.conn()?;
         let key = share.to_ascii_lowercase();
         if let Some(t) = conn.trees.lock().map_err(|_| poisoned())?.get(&key) {
@@ -472,7 +477,9 @@ impl SmbBackend {
                 account,
             },
             Some(
-                status::OBJECT_NAME_NOT_FOUND | status::OBJECT_PATH_NOT_FOUND | status::NO_SUCH_FILE,
+                status::OBJECT_NAME_NOT_FOUND
+                | status::OBJECT_PATH_NOT_FOUND
+                | status::NO_SUCH_FILE,
             ) => BackendError::NotFound,
             Some(_) => BackendError::Other(format!("{what}: {e}")),
             None => match e {
@@ -485,12 +492,11 @@ impl SmbBackend {
                 }
                 // NTLM refused before the server could say why (e.g. a
                 // guest session the server does not allow).
-                ::smb::Error::SspiError(_) | ::smb::Error::UnsupportedAuthenticationMechanism(_) => {
-                    BackendError::Logon {
-                        account,
-                        detail: e.to_string(),
-                    }
-                }
+                ::smb::Error::SspiError(_)
+                | ::smb::Error::UnsupportedAuthenticationMechanism(_) => BackendError::Logon {
+                    account,
+                    detail: e.to_string(),
+                },
                 e => BackendError::Other(format!("{what}: {e}")),
             },
         }
@@ -597,7 +603,10 @@ struct SmbReader {
 impl Read for SmbReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.end.saturating_sub(self.pos);
-        let n = buf.len().min(READ_CHUNK).min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = buf
+            .len()
+            .min(READ_CHUNK)
+            .min(usize::try_from(left).unwrap_or(usize::MAX));
         let Some(chunk) = buf.get_mut(..n) else {
             return Ok(0);
         };

@@ -26,10 +26,15 @@ fn creds(password: &str) -> Option<Arc<Credentials>> {
 }
 
 fn serve(fx: &Fixture) -> Samba {
+    // Unspread fixtures have no second root: share an empty one.
+    fs::create_dir_all(&fx.second).unwrap();
     Samba::open_up(&fx.lib).unwrap();
     Samba::open_up(&fx.second).unwrap();
     Samba::start(
-        &[("SCCMContentLib$", &fx.lib), ("SCCMContentLibD$", &fx.second)],
+        &[
+            ("SCCMContentLib$", &fx.lib),
+            ("SCCMContentLibD$", &fx.second),
+        ],
         PASSWORD,
     )
     .unwrap()
@@ -148,7 +153,10 @@ fn a_wrong_password_is_named_with_the_account_and_not_shown() {
             && msg.contains("--dp-user"),
         "{msg}"
     );
-    assert!(!msg.contains(wrong) && !format!("{err:?}").contains(wrong), "{msg}");
+    assert!(
+        !msg.contains(wrong) && !format!("{err:?}").contains(wrong),
+        "{msg}"
+    );
     // No account at all: guest logons are refused by this server.
     let dp = Dp::open(&smb.url("SCCMContentLib$"), quick_opts()).unwrap();
     let err = dp.list_packages().unwrap_err();
