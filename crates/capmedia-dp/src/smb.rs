@@ -142,6 +142,9 @@ struct FileRoot {
     probed: bool,
 }
 
+/// A connected share and the connection it lives on.
+type Connected = (Arc<Conn>, Arc<Tree>);
+
 /// The live SMB client and the trees connected so far. Replaced as a whole
 /// after a transport failure, so that a retry starts from a fresh
 /// connection.
@@ -353,11 +356,7 @@ impl SmbBackend {
 
     /// The tree of `share`, connecting (and authenticating) on first use.
     /// `Ok(None)` if the server has no such share and `probing`.
-    fn tree(
-        &self,
-        share: &str,
-        probing: bool,
-    ) -> Result<Option<(Arc<Conn>, Arc<Tree>)>, BackendError> {
+    fn tree(&self, share: &str, probing: bool) -> Result<Option<Connected>, BackendError> {
         let conn = self.conn()?;
         let key = share.to_ascii_lowercase();
         if let Some(t) = conn.trees.lock().map_err(|_| poisoned())?.get(&key) {
