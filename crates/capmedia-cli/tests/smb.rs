@@ -106,11 +106,12 @@ fn samba() -> Samba {
 /// `capmedia` with the built plugins, the account, and the password from
 /// the environment (never argv).
 fn capmedia(args: &[&str], password: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_capmedia"))
-        .args(args)
-        .arg("--plugin-dir")
-        .arg(bin_dir())
-        .args(["--dp-user", &format!("TESTDP\\{SMB_USER}")])
+    let mut c = Command::new(env!("CARGO_BIN_EXE_capmedia"));
+    c.args(args);
+    if args.first() == Some(&"capture") {
+        c.arg("--plugin-dir").arg(bin_dir());
+    }
+    c.args(["--dp-user", &format!("TESTDP\\{SMB_USER}")])
         .env_remove("CAPMEDIA_PLUGIN_PATH")
         .env("CAPMEDIA_DP_PASSWORD", password)
         .env("SOURCE_DATE_EPOCH", EPOCH)
@@ -190,6 +191,8 @@ fn capture_over_smb(sink: &str, extra: &[&str], file: &str) {
         let v = Command::new(env!("CARGO_BIN_EXE_capmedia"))
             .arg("verify")
             .arg(&path)
+            .arg("--plugin-dir")
+            .arg(bin_dir())
             .output()
             .unwrap();
         assert!(
