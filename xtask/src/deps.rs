@@ -46,6 +46,9 @@ pub const TOOLS: &[(&str, &str)] = &[
     // pyspnego from PyPI, which .ci/run installs with pip.
     ("python3", "python3"),
     ("groff", "groff-base"),
+    ("/usr/sbin/smbd", "samba"),
+    ("smbpasswd", "samba-common-bin"),
+    ("smbclient", "smbclient"),
 ];
 
 fn present(tool: &str) -> bool {

@@ -45,6 +45,11 @@ impl DpAccess {
     pub fn options(&self, base: DpOptions) -> anyhow::Result<DpOptions> {
         let mut opts = base;
         opts.ca_file = self.dp_ca_file.clone();
+        // Retries of a connection (an SMB DP that does not answer) show as
+        // they happen, on stderr like the progress lines.
+        opts.on_retry = Some(capmedia_dp::RetryNotice(Arc::new(|line: &str| {
+            eprintln!("capmedia: {line}");
+        })));
         if let Some(user) = &self.dp_user {
             let account = Account::parse(user)?;
             let password = self.password(&account)?;

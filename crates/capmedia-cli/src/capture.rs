@@ -82,12 +82,14 @@ pub struct CaptureArgs {
     /// read-back still checks every byte.
     #[arg(long)]
     verify_cache: bool,
-    /// Extra FileLib roots of a library that spans drives (path DPs).
-    #[arg(long, value_name = "DIR")]
+    /// Extra FileLib roots of a library that spans drives: folders for a
+    /// path DP, smb://server/SCCMContentLibE$ URLs for an SMB DP (which
+    /// also finds the SCCMContentLib<D..Z>$ shares by itself).
+    #[arg(long, value_name = "DIR|URL")]
     dp_filelib: Vec<PathBuf>,
     #[command(flatten)]
     access: crate::access::DpAccess,
-    /// Downloads at once from an HTTP DP.
+    /// Downloads at once from an HTTP or SMB DP.
     #[arg(long, value_name = "N", default_value_t = 4)]
     dp_connections: usize,
     /// Partition table of usb-raw and vhd disks [default: the sink's, see

@@ -5,7 +5,8 @@
 //! dp_bench fetch <DP path|URL> <PKGID> <cache dir> [concurrency]
 //! ```
 //! `fetch` resolves, fetches with SHA-256 verification into an empty cache
-//! and prints `bytes seconds MiB/s`.
+//! and prints `bytes seconds MiB/s`. For an `smb://` DP the account comes
+//! from `CAPMEDIA_DP_USER` and its password from `CAPMEDIA_DP_PASSWORD`.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -32,6 +33,14 @@ fn run(args: &[String]) -> Result<(), String> {
         }
         [cmd, dp, pkg, cache, rest @ ..] if cmd == "fetch" => {
             let mut opts = DpOptions::default();
+            if let Ok(user) = std::env::var("CAPMEDIA_DP_USER") {
+                let account = capmedia_dp::Account::parse(&user).map_err(|e| e.to_string())?;
+                let password = std::env::var("CAPMEDIA_DP_PASSWORD").unwrap_or_default();
+                opts.credentials = Some(std::sync::Arc::new(capmedia_dp::Credentials {
+                    account,
+                    password: capmedia_dp::Secret::new(password),
+                }));
+            }
             if let Some(n) = rest.first() {
                 opts.concurrency = n.parse().map_err(|_| format!("bad concurrency {n:?}"))?;
             }

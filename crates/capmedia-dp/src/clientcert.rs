@@ -61,20 +61,18 @@ fn from_pem(bytes: &[u8]) -> Result<UreqClientCert, String> {
 }
 
 fn from_pkcs12(bytes: &[u8], password: &str) -> Result<UreqClientCert, String> {
-    use p12_keystore::{KeyStore, Pkcs12ImportPolicy};
-    let store = KeyStore::from_pkcs12(bytes, password, Pkcs12ImportPolicy::Strict).map_err(
-        |e| match e {
-            p12_keystore::error::Error::MacError(_) => {
-                "wrong password (or a damaged PKCS#12 file)".to_string()
-            }
-            e => format!("not a PKCS#12 file capmedia can read ({e})"),
-        },
-    )?;
+    use p12_keystore::KeyStore;
+    let store = KeyStore::from_pkcs12(bytes, password).map_err(|e| match e {
+        p12_keystore::error::Error::MacError(_) => {
+            "wrong password (or a damaged PKCS#12 file)".to_string()
+        }
+        e => format!("not a PKCS#12 file capmedia can read ({e})"),
+    })?;
     let (_, chain) = store
         .private_key_chain()
         .ok_or("holds no private key with its certificate")?;
     let certs: Vec<Certificate<'static>> = chain
-        .certs()
+        .chain()
         .iter()
         .map(|c| Certificate::from_der(c.as_der()).to_owned())
         .collect();
@@ -85,7 +83,7 @@ fn from_pkcs12(bytes: &[u8], password: &str) -> Result<UreqClientCert, String> {
     // hand it the PKCS#8 key as PEM (wiped after).
     let pem = Zeroizing::new(format!(
         "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-        BASE64_STANDARD.encode(chain.key().as_der())
+        BASE64_STANDARD.encode(chain.key())
     ));
     let key = PrivateKey::from_pem(pem.as_bytes())
         .map_err(|e| format!("its private key cannot be used: {e}"))?;

@@ -36,20 +36,6 @@ pub enum DpError {
         account: Option<String>,
     },
 
-    /// HTTP 401 after a complete NTLM handshake: the DP refused the
-    /// account's password (or the account itself).
-    #[error(
-        "DP {dp}: the DP refused account {account} after a complete {scheme} handshake for \
-         {what}: wrong password, or the account is unknown, disabled or locked out \
-         (check the password given by CAPMEDIA_DP_PASSWORD, --dp-password-file or the prompt)"
-    )]
-    LogonFailed {
-        dp: String,
-        what: String,
-        account: String,
-        scheme: String,
-    },
-
     /// The HTTPS DP requires a TLS client certificate and none was given.
     #[error(
         "DP {dp}: {what}: the DP requires a PKI client certificate ({detail}); give it with \
@@ -177,6 +163,46 @@ pub enum DpError {
 
     #[error("fetch cancelled")]
     Cancelled,
+
+    /// The server refused the account: wrong password, unknown or
+    /// disabled account, or (without credentials) no guest access.
+    #[error(
+        "DP {dp}: logon as {account} refused while reading {what} ({detail}): wrong \
+         password, or the account is unknown, disabled or locked out; check the account \
+         (--dp-user DOMAIN\\user) and its password (CAPMEDIA_DP_PASSWORD, \
+         --dp-password-file or the prompt)"
+    )]
+    LogonFailed {
+        dp: String,
+        account: String,
+        what: String,
+        detail: String,
+    },
+
+    /// The SMB server has no such share (or hides it from the account).
+    #[error(
+        "DP {dp}: the server has no share {share} (while reading {what} as {account}); give \
+         the content library share, e.g. smb://dp01/SCCMContentLib$"
+    )]
+    ShareNotFound {
+        dp: String,
+        share: String,
+        what: String,
+        account: String,
+    },
+
+    /// The server did not answer a connection, after every retry.
+    #[error(
+        "DP {dp}: server {server} not reachable while reading {what}: {detail} (gave up \
+         after {attempts} attempts)"
+    )]
+    Unreachable {
+        dp: String,
+        server: String,
+        what: String,
+        detail: String,
+        attempts: u32,
+    },
 }
 
 fn auth_required_text(dp: &str, what: &str, offered: &str, account: Option<&str>) -> String {
@@ -237,6 +263,22 @@ pub(crate) enum BackendError {
     },
     /// Anything else (TLS failure, bad URL, ...), not worth retrying.
     Other(String),
+    /// SMB: the server refused the account.
+    Logon {
+        account: String,
+        detail: String,
+    },
+    /// SMB: no such share (its UNC path), and the account asking.
+    NoShare {
+        share: String,
+        account: String,
+    },
+    /// No TCP connection to the server, after `attempts` tries.
+    Unreachable {
+        server: String,
+        detail: String,
+        attempts: u32,
+    },
     /// Transient failures until the retries ran out.
     GaveUp {
         detail: String,
@@ -276,7 +318,7 @@ impl BackendError {
                 dp,
                 what,
                 account,
-                scheme: scheme.to_owned(),
+                detail: format!("the DP refused it after a complete {scheme} handshake"),
             },
             BackendError::ClientCert { file: None, detail } => {
                 DpError::ClientCertRequired { dp, what, detail }
@@ -311,6 +353,29 @@ impl BackendError {
                 attempts,
             },
             BackendError::Io(source) => DpError::Io { dp, what, source },
+            BackendError::Logon { account, detail } => DpError::LogonFailed {
+                dp,
+                account,
+                what,
+                detail,
+            },
+            BackendError::NoShare { share, account } => DpError::ShareNotFound {
+                dp,
+                share,
+                what,
+                account,
+            },
+            BackendError::Unreachable {
+                server,
+                detail,
+                attempts,
+            } => DpError::Unreachable {
+                dp,
+                server,
+                what,
+                detail,
+                attempts,
+            },
             BackendError::Unsafe { name, reason } => DpError::UnsafeName {
                 dp,
                 location: what,

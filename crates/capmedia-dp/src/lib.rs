@@ -24,6 +24,7 @@ mod ini;
 mod listing;
 mod path;
 mod range;
+mod smb;
 mod winauth;
 
 use std::collections::BTreeMap;
@@ -51,8 +52,9 @@ pub use crate::range::{ContentReader, RemoteReader};
 /// timeouts and backoff so fault cases run quickly.
 #[derive(Debug, Clone)]
 pub struct DpOptions {
-    /// Further roots of a library spanning drives (path backend only): each
-    /// an `SCCMContentLib` folder holding a `FileLib`, or a `FileLib` itself.
+    /// Further roots of a library spanning drives: each an `SCCMContentLib`
+    /// folder holding a `FileLib`, or a `FileLib` itself; for an SMB DP,
+    /// each an `smb://` URL (or `\\server\share` path) on the same server.
     pub extra_filelib_roots: Vec<PathBuf>,
     /// PEM file of CA certificates for HTTPS; `None` uses the system roots.
     pub ca_file: Option<PathBuf>,
@@ -91,6 +93,21 @@ pub struct DpOptions {
     pub credentials: Option<std::sync::Arc<Credentials>>,
     /// A PKI client certificate for HTTPS DPs that require one.
     pub client_cert: Option<std::sync::Arc<ClientCert>>,
+    /// Told each retry decided outside a fetch (connecting to an SMB
+    /// server), as it is decided, so that a caller can show it; a fetch
+    /// reports its own retries as [`FetchEvent::Retry`].
+    pub on_retry: Option<RetryNotice>,
+}
+
+/// A callback for [`DpOptions::on_retry`]: it gets a line such as
+/// `connecting to dp01:445 (attempt 2 of 5): connection refused`.
+#[derive(Clone)]
+pub struct RetryNotice(pub std::sync::Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for RetryNotice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RetryNotice")
+    }
 }
 
 impl Default for DpOptions {
@@ -113,6 +130,7 @@ impl Default for DpOptions {
             verify_cache: false,
             credentials: None,
             client_cert: None,
+            on_retry: None,
         }
     }
 }
@@ -186,8 +204,10 @@ pub struct Dp {
 
 impl Dp {
     /// Open `location`: an `http://` or `https://` URL (the DP's
-    /// `SMS_DP_SMSPKG$/` or a mirror's base), otherwise an `SCCMContentLib`
-    /// folder.
+    /// `SMS_DP_SMSPKG$/` or a mirror's base), an SMB share
+    /// (`smb://dp01/SCCMContentLib$`, `smb://host:port/share/folder` or
+    /// `\\dp01\SCCMContentLib$`; connected on first use), otherwise an
+    /// `SCCMContentLib` folder.
     pub fn open(location: &str, opts: DpOptions) -> Result<Dp, DpError> {
         let lower = location.to_ascii_lowercase();
         let bad = |reason: String| DpError::BadLocation {
@@ -202,8 +222,12 @@ impl Dp {
                     ));
                 }
                 Box::new(http::HttpBackend::new(location, &opts).map_err(bad)?)
+            } else if smb::is_smb(location) {
+                Box::new(smb::SmbBackend::new(location, &opts).map_err(bad)?)
             } else if lower.contains("://") {
-                return Err(bad("only http:// and https:// URLs are supported".into()));
+                return Err(bad(
+                    "only smb://, http:// and https:// URLs are supported".into()
+                ));
             } else {
                 return Dp::open_path(std::path::Path::new(location), opts);
             };

@@ -7,6 +7,9 @@
 //! rows all use it: [`Nginx::start`] runs it as a child that stops when
 //! dropped; [`Config`] alone gives the configuration for a caller that runs
 //! nginx as a daemon (the benchmark harness stops it by pid file).
+//!
+//! [`Samba`] is the SMB DP: `smbd` (Debian `samba`) sharing the same
+//! library as `SCCMContentLib$`, for the SMB backend's tests and bench row.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -519,6 +522,197 @@ impl NtlmDp {
 }
 
 impl Drop for NtlmDp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A test SMB DP: Samba's `smbd` (Debian `samba`) in the foreground on
+/// 127.0.0.1 and a free port, sharing folders read-only, with its own
+/// `smb.conf`, passdb, lock, state, cache and pid folders under a
+/// temporary folder, so it touches nothing of the system's Samba. Killed
+/// when dropped. Runs as root (tests and CI do), as smbd must to switch to
+/// the user of each session.
+#[derive(Debug)]
+pub struct Samba {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+/// The unix account test SMB users log on as: smbd maps every SMB account
+/// to a unix one, and `daemon` exists on every Debian system, so no test
+/// adds users to the system's `/etc/passwd`. Its uid is not 0, so file
+/// modes apply to it (root's would not).
+pub const SMB_USER: &str = "daemon";
+
+/// The `samba` executable paths, or an error naming the packages.
+fn samba_tool(name: &str, pkg: &str) -> io::Result<PathBuf> {
+    ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        .into_iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.exists())
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{name} is not installed: apt-get install -y samba samba-common-bin smbclient (package {pkg})"),
+            )
+        })
+}
+
+impl Samba {
+    /// Share each `(name, folder)` read-only, and let [`SMB_USER`] log on
+    /// with `password`. Every folder and its parents must be readable by
+    /// that user (see [`Samba::open_up`]).
+    pub fn start(shares: &[(&str, &Path)], password: &str) -> io::Result<Samba> {
+        let smbd = samba_tool("smbd", "samba")?;
+        let dir = tempfile::tempdir()?;
+        let (conf_path, port) = Samba::configure(dir.path(), shares, password)?;
+        let log = fs::File::create(dir.path().join("stdout.log"))?;
+        let child = Command::new(&smbd)
+            .args(["--foreground", "--no-process-group", "--debug-stdout"])
+            .arg(format!("--configfile={}", conf_path.display()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("starting {}: {e}", smbd.display())))?;
+        let mut samba = Samba { child, port, dir };
+        let out_log = samba.dir.path().join("stdout.log");
+        wait_listening(port, 800, || {
+            let status = samba.child.try_wait().ok()??;
+            let log = fs::read_to_string(&out_log).unwrap_or_default();
+            Some(format!("smbd exited with {status}: {log}"))
+        })?;
+        Ok(samba)
+    }
+
+    /// Write `dir/smb.conf` (listening on 127.0.0.1 and a free port, state
+    /// in `dir`) sharing `shares`, and a passdb where [`SMB_USER`] has
+    /// `password`; returns the config's path and the port. For a caller
+    /// that runs smbd itself (the bench, as a daemon: its pid file is
+    /// `dir/pid/smbd.pid`).
+    pub fn configure(
+        d: &Path,
+        shares: &[(&str, &Path)],
+        password: &str,
+    ) -> io::Result<(PathBuf, u16)> {
+        let smbpasswd = samba_tool("smbpasswd", "samba-common-bin")?;
+        for sub in ["private", "lock", "state", "cache", "pid", "ncalrpc"] {
+            fs::create_dir_all(d.join(sub))?;
+        }
+        let port = free_port()?;
+        let dd = d.display();
+        let mut conf = format!(
+            r#"[global]
+  workgroup = TESTDP
+  netbios name = CAPMEDIATEST
+  server role = standalone server
+  passdb backend = tdbsam:{dd}/private/passdb.tdb
+  private dir = {dd}/private
+  binddns dir = {dd}/private
+  lock directory = {dd}/lock
+  state directory = {dd}/state
+  cache directory = {dd}/cache
+  pid directory = {dd}/pid
+  ncalrpc dir = {dd}/ncalrpc
+  log file = {dd}/smbd.log
+  log level = 1
+  smb ports = {port}
+  interfaces = 127.0.0.1
+  bind interfaces only = yes
+  disable netbios = yes
+  load printers = no
+  printing = bsd
+  printcap name = /dev/null
+  disable spoolss = yes
+  map to guest = never
+  store dos attributes = no
+  server min protocol = SMB2_10
+"#
+        );
+        for (name, path) in shares {
+            let _ = write!(
+                conf,
+                "[{name}]\n  path = {}\n  read only = yes\n  browseable = no\n",
+                path.display()
+            );
+        }
+        let conf_path = d.join("smb.conf");
+        fs::write(&conf_path, conf)?;
+        let mut pw = Command::new(&smbpasswd)
+            .arg("-c")
+            .arg(&conf_path)
+            .args(["-s", "-a", SMB_USER])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        if let Some(mut stdin) = pw.stdin.take() {
+            use std::io::Write as _;
+            writeln!(stdin, "{password}\n{password}")?;
+        }
+        let out = pw.wait_with_output()?;
+        if !out.status.success() {
+            return Err(io::Error::other(format!(
+                "smbpasswd -a {SMB_USER}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Ok((conf_path, port))
+    }
+
+    /// Make `path` and every folder above it searchable (and `path`'s tree
+    /// readable) by [`SMB_USER`]: temporary folders are created mode 0700.
+    pub fn open_up(path: &Path) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut p = Some(path);
+        while let Some(dir) = p {
+            if let Ok(m) = fs::metadata(dir) {
+                let mode = m.permissions().mode();
+                if mode & 0o005 != 0o005 {
+                    fs::set_permissions(dir, fs::Permissions::from_mode(mode | 0o005))?;
+                }
+            }
+            p = dir.parent();
+        }
+        fn walk(dir: &Path) -> io::Result<()> {
+            for e in fs::read_dir(dir)? {
+                let e = e?;
+                let m = e.metadata()?;
+                let mode = m.permissions().mode();
+                let want = if m.is_dir() { 0o005 } else { 0o004 };
+                if mode & want != want {
+                    fs::set_permissions(e.path(), fs::Permissions::from_mode(mode | want))?;
+                }
+                if m.is_dir() {
+                    walk(&e.path())?;
+                }
+            }
+            Ok(())
+        }
+        walk(path)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `smb://127.0.0.1:<port>/<share>`.
+    pub fn url(&self, share: &str) -> String {
+        format!("smb://127.0.0.1:{}/{share}", self.port)
+    }
+
+    /// The smbd log so far, for a failing test's message.
+    pub fn log(&self) -> String {
+        let d = self.dir.path();
+        fs::read_to_string(d.join("stdout.log")).unwrap_or_default()
+            + &fs::read_to_string(d.join("smbd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Samba {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -36,6 +36,12 @@ pub fn rows() -> Vec<Row> {
             setup: dp_http,
         },
         Row {
+            name: "smb",
+            about: "the same package from Samba on 127.0.0.1 (smb://, NTLM, SHA-256 verified, \
+                    4 at once) vs smbclient -c 'prompt; recurse; mget *' of its FileLib blobs",
+            setup: dp_smb,
+        },
+        Row {
             name: "dp-path",
             about: "the same package from a path DP into the cache vs cp -r FileLib",
             setup: dp_path,
@@ -313,6 +319,90 @@ fn dp_http(ctx: &Ctx) -> Result<Pair> {
     pair.before_each = Some(fresh(&out));
     pair.teardown = Some(nginx.stop_line());
     Ok(pair)
+}
+
+/// The bench account's password: a throwaway for a server on 127.0.0.1
+/// that lives as long as the row.
+const SMB_BENCH_PASSWORD: &str = "bench-Pa55";
+
+fn dp_smb(ctx: &Ctx) -> Result<Pair> {
+    need("smbd", "samba")?;
+    need("smbclient", "smbclient")?;
+    let lib = dp_library(ctx)?;
+    let bench = example("capmedia-dp", "dp_bench")?;
+    let out = ctx.work.join("out");
+    capmedia_testdp::Samba::open_up(&lib)?;
+    let smb = Samba::start(&ctx.work.join("samba"), &lib)?;
+    let url = format!("smb://127.0.0.1:{}/SCCMContentLib$", smb.port);
+    let user = capmedia_testdp::SMB_USER;
+    let smbclient = format!(
+        "cd {} && smbclient -p {} -U {user}%{SMB_BENCH_PASSWORD} -m SMB3 \
+         '//127.0.0.1/SCCMContentLib$' -D FileLib -c 'prompt; recurse; mget *' >/dev/null",
+        q(out.join("smbclient")),
+        smb.port
+    );
+    let mut pair = Pair::new(
+        Cmd::new(
+            "capmedia-dp fetch (smb, 4)",
+            format!(
+                "CAPMEDIA_DP_USER={user} CAPMEDIA_DP_PASSWORD={SMB_BENCH_PASSWORD} {} fetch {} \
+                 {DP_PACKAGE} {} 4",
+                q(&bench),
+                q(&url),
+                q(out.join("cache"))
+            ),
+        ),
+        vec![Cmd::new("smbclient mget (FileLib)", smbclient)],
+    );
+    pair.before_each = Some(format!(
+        "{} && mkdir -p {}",
+        fresh(&out),
+        q(out.join("smbclient"))
+    ));
+    pair.teardown = Some(smb.stop_line());
+    Ok(pair)
+}
+
+/// smbd sharing a library as `SCCMContentLib$` on 127.0.0.1, as a daemon
+/// with the test DP's config (capmedia-testdp) and its own state folders;
+/// the row's teardown stops it by its pid file.
+struct Samba {
+    pid_file: PathBuf,
+    port: u16,
+}
+
+impl Samba {
+    fn start(dir: &Path, lib: &Path) -> Result<Samba> {
+        // The test helper writes the config and passdb and runs smbd in the
+        // foreground; here it must outlive this process, so it is asked to
+        // detach.
+        let _ = std::fs::remove_dir_all(dir);
+        let (conf, port) = capmedia_testdp::Samba::configure(
+            dir,
+            &[("SCCMContentLib$", lib)],
+            SMB_BENCH_PASSWORD,
+        )?;
+        crate::run(
+            Command::new("smbd")
+                .arg("--daemon")
+                .arg(format!("--configfile={}", conf.display())),
+        )
+        .context("starting smbd (Debian package samba)")?;
+        let samba = Samba {
+            pid_file: dir.join("pid/smbd.pid"),
+            port,
+        };
+        if let Err(e) = capmedia_testdp::wait_listening(port, 400, || None) {
+            let _ = crate::run(Command::new("sh").arg("-c").arg(samba.stop_line()));
+            bail!("{e}");
+        }
+        Ok(samba)
+    }
+
+    fn stop_line(&self) -> String {
+        let p = q(&self.pid_file);
+        format!("if [ -f {p} ]; then kill \"$(cat {p})\"; fi")
+    }
 }
 
 /// nginx serving a library at `/SMS_DP_SMSPKG$/` on 127.0.0.1, as a daemon

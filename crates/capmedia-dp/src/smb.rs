@@ -1,0 +1,831 @@
+//! The SMB backend: a DP's `SCCMContentLib$` share read directly over SMB
+//! 2/3 (`smb://dp01/SCCMContentLib$` or `\\dp01\SCCMContentLib$`), with no
+//! mount, no root and no `cifs-utils`.
+//!
+//! The `smb` crate (smb-rs) speaks the protocol, with signing, encryption
+//! and NTLM through `sspi`; its thread-based sync API is used, so no async
+//! runtime is pulled in. This module only maps the library layout onto
+//! share paths, connects lazily (the first request names the file and
+//! package it was for, so the errors do too), finds FileLib blobs on the
+//! `SCCMContentLib<D..Z>$` shares of a library that spans drives, and turns
+//! NT status codes into the errors an administrator acts on.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ::smb::{
+    Client, ClientConfig, ConnectionConfig, FileAccessMask, FileCreateArgs,
+    FileDirectoryInformation, GetLen, Resource, Tree, UncPath,
+};
+use percent_encoding::percent_decode_str;
+
+use crate::backend::{Backend, Blob, Lib};
+use crate::error::BackendError;
+use crate::listing::{check_name, ListingEntry, MAX_LISTING_ENTRIES};
+use crate::{Credentials, DpOptions};
+
+/// Largest single SMB READ asked for. SMB 2.1+ servers accept at least
+/// 1 MiB (Samba and Windows negotiate 8 MiB); bigger reads gain little.
+const READ_CHUNK: usize = 1 << 20;
+
+/// The standard SMB port.
+const SMB_PORT: u16 = 445;
+
+/// A folder on a share: `\\server[:port]\share[\path]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SmbPath {
+    pub server: String,
+    pub port: u16,
+    pub share: String,
+    /// Folders below the share root, without separators.
+    pub path: Vec<String>,
+}
+
+impl SmbPath {
+    #[cfg(test)]
+    fn unc(&self) -> String {
+        let mut s = format!("\\\\{}\\{}", self.server, self.share);
+        for p in &self.path {
+            s.push('\\');
+            s.push_str(p);
+        }
+        s
+    }
+}
+
+/// Whether `location` names an SMB share rather than a local path.
+pub(crate) fn is_smb(location: &str) -> bool {
+    location.to_ascii_lowercase().starts_with("smb://") || location.starts_with("\\\\")
+}
+
+/// Parse `smb://server[:port]/share[/path...]` (percent-decoded) or
+/// `\\server\share[\path...]`. Credentials in the URL are refused: a
+/// password on the command line would show in `ps` and shell history.
+pub(crate) fn parse_location(location: &str) -> Result<SmbPath, String> {
+    let (authority, parts): (&str, Vec<String>) = if location.len() >= 6
+        && location.is_char_boundary(6)
+        && location[..6].eq_ignore_ascii_case("smb://")
+    {
+        let rest = &location[6..];
+        if rest.contains(['?', '#']) {
+            return Err("an smb:// URL must not have a query or fragment".into());
+        }
+        let (auth, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let mut parts = Vec::new();
+        for p in path.split('/').filter(|p| !p.is_empty()) {
+            let d = percent_decode_str(p)
+                .decode_utf8()
+                .map_err(|_| "the URL path is not UTF-8".to_string())?;
+            parts.push(d.into_owned());
+        }
+        (auth, parts)
+    } else if let Some(rest) = location.strip_prefix("\\\\") {
+        let mut it = rest.split('\\');
+        let auth = it.next().unwrap_or("");
+        (
+            auth,
+            it.filter(|p| !p.is_empty()).map(str::to_owned).collect(),
+        )
+    } else {
+        return Err("not an smb:// URL nor a \\\\server\\share path".into());
+    };
+    if authority.contains('@') {
+        return Err(
+            "put no account in the location: give it with --dp-user (and the password with \
+             --dp-password-file or CAPMEDIA_DP_PASSWORD)"
+                .into(),
+        );
+    }
+    let (server, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (
+            h,
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("{p:?} is not a port number"))?,
+        ),
+        _ => (authority, SMB_PORT),
+    };
+    if server.is_empty() {
+        return Err("the location has no server".into());
+    }
+    if server.contains(['\\', '/']) || server.chars().any(|c| c.is_control()) {
+        return Err(format!("{server:?} is not a server name"));
+    }
+    let mut parts = parts.into_iter();
+    let share = parts
+        .next()
+        .ok_or("the location has no share (write smb://server/SCCMContentLib$)")?;
+    let path: Vec<String> = parts.collect();
+    for p in std::iter::once(&share).chain(&path) {
+        check_name(p).map_err(|r| format!("{p:?} in the location: {r}"))?;
+    }
+    Ok(SmbPath {
+        server: server.to_owned(),
+        port,
+        share,
+        path,
+    })
+}
+
+/// One place FileLib blobs may be: a share and the FileLib folder in it.
+#[derive(Debug, Clone)]
+struct FileRoot {
+    share: String,
+    /// The FileLib folder's path on the share.
+    filelib: Vec<String>,
+    /// Found by probing (`SCCMContentLib<D..Z>$`): a missing share is
+    /// skipped, not an error.
+    probed: bool,
+}
+
+/// A connected share and the connection it lives on.
+type Connected = (Arc<Conn>, Arc<Tree>);
+
+/// The live SMB client and the trees connected so far. Replaced as a whole
+/// after a transport failure, so that a retry starts from a fresh
+/// connection.
+struct Conn {
+    client: Client,
+    /// Share name (lower case) to its tree; `None`: the server has no
+    /// such share (remembered for probed drive shares).
+    trees: Mutex<HashMap<String, Option<Arc<Tree>>>>,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Conn")
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        let _ = self.client.close();
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct SmbBackend {
+    server: String,
+    port: u16,
+    /// The share and folder holding PkgLib, DataLib and FileLib.
+    root: SmbPath,
+    filelibs: Vec<FileRoot>,
+    credentials: Option<Arc<Credentials>>,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+    retries: u32,
+    backoff: Duration,
+    on_retry: Option<crate::RetryNotice>,
+    conn: Mutex<Option<Arc<Conn>>>,
+    /// Drive shares probing has already added to `filelibs`.
+    probed: Mutex<Option<Vec<FileRoot>>>,
+}
+
+/// NT status codes this backend gives a meaning to ([MS-ERREF] 2.3.1).
+mod status {
+    pub const NO_SUCH_FILE: u32 = 0xC000_000F;
+    pub const ACCESS_DENIED: u32 = 0xC000_0022;
+    pub const OBJECT_NAME_NOT_FOUND: u32 = 0xC000_0034;
+    pub const OBJECT_PATH_NOT_FOUND: u32 = 0xC000_003A;
+    pub const NO_SUCH_USER: u32 = 0xC000_0064;
+    pub const WRONG_PASSWORD: u32 = 0xC000_006A;
+    pub const LOGON_FAILURE: u32 = 0xC000_006D;
+    pub const ACCOUNT_RESTRICTION: u32 = 0xC000_006E;
+    pub const PASSWORD_EXPIRED: u32 = 0xC000_0071;
+    pub const ACCOUNT_DISABLED: u32 = 0xC000_0072;
+    pub const BAD_NETWORK_NAME: u32 = 0xC000_00CC;
+    pub const ACCOUNT_LOCKED_OUT: u32 = 0xC000_0234;
+    pub const NETWORK_ACCESS_DENIED: u32 = 0xC000_00CA;
+}
+
+impl SmbBackend {
+    pub(crate) fn new(location: &str, opts: &DpOptions) -> Result<Self, String> {
+        let root = parse_location(location)?;
+        let mut main_filelib = root.path.clone();
+        main_filelib.push("FileLib".into());
+        let mut filelibs = vec![FileRoot {
+            share: root.share.clone(),
+            filelib: main_filelib,
+            probed: false,
+        }];
+        for extra in &opts.extra_filelib_roots {
+            let s = extra.to_str().ok_or_else(|| {
+                format!(
+                    "extra FileLib root {} is not an smb:// URL",
+                    extra.display()
+                )
+            })?;
+            let p = parse_location(s).map_err(|e| format!("extra FileLib root {s:?}: {e}"))?;
+            if !p.server.eq_ignore_ascii_case(&root.server) || p.port != root.port {
+                return Err(format!(
+                    "extra FileLib root {s:?} is on another server than the DP; a library \
+                     spans the drives of one server"
+                ));
+            }
+            let mut filelib = p.path.clone();
+            if !filelib
+                .last()
+                .is_some_and(|l| l.eq_ignore_ascii_case("FileLib"))
+            {
+                filelib.push("FileLib".into());
+            }
+            filelibs.push(FileRoot {
+                share: p.share,
+                filelib,
+                probed: false,
+            });
+        }
+        Ok(SmbBackend {
+            server: root.server.clone(),
+            port: root.port,
+            root,
+            filelibs,
+            credentials: opts.credentials.clone(),
+            connect_timeout: opts.connect_timeout,
+            read_timeout: opts.read_timeout,
+            retries: opts.retries,
+            backoff: opts.backoff,
+            on_retry: opts.on_retry.clone(),
+            conn: Mutex::new(None),
+            probed: Mutex::new(None),
+        })
+    }
+
+    /// The account as messages show it.
+    fn account(&self) -> String {
+        match &self.credentials {
+            Some(c) => c.account.to_string(),
+            None => "anonymous (guest)".into(),
+        }
+    }
+
+    fn unc_of(&self, share: &str, rel: &[&str]) -> String {
+        let mut s = format!("\\\\{}\\{share}", self.server);
+        for r in rel {
+            s.push('\\');
+            s.push_str(r);
+        }
+        s
+    }
+
+    /// Wait until the server accepts a TCP connection, retrying with
+    /// backoff: an unreachable DP is reported in bounded time
+    /// (`(retries + 1) × connect_timeout` plus the pauses).
+    fn reach(&self) -> Result<(), BackendError> {
+        let addrs: Vec<SocketAddr> = match (self.server.as_str(), self.port).to_socket_addrs() {
+            Ok(a) => a.collect(),
+            Err(e) => {
+                return Err(BackendError::Unreachable {
+                    server: self.server.clone(),
+                    detail: format!("cannot resolve the name: {e}"),
+                    attempts: 1,
+                })
+            }
+        };
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let mut last = String::from("no address");
+            for a in &addrs {
+                match TcpStream::connect_timeout(a, self.connect_timeout) {
+                    Ok(_) => return Ok(()),
+                    Err(e) => last = format!("{a}: {e}"),
+                }
+            }
+            if attempts > self.retries {
+                return Err(BackendError::Unreachable {
+                    server: format!("{}:{}", self.server, self.port),
+                    detail: last,
+                    attempts,
+                });
+            }
+            if let Some(notice) = &self.on_retry {
+                (notice.0)(&format!(
+                    "connecting to {}:{} (attempt {} of {}): {last}",
+                    self.server,
+                    self.port,
+                    attempts + 1,
+                    self.retries + 1
+                ));
+            }
+            std::thread::sleep(crate::fetch::backoff(self.backoff, attempts));
+        }
+    }
+
+    fn conn(&self) -> Result<Arc<Conn>, BackendError> {
+        let mut guard = self.conn.lock().map_err(|_| poisoned())?;
+        if let Some(c) = guard.as_ref() {
+            return Ok(c.clone());
+        }
+        self.reach()?;
+        let anonymous = self.credentials.is_none();
+        let config = ClientConfig {
+            // A content library is never a DFS namespace; resolving
+            // referrals would only add round trips.
+            dfs: false,
+            connection: ConnectionConfig {
+                port: Some(self.port),
+                timeout: Some(self.read_timeout.max(self.connect_timeout)),
+                // Guest sessions cannot sign; a DP that allows them has
+                // chosen so. With an account, signing stays required.
+                allow_unsigned_guest_access: anonymous,
+                ..ConnectionConfig::default()
+            },
+            ..ClientConfig::default()
+        };
+        let c = Arc::new(Conn {
+            client: Client::new(config),
+            trees: Mutex::new(HashMap::new()),
+        });
+        *guard = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Forget the connection after a transport failure.
+    fn reset(&self, failed: &Arc<Conn>) {
+        if let Ok(mut g) = self.conn.lock() {
+            if g.as_ref().is_some_and(|c| Arc::ptr_eq(c, failed)) {
+                *g = None;
+            }
+        }
+    }
+
+    /// The tree of `share`, connecting (and authenticating) on first use.
+    /// `Ok(None)` if the server has no such share and `probing`.
+    fn tree(&self, share: &str, probing: bool) -> Result<Option<Connected>, BackendError> {
+        let conn = self.conn()?;
+        let key = share.to_ascii_lowercase();
+        if let Some(t) = conn.trees.lock().map_err(|_| poisoned())?.get(&key) {
+            return Ok(t.clone().map(|t| (conn.clone(), t)));
+        }
+        let unc_of = |share: &str| {
+            UncPath::new(&self.server)
+                .and_then(|u| u.with_share(share))
+                .map_err(|e| BackendError::Other(format!("\\\\{}\\{share}: {e}", self.server)))
+        };
+        let unc = unc_of(share)?;
+        let main = &self.root.share;
+        let connected = if share.eq_ignore_ascii_case(main) {
+            let (user, password) = match &self.credentials {
+                // The one place the password leaves capmedia: moved into
+                // the SMB crate's own secret for the NTLM exchange.
+                Some(c) => (c.account.to_string(), c.password.expose().to_owned()),
+                None => (String::new(), String::new()),
+            };
+            conn.client
+                .share_connect(&unc, &user, password)
+                .and_then(|()| conn.client.get_tree(&unc))
+        } else {
+            // Further shares (FileLib on other drives) share the main
+            // share's session: one logon, and a missing share costs one
+            // TREE_CONNECT, not a logon.
+            self.tree(main, false)?;
+            conn.client
+                .get_session(&unc_of(main)?)
+                .and_then(|session| session.tree_connect(&unc))
+                .map(Arc::new)
+        };
+        match connected {
+            Ok(t) => {
+                conn.trees
+                    .lock()
+                    .map_err(|_| poisoned())?
+                    .insert(key, Some(t.clone()));
+                Ok(Some((conn, t)))
+            }
+            Err(e) => match self.map_err(e, &format!("\\\\{}\\{share}", self.server)) {
+                BackendError::NoShare { .. } if probing => {
+                    conn.trees.lock().map_err(|_| poisoned())?.insert(key, None);
+                    Ok(None)
+                }
+                err => {
+                    if matches!(err, BackendError::Transient(_)) {
+                        self.reset(&conn);
+                    }
+                    Err(err)
+                }
+            },
+        }
+    }
+
+    /// Open `rel` (relative to the share root) on `share`.
+    fn open(
+        &self,
+        share: &str,
+        rel: &[&str],
+        access: FileAccessMask,
+    ) -> Result<(Arc<Conn>, Resource), BackendError> {
+        let (conn, tree) = self
+            .tree(share, false)?
+            .ok_or_else(|| BackendError::NoShare {
+                share: self.unc_of(share, &[]),
+                account: self.account(),
+            })?;
+        let path = rel.join("\\");
+        match tree.create(&path, &FileCreateArgs::make_open_existing(access)) {
+            Ok(r) => Ok((conn, r)),
+            Err(e) => {
+                let err = self.map_err(e, &self.unc_of(share, rel));
+                if matches!(err, BackendError::Transient(_)) {
+                    self.reset(&conn);
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// `lib/rel...` below the library root, as share-relative components.
+    fn lib_path<'a>(&'a self, lib: Lib, rel: &[&'a str]) -> Vec<&'a str> {
+        let mut p: Vec<&str> = self.root.path.iter().map(String::as_str).collect();
+        p.push(lib.name());
+        p.extend_from_slice(rel);
+        p
+    }
+
+    /// NT status and transport failures as the DP layer understands them.
+    fn map_err(&self, e: ::smb::Error, what: &str) -> BackendError {
+        let code = match &e {
+            ::smb::Error::ReceivedErrorMessage(c, _) | ::smb::Error::UnexpectedMessageStatus(c) => {
+                Some(*c)
+            }
+            _ => None,
+        };
+        let account = self.account();
+        match code {
+            Some(
+                status::LOGON_FAILURE
+                | status::WRONG_PASSWORD
+                | status::NO_SUCH_USER
+                | status::ACCOUNT_RESTRICTION
+                | status::PASSWORD_EXPIRED
+                | status::ACCOUNT_DISABLED
+                | status::ACCOUNT_LOCKED_OUT,
+            ) => BackendError::Logon {
+                account,
+                detail: e.to_string(),
+            },
+            Some(status::ACCESS_DENIED | status::NETWORK_ACCESS_DENIED) => {
+                BackendError::Denied(format!("{what}: access denied to account {account}"))
+            }
+            Some(status::BAD_NETWORK_NAME) => BackendError::NoShare {
+                share: what.to_owned(),
+                account,
+            },
+            Some(
+                status::OBJECT_NAME_NOT_FOUND
+                | status::OBJECT_PATH_NOT_FOUND
+                | status::NO_SUCH_FILE,
+            ) => BackendError::NotFound,
+            Some(_) => BackendError::Other(format!("{what}: {e}")),
+            None => match e {
+                ::smb::Error::IoError(_)
+                | ::smb::Error::TransportError(_)
+                | ::smb::Error::ConnectionStopped
+                | ::smb::Error::OperationTimeout(..)
+                | ::smb::Error::ChannelRecvError(_) => {
+                    BackendError::Transient(format!("{what}: {e}"))
+                }
+                // NTLM refused before the server could say why (e.g. a
+                // guest session the server does not allow).
+                ::smb::Error::SspiError(_)
+                | ::smb::Error::UnsupportedAuthenticationMechanism(_) => BackendError::Logon {
+                    account,
+                    detail: e.to_string(),
+                },
+                e => BackendError::Other(format!("{what}: {e}")),
+            },
+        }
+    }
+
+    fn io_err(&self, e: io::Error, what: &str) -> BackendError {
+        if e.kind() == io::ErrorKind::PermissionDenied {
+            return BackendError::Denied(format!(
+                "{what}: access denied to account {}",
+                self.account()
+            ));
+        }
+        BackendError::Transient(format!("{what}: {e}"))
+    }
+
+    /// Every FileLib root: the given ones, then (once, on the first blob
+    /// they lack) the `SCCMContentLib<D..Z>$` shares the server has.
+    fn filelib_roots(&self, with_probed: bool) -> Result<Vec<FileRoot>, BackendError> {
+        let mut roots = self.filelibs.clone();
+        if !with_probed || !self.root.share.eq_ignore_ascii_case("SCCMContentLib$") {
+            return Ok(roots);
+        }
+        let mut probed = self.probed.lock().map_err(|_| poisoned())?;
+        if probed.is_none() {
+            let mut found = Vec::new();
+            for d in b'D'..=b'Z' {
+                let share = format!("SCCMContentLib{}$", d as char);
+                if roots.iter().any(|r| r.share.eq_ignore_ascii_case(&share)) {
+                    continue;
+                }
+                match self.tree(&share, true) {
+                    Ok(Some(_)) => found.push(FileRoot {
+                        share,
+                        filelib: vec!["FileLib".into()],
+                        probed: true,
+                    }),
+                    Ok(None) => {}
+                    // A share we may not enter is skipped here; the
+                    // blob's absence is reported with where it was sought.
+                    Err(BackendError::Denied(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            *probed = Some(found);
+        }
+        roots.extend(probed.iter().flatten().cloned());
+        Ok(roots)
+    }
+
+    /// Open blob `hash` on the first FileLib root holding it.
+    fn open_blob_file(&self, hash: &str) -> Result<Option<(Arc<Conn>, ::smb::File)>, BackendError> {
+        let prefix = hash.get(..4).ok_or(BackendError::NotFound)?;
+        let access = FileAccessMask::new()
+            .with_file_read_data(true)
+            .with_file_read_attributes(true)
+            .with_synchronize(true);
+        for with_probed in [false, true] {
+            let roots = self.filelib_roots(with_probed)?;
+            let skip = if with_probed { self.filelibs.len() } else { 0 };
+            for root in roots.iter().skip(skip) {
+                let mut rel: Vec<&str> = root.filelib.iter().map(String::as_str).collect();
+                rel.push(prefix);
+                rel.push(hash);
+                match self.open(&root.share, &rel, access) {
+                    Ok((conn, Resource::File(f))) => return Ok(Some((conn, f))),
+                    Ok((_, other)) => {
+                        close(&other);
+                        return Err(BackendError::Other(format!(
+                            "{} is not a file",
+                            self.unc_of(&root.share, &rel)
+                        )));
+                    }
+                    Err(BackendError::NotFound) => {}
+                    Err(BackendError::NoShare { .. }) if root.probed => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn poisoned() -> BackendError {
+    BackendError::Other("SMB connection state poisoned by a panicked thread".into())
+}
+
+fn close(r: &Resource) {
+    let _ = match r {
+        Resource::File(f) => f.close(),
+        Resource::Directory(d) => d.close(),
+        Resource::Pipe(p) => p.close(),
+    };
+}
+
+/// A blob streamed by SMB READs of at most [`READ_CHUNK`], closed on drop.
+struct SmbReader {
+    /// Keeps the connection (and its worker thread) alive while reading.
+    _conn: Arc<Conn>,
+    file: ::smb::File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for SmbReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.end.saturating_sub(self.pos);
+        let n = buf
+            .len()
+            .min(READ_CHUNK)
+            .min(usize::try_from(left).unwrap_or(usize::MAX));
+        let Some(chunk) = buf.get_mut(..n) else {
+            return Ok(0);
+        };
+        if chunk.is_empty() {
+            return Ok(0);
+        }
+        let got = self.file.read_block(chunk, self.pos, None, false)?;
+        self.pos += got as u64;
+        Ok(got)
+    }
+}
+
+impl Drop for SmbReader {
+    fn drop(&mut self) {
+        let _ = self.file.close();
+    }
+}
+
+impl Backend for SmbBackend {
+    fn list(&self, lib: Lib, rel: &[&str]) -> Result<Vec<ListingEntry>, BackendError> {
+        let path = self.lib_path(lib, rel);
+        let shown = self.unc_of(&self.root.share, &path);
+        let access = FileAccessMask::new()
+            .with_file_read_data(true)
+            .with_file_read_attributes(true)
+            .with_synchronize(true);
+        let (conn, res) = self.open(&self.root.share, &path, access)?;
+        let dir = match res {
+            Resource::Directory(d) => d,
+            other => {
+                close(&other);
+                return Err(BackendError::Other(format!("{shown} is not a folder")));
+            }
+        };
+        let result = (|| {
+            let mut out = Vec::new();
+            let iter = dir
+                .query::<FileDirectoryInformation>("*")
+                .map_err(|e| self.map_err(e, &shown))?;
+            for item in iter {
+                let info = item.map_err(|e| self.map_err(e, &shown))?;
+                let name = info.file_name.to_string();
+                if name == "." || name == ".." {
+                    continue;
+                }
+                if out.len() >= MAX_LISTING_ENTRIES {
+                    return Err(BackendError::Other(format!(
+                        "{shown} has more than {MAX_LISTING_ENTRIES} entries; no DP folder holds that many"
+                    )));
+                }
+                check_name(&name).map_err(|r| BackendError::Unsafe {
+                    name: name.clone(),
+                    reason: r.into(),
+                })?;
+                let is_dir = info.file_attributes.directory();
+                out.push(ListingEntry {
+                    name,
+                    is_dir,
+                    size: (!is_dir).then_some(info.end_of_file),
+                });
+            }
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(out)
+        })();
+        let _ = dir.close();
+        if matches!(result, Err(BackendError::Transient(_))) {
+            self.reset(&conn);
+        }
+        result
+    }
+
+    fn read_small(&self, lib: Lib, rel: &[&str], limit: u64) -> Result<Vec<u8>, BackendError> {
+        let path = self.lib_path(lib, rel);
+        let shown = self.unc_of(&self.root.share, &path);
+        let access = FileAccessMask::new()
+            .with_file_read_data(true)
+            .with_file_read_attributes(true)
+            .with_synchronize(true);
+        let (conn, res) = self.open(&self.root.share, &path, access)?;
+        let file = match res {
+            Resource::File(f) => f,
+            other => {
+                close(&other);
+                return Err(BackendError::Other(format!("{shown} is not a file")));
+            }
+        };
+        let len = file.get_len().unwrap_or(0);
+        if len > limit {
+            let _ = file.close();
+            return Err(BackendError::Other(format!(
+                "{shown} is larger than {limit} bytes"
+            )));
+        }
+        let mut reader = SmbReader {
+            _conn: conn.clone(),
+            file,
+            pos: 0,
+            end: len,
+        };
+        // `len` <= limit, itself small (an INI limit).
+        let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        match reader.read_to_end(&mut buf) {
+            Ok(_) => Ok(buf),
+            Err(e) => {
+                let err = self.io_err(e, &shown);
+                if matches!(err, BackendError::Transient(_)) {
+                    self.reset(&conn);
+                }
+                Err(err)
+            }
+        }
+    }
+
+    fn stat_blob(&self, hash: &str) -> Result<Option<u64>, BackendError> {
+        match self.open_blob_file(hash)? {
+            Some((_, f)) => {
+                let len = f.get_len().unwrap_or(0);
+                let _ = f.close();
+                Ok(Some(len))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn open_blob(&self, hash: &str, offset: u64, len: Option<u64>) -> Result<Blob, BackendError> {
+        let (conn, file) = self.open_blob_file(hash)?.ok_or(BackendError::NotFound)?;
+        let size = file.get_len().unwrap_or(0);
+        let end = match len {
+            Some(n) => offset.saturating_add(n).min(size),
+            None => size,
+        };
+        let reader = SmbReader {
+            _conn: conn,
+            file,
+            pos: offset,
+            end,
+        };
+        Ok(Blob {
+            reader: Box::new(ReadErr {
+                inner: reader,
+                what: self.blob_location(hash),
+                account: self.account(),
+            }),
+            offset,
+        })
+    }
+
+    fn blob_location(&self, hash: &str) -> String {
+        let prefix = hash.get(..4).unwrap_or(hash);
+        let mut shown: Vec<String> = self
+            .filelibs
+            .iter()
+            .map(|r| {
+                let mut rel: Vec<&str> = r.filelib.iter().map(String::as_str).collect();
+                rel.push(prefix);
+                rel.push(hash);
+                self.unc_of(&r.share, &rel)
+            })
+            .collect();
+        if self.root.share.eq_ignore_ascii_case("SCCMContentLib$") {
+            shown.push(format!(
+                "\\\\{}\\SCCMContentLib<D..Z>$\\FileLib\\{prefix}\\{hash}",
+                self.server
+            ));
+        }
+        shown.join(" or ")
+    }
+}
+
+/// Names the blob and account in a read error (an SMB READ refused for
+/// want of access reads as "No read permission" otherwise).
+struct ReadErr {
+    inner: SmbReader,
+    what: String,
+    account: String,
+}
+
+impl Read for ReadErr {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("{}: {e} (account {})", self.what, self.account),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_parse_in_both_spellings() {
+        let a = parse_location("smb://dp01/SCCMContentLib$").unwrap();
+        assert_eq!(
+            (a.server.as_str(), a.port, a.share.as_str(), a.path.len()),
+            ("dp01", 445, "SCCMContentLib$", 0)
+        );
+        let b = parse_location("\\\\dp01\\SCCMContentLib$").unwrap();
+        assert_eq!(a, b);
+        let c = parse_location("smb://127.0.0.1:4450/E%24/SCCMContentLib/").unwrap();
+        assert_eq!(
+            (c.server.as_str(), c.port, c.share.as_str()),
+            ("127.0.0.1", 4450, "E$")
+        );
+        assert_eq!(c.path, vec!["SCCMContentLib".to_string()]);
+        assert_eq!(c.unc(), "\\\\127.0.0.1\\E$\\SCCMContentLib");
+        for bad in [
+            "smb://dp01",
+            "smb:///share",
+            "smb://u:p@dp01/share",
+            "smb://dp01:0/s",
+            "smb://dp01:x/s",
+            "smb://dp01/s/..",
+            "\\\\dp01",
+            "smb://dp01/s?x",
+        ] {
+            assert!(parse_location(bad).is_err(), "{bad}");
+        }
+        assert!(is_smb("SMB://x/y") && is_smb("\\\\x\\y") && !is_smb("/mnt/x"));
+    }
+}
