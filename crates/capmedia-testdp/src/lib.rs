@@ -630,6 +630,11 @@ impl Samba {
   map to guest = never
   store dos attributes = no
   server min protocol = SMB2_10
+  # Reads answered synchronously: under load smbd's asynchronous reads send
+  # an interim STATUS_PENDING, which the smb crate 0.11 refuses on READ
+  # ("Async command is not allowed in this context").
+  aio read size = 0
+  aio write size = 0
 "#
         );
         for (name, path) in shares {
