@@ -43,8 +43,9 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("vhdiinfo", "libvhdi-utils"),
     ("man", "man-db"),
     // The NTLM test DP (capmedia-testdp python/ntlm_dp.py); it also needs
-    // pyspnego from PyPI, which .ci/run installs with pip.
+    // pyspnego from PyPI, which `ensure` installs with pip (see `pyspnego`).
     ("python3", "python3"),
+    ("pip3", "python3-pip"),
     ("groff", "groff-base"),
     ("/usr/sbin/smbd", "samba"),
     ("smbpasswd", "samba-common-bin"),
@@ -94,7 +95,48 @@ pub fn ensure_runtime() -> Result<()> {
 }
 
 pub fn ensure(install_them: bool) -> Result<()> {
-    install(missing(), install_them, "the tests need")
+    install(missing(), install_them, "the tests need")?;
+    pyspnego(install_them)
+}
+
+/// The NTLM test DP's acceptor, pyspnego, is on PyPI only (not in Debian):
+/// installed with pip when missing, as root, so `cargo xtask test` works on a
+/// fresh machine as README says.
+fn pyspnego(install: bool) -> Result<()> {
+    let have = || {
+        Command::new("python3")
+            .args(["-c", "import spnego"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if have() {
+        return Ok(());
+    }
+    let line = "python3 -m pip install pyspnego";
+    if !install || !is_root() {
+        bail!("the tests need the Python package pyspnego; run as root:\n  {line}");
+    }
+    eprintln!("xtask: installing pyspnego (pip)");
+    // Debian marks its Python "externally managed": pip then needs
+    // --break-system-packages, which older pips do not know.
+    let plain = Command::new("python3")
+        .args(["-m", "pip", "install", "-q", "pyspnego"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !plain {
+        crate::run(Command::new("python3").args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--break-system-packages",
+            "pyspnego",
+        ]))?;
+    }
+    if !have() {
+        bail!("pyspnego still missing after installing it; run:\n  {line}");
+    }
+    Ok(())
 }
 
 fn install(pkgs: Vec<&'static str>, install: bool, who: &str) -> Result<()> {
