@@ -237,11 +237,6 @@ pub(crate) enum BackendError {
         offered: String,
         account: Option<String>,
     },
-    /// HTTP 401 after a complete handshake.
-    LogonFailed {
-        account: String,
-        scheme: &'static str,
-    },
     /// The TLS handshake or the DP refused the connection for want of a
     /// client certificate (`file`: `None`), or refused the one given.
     ClientCert {
@@ -263,7 +258,8 @@ pub(crate) enum BackendError {
     },
     /// Anything else (TLS failure, bad URL, ...), not worth retrying.
     Other(String),
-    /// SMB: the server refused the account.
+    /// The server refused the account (SMB session setup, or HTTP 401
+    /// after a complete handshake).
     Logon {
         account: String,
         detail: String,
@@ -313,12 +309,6 @@ impl BackendError {
                 what,
                 offered,
                 account,
-            },
-            BackendError::LogonFailed { account, scheme } => DpError::LogonFailed {
-                dp,
-                what,
-                account,
-                detail: format!("the DP refused it after a complete {scheme} handshake"),
             },
             BackendError::ClientCert { file: None, detail } => {
                 DpError::ClientCertRequired { dp, what, detail }

@@ -548,10 +548,7 @@ impl SmbBackend {
     /// Open blob `hash` on the first FileLib root holding it.
     fn open_blob_file(&self, hash: &str) -> Result<Option<(Arc<Conn>, ::smb::File)>, BackendError> {
         let prefix = hash.get(..4).ok_or(BackendError::NotFound)?;
-        let access = FileAccessMask::new()
-            .with_file_read_data(true)
-            .with_file_read_attributes(true)
-            .with_synchronize(true);
+        let access = read_access();
         for with_probed in [false, true] {
             let roots = self.filelib_roots(with_probed)?;
             let skip = if with_probed { self.filelibs.len() } else { 0 };
@@ -576,6 +573,15 @@ impl SmbBackend {
         }
         Ok(None)
     }
+}
+
+/// What every open of the library asks for: read data and attributes,
+/// nothing that could change a file or conflict with another reader.
+fn read_access() -> FileAccessMask {
+    FileAccessMask::new()
+        .with_file_read_data(true)
+        .with_file_read_attributes(true)
+        .with_synchronize(true)
 }
 
 fn poisoned() -> BackendError {
@@ -628,10 +634,7 @@ impl Backend for SmbBackend {
     fn list(&self, lib: Lib, rel: &[&str]) -> Result<Vec<ListingEntry>, BackendError> {
         let path = self.lib_path(lib, rel);
         let shown = self.unc_of(&self.root.share, &path);
-        let access = FileAccessMask::new()
-            .with_file_read_data(true)
-            .with_file_read_attributes(true)
-            .with_synchronize(true);
+        let access = read_access();
         let (conn, res) = self.open(&self.root.share, &path, access)?;
         let dir = match res {
             Resource::Directory(d) => d,
@@ -680,10 +683,7 @@ impl Backend for SmbBackend {
     fn read_small(&self, lib: Lib, rel: &[&str], limit: u64) -> Result<Vec<u8>, BackendError> {
         let path = self.lib_path(lib, rel);
         let shown = self.unc_of(&self.root.share, &path);
-        let access = FileAccessMask::new()
-            .with_file_read_data(true)
-            .with_file_read_attributes(true)
-            .with_synchronize(true);
+        let access = read_access();
         let (conn, res) = self.open(&self.root.share, &path, access)?;
         let file = match res {
             Resource::File(f) => f,

@@ -296,9 +296,12 @@ impl WinAuth {
     }
 
     fn logon_failed(&self, scheme: Scheme) -> BackendError {
-        BackendError::LogonFailed {
+        BackendError::Logon {
             account: self.account(),
-            scheme: scheme.name(),
+            detail: format!(
+                "the DP refused it after a complete {} handshake",
+                scheme.name()
+            ),
         }
     }
 
