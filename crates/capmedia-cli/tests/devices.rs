@@ -13,11 +13,26 @@ use std::process::{Command, Output, Stdio};
 use capmedia_sample::X64_PACKAGE;
 use common::{bin_dir, capmedia, sample, show};
 
+/// A plugin folder holding only the well-behaved third-party `folder` sink.
+/// The fixtures folder also holds the hanging plugin, whose probe costs every
+/// run its full 10 s timeout, and these tests run a dozen captures.
+fn third_party_sinks() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let all = &common::fixtures().0;
+        let dir = all.with_file_name("only-folder-sink");
+        fs::create_dir_all(&dir).unwrap();
+        let lib = common::lib(all, "folder_sink");
+        fs::copy(&lib, dir.join(lib.file_name().unwrap())).unwrap();
+        dir
+    })
+}
+
 /// A capture of the sample to `out` with `sink`, and extra arguments.
 fn capture(sink: &str, out: &str, extra: &[&str], cache: &Path) -> Output {
     let lib = sample().content_lib.display().to_string();
     let plugins = bin_dir().display().to_string();
-    let third = common::fixtures().0.display().to_string();
+    let third = third_party_sinks().display().to_string();
     let mut args = vec![
         "capture",
         "--dp",
