@@ -100,7 +100,10 @@ pub fn clean(dir: &Path, older_than_days: Option<u64>) -> anyhow::Result<ExitCod
         for (p, n, used) in blobs(dir)? {
             // A blob whose times cannot be read is kept: age unknown.
             if used.is_some_and(|t| t < cutoff) {
-                std::fs::remove_file(&p)
+                // With its stamp: a blob fetched again gets a new one.
+                let sha = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                ContentCache::at(dir)
+                    .forget(sha)
                     .with_context(|| format!("removing {} from the cache", p.display()))?;
                 crate::ui::verbose(&format!("removed {}", p.display()));
                 count += 1;

@@ -249,6 +249,16 @@ fn sink_options(
         let (k, v) = kv
             .split_once('=')
             .with_context(|| format!("--sink-option {kv:?} is not KEY=VALUE"))?;
+        // The iso-set sink lists media-size among its options to say it
+        // reads the plan's capacity; the capacity itself is one flag for
+        // every sink, so a second spelling that could disagree is refused.
+        if k == "media-size" {
+            return Err(crate::UsageError(format!(
+                "--sink-option media-size: the media size is capture's own option; use \
+                 --media-size {v}; nothing was fetched or written"
+            ))
+            .into());
+        }
         given.push((format!("--sink-option {k}"), k.to_owned(), v.to_owned()));
     }
     if let Some(v) = &a.partition_scheme {

@@ -747,6 +747,21 @@ fn options_the_sink_ignores_are_refused_before_anything_is_written() {
         ));
         assert_eq!(v["error"]["kind"], "usage", "{v:#}");
     }
+    // The capacity has one flag, whatever the sink declares.
+    let out = dir.path().join("x.iso");
+    let o = capture(
+        "iso-set",
+        &out,
+        dir.path(),
+        &["--sink-option", "media-size=cd"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(
+        text(&o.stderr).contains("use --media-size cd"),
+        "{}",
+        show(&o)
+    );
+    assert!(!out.exists());
     // What the sink reads passes.
     for (sink, file, extra) in [
         (
@@ -967,6 +982,13 @@ fn cache_list_shows_place_and_size_and_clean_removes_old_blobs() {
     };
     set(&old, days_ago(40));
     set(&recent, days_ago(2));
+    // Stamps (their content does not matter here): one per blob, and one
+    // whose blob is gone.
+    let stamps = cache.join("stamps");
+    fs::create_dir_all(&stamps).unwrap();
+    for s in ["AB00", "CD00", "EF00"] {
+        fs::write(stamps.join(s), "stamp").unwrap();
+    }
     let c = cache.to_str().unwrap();
 
     let o = run(&["cache", "list", "--cache", c]);
@@ -983,14 +1005,18 @@ fn cache_list_shows_place_and_size_and_clean_removes_old_blobs() {
     assert_eq!(v["bytes"], total);
     assert_eq!(v["blobs"].as_array().unwrap().len(), 2, "{v:#}");
 
-    // Without --older-than, blobs stay.
+    // Without --older-than, blobs stay; only the orphan stamp goes.
     let o = run(&["cache", "clean", "--cache", c]);
     assert!(o.status.success(), "{}", show(&o));
     assert!(old.exists() && recent.exists());
+    assert!(!stamps.join("EF00").exists(), "{}", show(&o));
+    assert!(stamps.join("AB00").exists() && stamps.join("CD00").exists());
     let o = run(&["cache", "clean", "--cache", c, "--older-than", "30"]);
     assert!(o.status.success(), "{}", show(&o));
     assert!(!old.exists(), "{}", show(&o));
+    assert!(!stamps.join("AB00").exists(), "the old blob's stamp stays");
     assert!(recent.exists(), "{}", show(&o));
+    assert!(stamps.join("CD00").exists());
     assert!(
         text(&o.stdout).contains("1 blobs not used for 30 days removed (3.00 MiB)"),
         "{}",

@@ -113,11 +113,26 @@ impl ContentCache {
     /// what was removed. `capmedia cache clean` and every fetch call it.
     pub fn clean(&self) -> Result<Vec<PathBuf>, DpError> {
         let tmp = self.dir.join("tmp");
-        capmedia_tempfile::remove_stale(&tmp).map_err(|source| DpError::Cache {
-            path: tmp,
-            what: "removing a dead run's partial download".into(),
-            source,
-        })
+        let mut removed =
+            capmedia_tempfile::remove_stale(&tmp).map_err(|source| DpError::Cache {
+                path: tmp,
+                what: "removing a dead run's partial download".into(),
+                source,
+            })?;
+        // A stamp whose blob is gone (removed by hand, or by an older
+        // capmedia's `cache clean`) proves nothing and would only pile up.
+        let stamps = self.dir.join("stamps");
+        if let Ok(rd) = fs::read_dir(&stamps) {
+            for d in rd.flatten() {
+                let Some(sha) = d.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                if !self.path_of(&sha).exists() && fs::remove_file(d.path()).is_ok() {
+                    removed.push(d.path());
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// The blobs the cache holds (path, size), for `capmedia cache list`.
