@@ -642,3 +642,22 @@ impl Backend for HttpBackend {
         self.blob_url(hash)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::url_host;
+
+    #[test]
+    fn the_spn_host_is_the_urls_host_alone() {
+        for (after, host) in [
+            ("dp01.contoso.com/SMS_DP_SMSPKG$/", "dp01.contoso.com"),
+            ("DP01:8443/x", "dp01"),
+            ("user@dp01:80/", "dp01"),
+            ("[fe80::1]:443/", "fe80::1"),
+            ("127.0.0.1:8080", "127.0.0.1"),
+            ("dp01?x", "dp01"),
+        ] {
+            assert_eq!(url_host(after), host, "{after}");
+        }
+    }
+}

@@ -453,6 +453,10 @@ impl WinAuth {
         if scheme == Scheme::Kerberos {
             let e = match self.kerberos_leg(conn, &send) {
                 Ok(resp) => {
+                    // New connections open with a Kerberos token at once.
+                    if let Ok(mut k) = self.scheme.lock() {
+                        *k = Some(Scheme::Kerberos);
+                    }
                     conn.authed = true;
                     return Ok((resp, lease));
                 }

@@ -324,6 +324,11 @@ fn describe(lib: &Library, major: OmUint32, minor: OmUint32) -> String {
             }
         }
     }
+    // "Unspecified GSS failure.  Minor code may provide more information"
+    // says nothing when the minor code's text follows.
+    if parts.len() > 1 && parts[0].starts_with("Unspecified GSS failure") {
+        parts.remove(0);
+    }
     if parts.is_empty() {
         format!("GSSAPI major status {major:#x}, minor {minor:#x}")
     } else {
@@ -345,9 +350,9 @@ fn classify(
     // Minor statuses are krb5's signed com_err codes.
     let code = minor as i32;
     let lower = detail.to_ascii_lowercase();
-    if code == KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN
-        || lower.contains("server not found in kerberos database")
-    {
+    // Through SPNEGO, MIT maps the minor code to a mechglue number, so
+    // the message text is checked too.
+    if code == KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN || lower.contains("not found in kerberos database") {
         if let Some((svc, host)) = service {
             return KerberosError::ServerUnknown {
                 service: format!("{svc}@{host}"),
@@ -371,6 +376,9 @@ fn classify(
     }
     if major & ERROR_MASK == GSS_S_NO_CRED
         || matches!(code, KRB5_FCC_NOFILE | KRB5_CC_NOTFOUND | KRB5_CC_NOSUPP)
+        || lower.contains("no kerberos credentials available")
+        || lower.contains("no credentials cache found")
+        || lower.contains("can't find client principal")
     {
         return KerberosError::NoTicket {
             ccache,
