@@ -77,6 +77,9 @@ pub(crate) struct KerberosTarget {
     pub(crate) principal: Option<String>,
 }
 
+/// Sends the request on a connection, with an `Authorization` value.
+type SendFn<'a> = dyn Fn(&Conn, Option<&str>) -> Result<Response<Body>, BackendError> + 'a;
+
 /// How a Kerberos attempt on one connection ended, when not with success.
 enum KrbFail {
     /// No token could be made here (no ticket, no KDC, no SPN...).
@@ -537,11 +540,7 @@ impl WinAuth {
 impl WinAuth {
     /// Authenticate `conn` with Kerberos: the SPNEGO token in the request,
     /// the DP's answer token (mutual authentication) checked on its answer.
-    fn kerberos_leg(
-        &self,
-        conn: &Conn,
-        send: &dyn Fn(&Conn, Option<&str>) -> Result<Response<Body>, BackendError>,
-    ) -> Result<Response<Body>, KrbFail> {
+    fn kerberos_leg(&self, conn: &Conn, send: &SendFn<'_>) -> Result<Response<Body>, KrbFail> {
         let Some(target) = &self.kerberos else {
             return Err(KrbFail::Refused("Kerberos is not in use".into()));
         };
