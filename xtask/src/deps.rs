@@ -50,6 +50,18 @@ pub const TOOLS: &[(&str, &str)] = &[
     ("/usr/sbin/smbd", "samba"),
     ("smbpasswd", "samba-common-bin"),
     ("smbclient", "smbclient"),
+    // The Kerberos tests: an MIT KDC made in a temp folder (capmedia-testdp
+    // `Kdc`), kinit into a temp ticket cache, and the test DP's acceptor in
+    // Debian's Python (python3-gssapi). capmedia itself opens
+    // libgssapi_krb5.so.2 (libgssapi-krb5-2, which krb5-user pulls in).
+    ("/usr/sbin/krb5kdc", "krb5-kdc"),
+    ("/usr/sbin/kdb5_util", "krb5-kdc"),
+    ("/usr/sbin/kadmin.local", "krb5-admin-server"),
+    ("kinit", "krb5-user"),
+    (
+        "/usr/lib/python3/dist-packages/gssapi/__init__.py",
+        "python3-gssapi",
+    ),
 ];
 
 fn present(tool: &str) -> bool {

@@ -5,6 +5,13 @@
 //! read from `CAPMEDIA_DP_PASSWORD`, from `--dp-password-file`, or asked on
 //! the terminal, in that order, and goes straight into a
 //! [`capmedia_dp::Secret`].
+//!
+//! Kerberos needs no password at all: for an http(s):// DP that offers
+//! `Negotiate`, the ticket in the user's cache (`kinit`; `KRB5CCNAME` or
+//! krb5.conf's default) is used, the cache's default principal without
+//! `--dp-user`, or the principal of `--dp-user user@REALM` (no password is
+//! asked for when the cache holds its ticket). `--dp-no-kerberos` turns it
+//! off.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -25,9 +32,15 @@ pub struct DpAccess {
     pub dp_ca_file: Option<PathBuf>,
     /// The Windows account to read the DP as: DOMAIN\user, user@REALM or
     /// user. Its password comes from CAPMEDIA_DP_PASSWORD, --dp-password-file
-    /// or a prompt on the terminal, never from the command line.
+    /// or a prompt on the terminal, never from the command line. For an
+    /// http(s):// DP, user@REALM with a Kerberos ticket in the cache (kinit)
+    /// needs no password; without --dp-user, the cache's ticket is used
+    /// when the DP offers Negotiate.
     #[arg(long, value_name = "ACCOUNT")]
     pub dp_user: Option<String>,
+    /// Never use a Kerberos ticket from the cache (NTLM with --dp-user only).
+    #[arg(long)]
+    pub dp_no_kerberos: bool,
     /// A file whose first line is the password of --dp-user (keep it mode 600).
     #[arg(long, value_name = "FILE")]
     pub dp_password_file: Option<PathBuf>,
@@ -42,8 +55,9 @@ impl DpAccess {
     /// `base` with this access filled in: the account and its password (read
     /// now, so that a missing password fails before anything else happens),
     /// the CA file and the client certificate.
-    pub fn options(&self, base: DpOptions) -> anyhow::Result<DpOptions> {
+    pub fn options(&self, dp: &str, base: DpOptions) -> anyhow::Result<DpOptions> {
         let mut opts = base;
+        opts.kerberos = !self.dp_no_kerberos;
         opts.ca_file = self.dp_ca_file.clone();
         // Retries of a connection (an SMB DP that does not answer) show as
         // they happen, on stderr like the progress lines.
@@ -52,11 +66,39 @@ impl DpAccess {
         })));
         if let Some(user) = &self.dp_user {
             let account = Account::parse(user)?;
+            if let Some(principal) = self.kerberos_principal(dp, &account) {
+                opts.kerberos_principal = Some(principal);
+                return self.client_cert(opts);
+            }
             let password = self.password(&account)?;
             opts.credentials = Some(Arc::new(Credentials { account, password }));
         } else if self.dp_password_file.is_some() {
             anyhow::bail!("--dp-password-file needs --dp-user: whose password is it?");
         }
+        self.client_cert(opts)
+    }
+
+    /// `user@REALM` for an http(s):// DP, when no password was given and
+    /// the ticket cache holds a valid ticket of that principal: Kerberos
+    /// then, and no password asked for. SMB DPs log on with a password
+    /// (NTLM) only.
+    fn kerberos_principal(&self, dp: &str, account: &Account) -> Option<String> {
+        let lower = dp.to_ascii_lowercase();
+        let http = lower.starts_with("http://") || lower.starts_with("https://");
+        if self.dp_no_kerberos
+            || !http
+            || !account.upn
+            || self.dp_password_file.is_some()
+            || std::env::var_os(PASSWORD_ENV).is_some()
+        {
+            return None;
+        }
+        let principal = account.to_string();
+        capmedia_gssapi::have_ticket(Some(&principal)).ok()?;
+        Some(principal)
+    }
+
+    fn client_cert(&self, mut opts: DpOptions) -> anyhow::Result<DpOptions> {
         if let Some(file) = &self.dp_client_cert {
             let password = if is_pkcs12(file) {
                 Some(match std::env::var(CERT_PASSWORD_ENV) {
@@ -85,7 +127,12 @@ impl DpAccess {
             return Ok(Secret::new(line.to_owned()));
         }
         prompt(&format!("password of {account}")).with_context(|| {
-            format!("--dp-user {account} needs a password: set {PASSWORD_ENV}, give --dp-password-file, or run on a terminal")
+            let kinit = if account.upn {
+                format!(" (or, for an http(s):// DP, get a Kerberos ticket with kinit {account})")
+            } else {
+                String::new()
+            };
+            format!("--dp-user {account} needs a password: set {PASSWORD_ENV}, give --dp-password-file, or run on a terminal{kinit}")
         })
     }
 }

@@ -162,12 +162,15 @@ pub fn run(a: CaptureArgs) -> anyhow::Result<ExitCode> {
     }
     let req = CaptureRequest {
         dp: a.dp.clone(),
-        dp_options: a.access.options(DpOptions {
-            extra_filelib_roots: a.dp_filelib.clone(),
-            concurrency: a.dp_connections.max(1),
-            verify_cache: a.verify_cache,
-            ..DpOptions::default()
-        })?,
+        dp_options: a.access.options(
+            &a.dp,
+            DpOptions {
+                extra_filelib_roots: a.dp_filelib.clone(),
+                concurrency: a.dp_connections.max(1),
+                verify_cache: a.verify_cache,
+                ..DpOptions::default()
+            },
+        )?,
         boot_image: a.boot_image.clone(),
         out: a.out.clone(),
         target_arch: a.target_arch,

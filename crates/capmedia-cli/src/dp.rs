@@ -13,7 +13,7 @@ pub fn list(
     access: &crate::access::DpAccess,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let dp = Dp::open(dp_arg, access.options(DpOptions::default())?)?;
+    let dp = Dp::open(dp_arg, access.options(dp_arg, DpOptions::default())?)?;
     // DP errors name the DP and what failed already.
     let pkgs = dp.list_packages()?;
     let rows = pkgs

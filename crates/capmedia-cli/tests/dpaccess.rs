@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use capmedia_sample::X64_PACKAGE;
-use capmedia_testdp::{Nginx, NtlmDp, Pki};
+use capmedia_testdp::{Kdc, Nginx, NtlmDp, Pki, KRB_REALM};
 use common::{json_doc, sample, show};
 
 const PASSWORD: &str = "Pa55-w0rd-nobody-may-see";
@@ -36,6 +36,9 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
         .env_remove("CAPMEDIA_DP_PASSWORD")
         .env_remove("CAPMEDIA_DP_CERT_PASSWORD")
         .env("SOURCE_DATE_EPOCH", "1700000000")
+        // No Kerberos ticket of whoever runs the tests: a test that wants
+        // one gives its own cache.
+        .env("KRB5CCNAME", "FILE:/nonexistent/capmedia-test-no-ticket")
         .stdin(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
@@ -289,4 +292,225 @@ fn https_dp_with_client_certificates_pem_and_pkcs12() {
         "{msg}"
     );
     assert!(!msg.contains("not-it"), "{msg}");
+}
+
+/// A realm with its KDC, the user `alice` with a ticket in a cache file,
+/// and the Kerberos test DP (`Negotiate` only, its key for
+/// `HTTP/127.0.0.1` in a keytab) serving the sample DP.
+struct Realm {
+    kdc: Kdc,
+    dp: NtlmDp,
+    alice_keytab: PathBuf,
+    ccache: PathBuf,
+    tmp: tempfile::TempDir,
+}
+
+impl Realm {
+    fn start() -> Realm {
+        let kdc = Kdc::start().unwrap_or_else(|e| panic!("{e}"));
+        let alice_keytab = kdc.add_principal("alice").unwrap();
+        let http_keytab = kdc.add_principal("HTTP/127.0.0.1").unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let ccache = tmp.path().join("cc");
+        kdc.kinit("alice", &alice_keytab, &ccache).unwrap();
+        let dp = NtlmDp::start_kerberos(&sample().content_lib, &kdc, &http_keytab)
+            .unwrap_or_else(|e| panic!("{e}"));
+        Realm {
+            kdc,
+            dp,
+            alice_keytab,
+            ccache,
+            tmp,
+        }
+    }
+
+    fn cc_env(&self, ccache: &Path) -> String {
+        format!("FILE:{}", ccache.display())
+    }
+
+    /// `capmedia args` with the realm's krb5.conf and `ccache`.
+    fn run(&self, args: &[&str], ccache: &Path) -> Output {
+        let conf = self.kdc.krb5_conf();
+        let cc = self.cc_env(ccache);
+        run(args, &[("KRB5_CONFIG", s(&conf)), ("KRB5CCNAME", &cc)])
+    }
+
+    /// A new cache holding alice's ticket-granting ticket only.
+    fn fresh_cache(&self, name: &str) -> PathBuf {
+        let cc = self.tmp.path().join(name);
+        self.kdc.kinit("alice", &self.alice_keytab, &cc).unwrap();
+        cc
+    }
+}
+
+/// Every 15-byte piece of `secret` as hex and as base64 (at each of the
+/// three alignments a longer base64 text can have), none of which may
+/// appear in `text`: a key, a ticket or a token leaked whole or in part
+/// would show one of them.
+fn assert_no_piece_of(what: &str, secret: &[u8], text: &str) {
+    use base64::prelude::{Engine, BASE64_STANDARD};
+    assert!(secret.len() > 40, "{what}: a real file");
+    let lower = text.to_ascii_lowercase();
+    for w in secret.windows(15) {
+        let hex: String = w.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(!lower.contains(&hex), "{what} (hex) leaked: {text}");
+        let b64 = BASE64_STANDARD.encode(w);
+        assert!(!text.contains(&b64), "{what} (base64) leaked: {text}");
+    }
+    // No Authorization or WWW-Authenticate token either.
+    for (i, _) in text.match_indices("Negotiate ") {
+        let after: String = text[i + 10..].chars().take(16).collect();
+        assert!(
+            !(after.len() == 16
+                && after
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c))),
+            "a Negotiate token in {what}: {text}"
+        );
+    }
+}
+
+#[test]
+fn kerberos_from_a_ticket_cache_with_no_password_and_no_secret_in_any_output() {
+    require_plugins();
+    let realm = Realm::start();
+    let url = realm.dp.url();
+    let out = realm.tmp.path().join("out");
+    fs::create_dir_all(&out).unwrap();
+    let cache = realm.tmp.path().join("cache");
+
+    // A capture with no --dp-user and no password: the cache's ticket.
+    let o = realm.run(
+        &[
+            "capture",
+            "--dp",
+            &url,
+            "--boot-image",
+            X64_PACKAGE,
+            "--target-arch",
+            "x64",
+            "--sink",
+            "iso-set",
+            "--out",
+            s(&out.join("capture.iso")),
+            "--cache",
+            s(&cache),
+            "--json",
+        ],
+        &realm.ccache,
+    );
+    assert!(o.status.success(), "{}\n{}", show(&o), realm.dp.log());
+    let log = realm.dp.log();
+    assert!(
+        log.contains(&format!("user=alice@{KRB_REALM} mech=kerberos")),
+        "{log}"
+    );
+    assert!(!log.contains("refused"), "{log}");
+    let report = json_doc(&o);
+    assert_eq!(report["boot_image"]["package"], X64_PACKAGE, "{report:#}");
+    assert!(out.join("capture.iso").is_file());
+
+    // dp list as user@REALM: that principal's ticket, no password asked
+    // (no terminal, no CAPMEDIA_DP_PASSWORD).
+    let principal = format!("alice@{KRB_REALM}");
+    let o2 = realm.run(
+        &[
+            "dp",
+            "list",
+            "--dp",
+            &url,
+            "--dp-user",
+            &principal,
+            "--json",
+        ],
+        &realm.ccache,
+    );
+    assert!(o2.status.success(), "{}\n{}", show(&o2), realm.dp.log());
+    assert!(String::from_utf8_lossy(&o2.stdout).contains(X64_PACKAGE));
+
+    // A principal with no ticket in the cache: a password is wanted, and
+    // the message says kinit.
+    let o3 = realm.run(
+        &[
+            "dp",
+            "list",
+            "--dp",
+            &url,
+            "--dp-user",
+            &format!("bob@{KRB_REALM}"),
+        ],
+        &realm.ccache,
+    );
+    assert_eq!(o3.status.code(), Some(1), "{}", show(&o3));
+    let err = stderr(&o3);
+    assert!(
+        err.contains("needs a password") && err.contains("kinit bob@"),
+        "{err}"
+    );
+
+    // No piece of the ticket cache (tickets, session keys) or of the
+    // user's or the service's keys in stdout, stderr, the report or the
+    // content cache.
+    let mut text = String::new();
+    for o in [&o, &o2, &o3] {
+        text.push_str(&String::from_utf8_lossy(&o.stdout));
+        text.push_str(&stderr(o));
+    }
+    text.push_str(&all_text_under(&cache));
+    let keytab = fs::read(&realm.alice_keytab).unwrap();
+    let tickets = fs::read(&realm.ccache).unwrap();
+    assert_no_piece_of("the ticket cache", &tickets, &text);
+    assert_no_piece_of("alice's keytab", &keytab, &text);
+}
+
+#[test]
+fn kerberos_failures_are_named_with_their_fix() {
+    let realm = Realm::start();
+    let url = realm.dp.url();
+    let list = ["dp", "list", "--dp", &url];
+
+    // No ticket: the 401 says so, kinit, and --dp-user for NTLM.
+    let none = realm.tmp.path().join("no-such-cache");
+    let o = realm.run(&list, &none);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let err = stderr(&o);
+    for part in [
+        "401",
+        "Negotiate",
+        "no Kerberos ticket",
+        "no-such-cache",
+        "kinit",
+        "--dp-user",
+    ] {
+        assert!(err.contains(part), "{part:?} not in {err}");
+    }
+
+    // The KDC does not answer (a service ticket is needed: a cache with
+    // the ticket-granting ticket only).
+    let cc = realm.fresh_cache("tgt-only");
+    let dead = capmedia_testdp::free_port().unwrap();
+    let conf = realm.kdc.unreachable_conf(dead).unwrap();
+    let o = run(
+        &list,
+        &[
+            ("KRB5_CONFIG", s(&conf)),
+            ("KRB5CCNAME", &realm.cc_env(&cc)),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let err = stderr(&o);
+    assert!(err.contains("no Kerberos KDC answered"), "{err}");
+    assert!(err.contains("--dp-user"), "{err}");
+
+    // The KDC knows no HTTP/127.0.0.1 (no SPN for the DP).
+    realm.kdc.delete_principal("HTTP/127.0.0.1").unwrap();
+    let o = realm.run(&list, &cc);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("no Kerberos principal for HTTP@127.0.0.1") && err.contains("setspn"),
+        "{err}"
+    );
+    let log = realm.dp.log();
+    assert!(!log.contains("auth conn"), "{log}");
 }

@@ -26,7 +26,7 @@ pub enum DpError {
 
     /// HTTP 401: the DP wants credentials capmedia was not given, or
     /// offers only schemes it does not speak (`offered` lists them).
-    #[error("{}", auth_required_text(dp, what, offered, account.as_deref()))]
+    #[error("{}", auth_required_text(dp, what, offered, account.as_deref(), kerberos.as_deref()))]
     AuthRequired {
         dp: String,
         what: String,
@@ -34,6 +34,23 @@ pub enum DpError {
         offered: String,
         /// The account given, if one was.
         account: Option<String>,
+        /// Why Kerberos from the ticket cache could not be used (no
+        /// ticket, no Kerberos library), where it was tried.
+        kerberos: Option<String>,
+    },
+
+    /// Kerberos from the ticket cache was tried and failed for a named
+    /// cause (expired ticket, KDC unreachable, no SPN for the DP, ticket
+    /// refused), and no password for NTLM was given.
+    #[error(
+        "DP {dp}: Kerberos authentication failed while reading {what}: {detail}; or give \
+         --dp-user DOMAIN\\user with its password (CAPMEDIA_DP_PASSWORD, --dp-password-file \
+         or the prompt) to use NTLM"
+    )]
+    Kerberos {
+        dp: String,
+        what: String,
+        detail: String,
     },
 
     /// The HTTPS DP requires a TLS client certificate and none was given.
@@ -205,7 +222,22 @@ pub enum DpError {
     },
 }
 
-fn auth_required_text(dp: &str, what: &str, offered: &str, account: Option<&str>) -> String {
+fn auth_required_text(
+    dp: &str,
+    what: &str,
+    offered: &str,
+    account: Option<&str>,
+    kerberos: Option<&str>,
+) -> String {
+    if let Some(k) = kerberos {
+        return format!(
+            "DP {dp}: HTTP 401 for {what}: the DP wants Windows authentication (it offers \
+             {offered}) and Kerberos cannot be used: {k}; or give the account to read it as \
+             with --dp-user DOMAIN\\user (its password from CAPMEDIA_DP_PASSWORD, \
+             --dp-password-file or the prompt) for NTLM, or a PKI client certificate with \
+             --dp-client-cert where the DP's HTTPS site takes one"
+        );
+    }
     match account {
         None => format!(
             "DP {dp}: HTTP 401 for {what}: the DP wants Windows authentication (it offers \
@@ -215,8 +247,9 @@ fn auth_required_text(dp: &str, what: &str, offered: &str, account: Option<&str>
         ),
         Some(account) => format!(
             "DP {dp}: HTTP 401 for {what} as account {account}: the DP offers {offered}, and \
-             capmedia speaks NTLM (also under Negotiate) only; enable Windows authentication \
-             with NTLM on the DP's content web site, or use its SCCMContentLib$ share"
+             capmedia speaks NTLM (also under Negotiate) and Kerberos (Negotiate, from a \
+             ticket cache: kinit, and --dp-user user@REALM or no --dp-user); enable Windows \
+             authentication on the DP's content web site, or use its SCCMContentLib$ share"
         ),
     }
 }
@@ -232,11 +265,15 @@ pub(crate) enum BackendError {
     NotFound,
     /// EACCES or HTTP 403.
     Denied(String),
-    /// HTTP 401: the schemes offered, and the account tried, if any.
+    /// HTTP 401: the schemes offered, the account tried, if any, and why
+    /// Kerberos could not be used, where it was tried.
     AuthRequired {
         offered: String,
         account: Option<String>,
+        kerberos: Option<String>,
     },
+    /// Kerberos failed for a named cause (see [`DpError::Kerberos`]).
+    Kerberos(String),
     /// The TLS handshake or the DP refused the connection for want of a
     /// client certificate (`file`: `None`), or refused the one given.
     ClientCert {
@@ -304,12 +341,18 @@ impl BackendError {
                 source: io::Error::new(io::ErrorKind::NotFound, "not found"),
             },
             BackendError::Denied(detail) => DpError::NoReadAccess { dp, what, detail },
-            BackendError::AuthRequired { offered, account } => DpError::AuthRequired {
+            BackendError::AuthRequired {
+                offered,
+                account,
+                kerberos,
+            } => DpError::AuthRequired {
                 dp,
                 what,
                 offered,
                 account,
+                kerberos,
             },
+            BackendError::Kerberos(detail) => DpError::Kerberos { dp, what, detail },
             BackendError::ClientCert { file: None, detail } => {
                 DpError::ClientCertRequired { dp, what, detail }
             }

@@ -11,6 +11,7 @@
 use std::fs;
 use std::io::{self, Read};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,7 @@ use ureq::{Agent, Body};
 use crate::backend::{Backend, Blob, Lib};
 use crate::error::BackendError;
 use crate::listing::{parse_html_listing, ListingEntry};
-use crate::winauth::{describe_schemes, offered_schemes, Lease, Method, WinAuth};
+use crate::winauth::{describe_schemes, offered_schemes, KerberosTarget, Lease, Method, WinAuth};
 use crate::DpOptions;
 
 /// Characters left as they are in a URL path component.
@@ -52,8 +53,14 @@ pub(crate) struct HttpBackend {
     base_path: String,
     agent: Agent,
     pace: Pace,
-    /// Windows authentication, when an account was given.
+    /// Windows authentication, when an account was given or Kerberos may
+    /// be used.
     auth: Option<Arc<WinAuth>>,
+    /// Every request goes through `auth` (an account was given); without
+    /// one, only after the DP answered 401 (`auth_needed`), so that an
+    /// anonymous DP keeps the shared agent's pool.
+    auth_first: bool,
+    auth_needed: AtomicBool,
     /// The client certificate file given, for messages.
     client_cert: Option<PathBuf>,
     https: bool,
@@ -156,12 +163,32 @@ impl HttpBackend {
                 .build()
         };
         let idle = opts.concurrency.max(1) * 2;
+        // Kerberos from the ticket cache: with no account given (the
+        // cache's default principal) or one written user@REALM; never for
+        // DOMAIN\user, which names no principal (see `winauth`).
+        let kerberos = opts
+            .kerberos
+            .then(|| match (&opts.credentials, &opts.kerberos_principal) {
+                (_, Some(p)) => Some(Some(p.clone())),
+                (None, None) => Some(None),
+                (Some(c), None) if c.account.upn => Some(Some(c.account.to_string())),
+                (Some(_), None) => None,
+            })
+            .flatten()
+            .map(|principal| KerberosTarget {
+                host: url_host(after_scheme),
+                principal,
+            });
         // One connection per agent: NTLM's three legs cannot be split over
         // connections (see `winauth`).
-        let auth = opts
-            .credentials
-            .as_ref()
-            .map(|creds| Arc::new(WinAuth::new(Arc::clone(creds), config(1, 1), idle)));
+        let auth = (opts.credentials.is_some() || kerberos.is_some()).then(|| {
+            Arc::new(WinAuth::new(
+                opts.credentials.clone(),
+                kerberos,
+                config(1, 1),
+                idle,
+            ))
+        });
         let config = config(idle.max(10), idle);
         Ok(HttpBackend {
             base,
@@ -169,6 +196,8 @@ impl HttpBackend {
             agent: config.into(),
             pace,
             auth,
+            auth_first: opts.credentials.is_some(),
+            auth_needed: AtomicBool::new(false),
             client_cert: opts.client_cert.as_ref().map(|c| c.file.clone()),
             https: lower.starts_with("https://"),
         })
@@ -197,6 +226,13 @@ impl HttpBackend {
         (!self.pace.deadline.is_zero()).then_some(self.pace.deadline)
     }
 
+    /// Windows authentication, once requests go through it.
+    fn active_auth(&self) -> Option<&Arc<WinAuth>> {
+        self.auth
+            .as_ref()
+            .filter(|_| self.auth_first || self.auth_needed.load(Ordering::Relaxed))
+    }
+
     /// One request, through Windows authentication when an account was
     /// given; the lease (if any) must outlive the response body.
     fn send(
@@ -206,7 +242,7 @@ impl HttpBackend {
         range: Option<&str>,
     ) -> Result<(Response<Body>, Option<Lease>), BackendError> {
         let map = |e: ureq::Error| self.map_ureq(e, url);
-        if let Some(auth) = &self.auth {
+        if let Some(auth) = self.active_auth() {
             let (resp, lease) = auth.call(method, url, range, self.deadline(), &map)?;
             return Ok((resp, Some(lease)));
         }
@@ -220,7 +256,15 @@ impl HttpBackend {
         if let Some(r) = range {
             req = req.header("Range", r);
         }
-        Ok((req.call().map_err(map)?, None))
+        let resp = req.call().map_err(map)?;
+        if let (Some(auth), StatusCode::UNAUTHORIZED) = (&self.auth, resp.status()) {
+            // The DP wants Windows authentication: Kerberos from here on.
+            self.auth_needed.store(true, Ordering::Relaxed);
+            drop(resp);
+            let (resp, lease) = auth.call(method, url, range, self.deadline(), &map)?;
+            return Ok((resp, Some(lease)));
+        }
+        Ok((resp, None))
     }
 
     fn get(
@@ -240,7 +284,8 @@ impl HttpBackend {
         match status.as_u16() {
             401 => Err(BackendError::AuthRequired {
                 offered: describe_schemes(&offered_schemes(&resp)),
-                account: self.auth.as_ref().map(|a| a.account()),
+                account: self.auth.as_ref().and_then(|a| a.given_account()),
+                kerberos: None,
             }),
             // nginx answers a missing or refused client certificate with
             // 400 and IIS with 403.7 ("client certificate required"): the
@@ -269,7 +314,7 @@ impl HttpBackend {
     /// whom the DP refused.
     fn status_error(&self, s: StatusCode, url: &str) -> BackendError {
         let e = match check_status(s) {
-            Err(BackendError::Denied(d)) => BackendError::Denied(match &self.auth {
+            Err(BackendError::Denied(d)) => BackendError::Denied(match self.active_auth() {
                 Some(a) => format!("{d} to account {}", a.account()),
                 None => format!("{d} to anonymous access (give an account with --dp-user)"),
             }),
@@ -438,12 +483,26 @@ fn check_status(s: StatusCode) -> Result<(), BackendError> {
         401 => Err(BackendError::AuthRequired {
             offered: String::new(),
             account: None,
+            kerberos: None,
         }),
         403 => Err(BackendError::Denied("HTTP 403 Forbidden".into())),
         404 | 410 => Err(BackendError::NotFound),
         408 | 429 | 500..=599 => Err(BackendError::Transient(format!("HTTP status {s}"))),
         n => Err(BackendError::Status(n, String::new())),
     }
+}
+
+/// The host of a URL's authority (`after_scheme`: the URL after `://`),
+/// for the DP's SPN `HTTP/<host>`: no user info, port or IPv6 brackets.
+fn url_host(after_scheme: &str) -> String {
+    let authority = after_scheme.split(['/', '?', '#']).next().unwrap_or("");
+    let hostport = authority.rsplit('@').next().unwrap_or(authority);
+    let host = if let Some(rest) = hostport.strip_prefix('[') {
+        rest.split(']').next().unwrap_or(rest)
+    } else {
+        hostport.split(':').next().unwrap_or(hostport)
+    };
+    host.to_ascii_lowercase()
 }
 
 /// Status errors name the URL they came from.
@@ -581,5 +640,24 @@ impl Backend for HttpBackend {
 
     fn blob_location(&self, hash: &str) -> String {
         self.blob_url(hash)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_host;
+
+    #[test]
+    fn the_spn_host_is_the_urls_host_alone() {
+        for (after, host) in [
+            ("dp01.contoso.com/SMS_DP_SMSPKG$/", "dp01.contoso.com"),
+            ("DP01:8443/x", "dp01"),
+            ("user@dp01:80/", "dp01"),
+            ("[fe80::1]:443/", "fe80::1"),
+            ("127.0.0.1:8080", "127.0.0.1"),
+            ("dp01?x", "dp01"),
+        ] {
+            assert_eq!(url_host(after), host, "{after}");
+        }
     }
 }

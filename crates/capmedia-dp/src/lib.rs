@@ -91,6 +91,16 @@ pub struct DpOptions {
     /// reads anonymously (or as the current Kerberos ticket, where the
     /// backend supports one). Shared, not copied: a secret has one home.
     pub credentials: Option<std::sync::Arc<Credentials>>,
+    /// Kerberos from the ticket cache (`KRB5CCNAME` or krb5.conf's default)
+    /// for HTTP(S) DPs that offer `Negotiate`: with no account given, the
+    /// cache's default principal; with an account written `user@REALM`,
+    /// that principal. Where it cannot be used and a password was given,
+    /// NTLM is used. On by default.
+    pub kerberos: bool,
+    /// The principal (`user@REALM`) whose ticket to use when no password
+    /// is given (`credentials` is `None`); the CLI sets it for
+    /// `--dp-user user@REALM` when the cache holds that principal's ticket.
+    pub kerberos_principal: Option<String>,
     /// A PKI client certificate for HTTPS DPs that require one.
     pub client_cert: Option<std::sync::Arc<ClientCert>>,
     /// Told each retry decided outside a fetch (connecting to an SMB
@@ -129,6 +139,8 @@ impl Default for DpOptions {
             blake3: false,
             verify_cache: false,
             credentials: None,
+            kerberos: true,
+            kerberos_principal: None,
             client_cert: None,
             on_retry: None,
         }
@@ -401,6 +413,7 @@ impl Dp {
                 },
                 Err(
                     err @ (DpError::AuthRequired { .. }
+                    | DpError::Kerberos { .. }
                     | DpError::LogonFailed { .. }
                     | DpError::ClientCertRequired { .. }
                     | DpError::ClientCertRefused { .. }

@@ -13,9 +13,19 @@
 //!
 //! The NTLM messages come from `ntlmclient` (NTLMv2 responses, 31 crates
 //! in all). `sspi` (Devolutions) would also bring Kerberos but pulls in
-//! ~190 crates (picky, rsa, Kerberos ASN.1) even without default features;
-//! Kerberos from a ticket cache would need that or the system's GSSAPI
-//! library, so it is not offered here: an account and password are.
+//! ~190 crates (picky, rsa, Kerberos ASN.1) even without default features,
+//! and logs on with a password, not from a ticket cache.
+//!
+//! Kerberos from the user's ticket cache (`kinit`) comes from the system's
+//! GSSAPI library through `capmedia-gssapi`: when the DP offers
+//! `Negotiate` and a ticket is there, a SPNEGO token for `HTTP/<host>`
+//! goes in the first authenticated request (one leg; the DP's mutual
+//! authentication token on the answer is checked). Kerberos is used with
+//! no account given (the cache's default principal) or with an account
+//! written `user@REALM` (that principal's ticket); a `DOMAIN\user`
+//! account is never mapped to a principal, so it is NTLM only. Where
+//! Kerberos cannot be used (no ticket, expired, no KDC, no SPN) and a
+//! password was given, NTLM is used instead.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,22 +49,45 @@ const HEADER_LIMIT: usize = 16 << 10;
 /// would overflow the 16-bit lengths of the authenticate message.
 const TARGET_INFO_LIMIT: usize = 8 << 10;
 
-/// Which `Authorization` scheme carries the NTLM tokens.
+/// Which `Authorization` scheme carries which tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scheme {
     Ntlm,
     /// SPNEGO's scheme name with a raw NTLM token, which Windows'
     /// Negotiate package (and IIS) accepts.
     Negotiate,
+    /// `Negotiate` with SPNEGO carrying Kerberos, from the ticket cache.
+    Kerberos,
 }
 
 impl Scheme {
     fn name(self) -> &'static str {
         match self {
             Scheme::Ntlm => "NTLM",
-            Scheme::Negotiate => "Negotiate",
+            Scheme::Negotiate | Scheme::Kerberos => "Negotiate",
         }
     }
+}
+
+/// Kerberos for one DP: the host of its SPN (`HTTP/<host>`) and the
+/// principal whose ticket to use (`None`: the cache's default).
+#[derive(Debug, Clone)]
+pub(crate) struct KerberosTarget {
+    pub(crate) host: String,
+    pub(crate) principal: Option<String>,
+}
+
+/// Sends the request on a connection, with an `Authorization` value.
+type SendFn<'a> = dyn Fn(&Conn, Option<&str>) -> Result<Response<Body>, BackendError> + 'a;
+
+/// How a Kerberos attempt on one connection ended, when not with success.
+enum KrbFail {
+    /// No token could be made here (no ticket, no KDC, no SPN...).
+    Local(capmedia_gssapi::KerberosError),
+    /// The DP refused the ticket (a 401 after it), or its answer token.
+    Refused(String),
+    /// The request itself failed.
+    Backend(BackendError),
 }
 
 /// The request method, for the few the backend sends.
@@ -226,7 +259,12 @@ pub(crate) struct Conn {
 /// The account, and the idle authenticated connections.
 #[derive(Debug)]
 pub(crate) struct WinAuth {
-    creds: Arc<Credentials>,
+    /// The account and password for NTLM, if given.
+    creds: Option<Arc<Credentials>>,
+    /// Kerberos from the ticket cache, when it may be used.
+    kerberos: Option<KerberosTarget>,
+    /// Why Kerberos could not be used, once known: not tried again.
+    kerberos_failed: Mutex<Option<capmedia_gssapi::KerberosError>>,
     /// The per-connection agents' configuration: the backend's, with a
     /// pool of one connection.
     config: ureq::config::Config,
@@ -261,12 +299,15 @@ impl Drop for Lease {
 
 impl WinAuth {
     pub(crate) fn new(
-        creds: Arc<Credentials>,
+        creds: Option<Arc<Credentials>>,
+        kerberos: Option<KerberosTarget>,
         config: ureq::config::Config,
         max_idle: usize,
     ) -> Self {
         WinAuth {
             creds,
+            kerberos,
+            kerberos_failed: Mutex::new(None),
             config,
             idle: Mutex::new(Vec::new()),
             max_idle: max_idle.max(1),
@@ -275,8 +316,63 @@ impl WinAuth {
         }
     }
 
+    /// The account given (for messages), if one was.
+    pub(crate) fn given_account(&self) -> Option<String> {
+        match (&self.creds, &self.kerberos) {
+            (Some(c), _) => Some(c.account.to_string()),
+            (
+                None,
+                Some(KerberosTarget {
+                    principal: Some(p), ..
+                }),
+            ) => Some(p.clone()),
+            _ => None,
+        }
+    }
+
+    /// Who is authenticating, for messages.
     pub(crate) fn account(&self) -> String {
-        self.creds.account.to_string()
+        self.given_account().unwrap_or_else(|| {
+            format!(
+                "the Kerberos ticket's principal ({})",
+                capmedia_gssapi::ccache_name()
+            )
+        })
+    }
+
+    /// Whether a password for NTLM was given.
+    pub(crate) fn has_password(&self) -> bool {
+        self.creds.is_some()
+    }
+
+    fn kerberos_error(&self) -> Option<capmedia_gssapi::KerberosError> {
+        self.kerberos_failed.lock().ok().and_then(|k| k.clone())
+    }
+
+    /// The error for a 401 when no scheme capmedia can answer with is left.
+    fn auth_required(&self, offered: &[String]) -> BackendError {
+        match self.kerberos_error() {
+            Some(e) if !self.has_password() => kerberos_backend_error(e, offered),
+            _ => BackendError::AuthRequired {
+                offered: describe_schemes(offered),
+                account: self.given_account(),
+                kerberos: None,
+            },
+        }
+    }
+
+    /// The scheme to answer a 401 offering `offered` with: Kerberos where
+    /// it may be used and has not failed, else NTLM with the password.
+    fn choose(&self, offered: &[String]) -> Option<Scheme> {
+        let negotiate = offered.iter().any(|s| s.eq_ignore_ascii_case("Negotiate"));
+        if negotiate && self.kerberos.is_some() && self.kerberos_error().is_none() {
+            return Some(Scheme::Kerberos);
+        }
+        if self.has_password() {
+            pick(offered)
+        } else {
+            None
+        }
     }
 
     fn lease(self: &Arc<Self>) -> Lease {
@@ -341,31 +437,59 @@ impl WinAuth {
             req.call().map_err(map)
         };
 
-        let scheme = match (conn.authed, self.known_scheme()) {
-            (false, Some(s)) => s,
+        let (mut scheme, offered) = match (conn.authed, self.known_scheme()) {
+            (false, Some(s)) => (s, None),
             _ => {
                 let resp = send(conn, None)?;
                 if resp.status() != StatusCode::UNAUTHORIZED {
                     return Ok((resp, lease));
                 }
                 let offered = offered_schemes(&resp);
-                let Some(s) = pick(&offered) else {
-                    return Err(BackendError::AuthRequired {
-                        offered: describe_schemes(&offered),
-                        account: Some(self.account()),
-                    });
+                let Some(s) = self.choose(&offered) else {
+                    return Err(self.auth_required(&offered));
                 };
-                if let Ok(mut k) = self.scheme.lock() {
-                    *k = Some(s);
-                }
                 drain(resp);
-                s
+                (s, Some(offered))
             }
         };
         conn.authed = false;
+        if scheme == Scheme::Kerberos {
+            let e = match self.kerberos_leg(conn, &send) {
+                Ok(resp) => {
+                    // New connections open with a Kerberos token at once.
+                    if let Ok(mut k) = self.scheme.lock() {
+                        *k = Some(Scheme::Kerberos);
+                    }
+                    conn.authed = true;
+                    return Ok((resp, lease));
+                }
+                Err(KrbFail::Backend(e)) => return Err(e),
+                Err(KrbFail::Local(e)) => e,
+                Err(KrbFail::Refused(detail)) => capmedia_gssapi::KerberosError::Other { detail },
+            };
+            if let Ok(mut k) = self.kerberos_failed.lock() {
+                k.get_or_insert(e);
+            }
+            if let Ok(mut k) = self.scheme.lock() {
+                *k = None;
+            }
+            // NTLM with the password, if one was given and the DP
+            // takes it; else the Kerberos error, named.
+            let offered = offered.unwrap_or_else(|| vec!["Negotiate".into()]);
+            match self.choose(&offered) {
+                Some(s) => scheme = s,
+                None => return Err(self.auth_required(&offered)),
+            }
+        }
+        if let Ok(mut k) = self.scheme.lock() {
+            *k = Some(scheme);
+        }
         if self.refused.load(Ordering::Relaxed) {
             return Err(self.logon_failed(scheme));
         }
+        let Some(creds) = self.creds.as_ref() else {
+            return Err(self.auth_required(&[]));
+        };
 
         let negotiate = negotiate_message().map_err(BackendError::Other)?;
         let header = format!("{} {}", scheme.name(), BASE64_STANDARD.encode(negotiate));
@@ -379,7 +503,8 @@ impl WinAuth {
             return Err(if pick(&offered).is_none() {
                 BackendError::AuthRequired {
                     offered: describe_schemes(&offered),
-                    account: Some(self.account()),
+                    account: self.given_account(),
+                    kerberos: None,
                 }
             } else {
                 BackendError::Other(format!(
@@ -392,11 +517,13 @@ impl WinAuth {
         drain(resp);
         if token.first() == Some(&0xa1) || token.first() == Some(&0x60) {
             return Err(BackendError::Other(format!(
-                "{url}: the DP answered with a SPNEGO (Kerberos) token; capmedia speaks NTLM: \
-                 enable NTLM for the DP's content web site"
+                "{url}: the DP answered the NTLM negotiate message with a SPNEGO (Kerberos) \
+                 token: it wants Kerberos; get a ticket with kinit user@REALM and give \
+                 --dp-user user@REALM (or no --dp-user), or enable NTLM for the DP's content \
+                 web site"
             )));
         }
-        let answer = authenticate_message(&token, &self.creds)
+        let answer = authenticate_message(&token, creds)
             .map_err(|e| BackendError::Other(format!("{url}: {e}")))?;
         let header = format!("{} {}", scheme.name(), BASE64_STANDARD.encode(answer));
         let resp = send(conn, Some(&header))?;
@@ -407,6 +534,82 @@ impl WinAuth {
         }
         conn.authed = true;
         Ok((resp, lease))
+    }
+}
+
+impl WinAuth {
+    /// Authenticate `conn` with Kerberos: the SPNEGO token in the request,
+    /// the DP's answer token (mutual authentication) checked on its answer.
+    fn kerberos_leg(&self, conn: &Conn, send: &SendFn<'_>) -> Result<Response<Body>, KrbFail> {
+        let Some(target) = &self.kerberos else {
+            return Err(KrbFail::Refused("Kerberos is not in use".into()));
+        };
+        let mut ctx = capmedia_gssapi::ClientContext::new(
+            "HTTP",
+            &target.host,
+            target.principal.as_deref(),
+            capmedia_gssapi::FLAG_MUTUAL,
+        )
+        .map_err(KrbFail::Local)?;
+        let mut out = ctx.step(None).map_err(KrbFail::Local)?;
+        // SPNEGO with Kerberos takes one round trip; a DP that keeps
+        // asking is not followed for ever.
+        for _ in 0..3 {
+            let Some(token) = out.take() else {
+                return Err(KrbFail::Refused(
+                    "the Kerberos exchange ended without a token for the DP".into(),
+                ));
+            };
+            let header = format!("Negotiate {}", BASE64_STANDARD.encode(token));
+            let resp = send(conn, Some(&header)).map_err(KrbFail::Backend)?;
+            let answer = challenge_token(&resp, Scheme::Kerberos);
+            if resp.status() != StatusCode::UNAUTHORIZED {
+                if let Some(t) = answer {
+                    if !ctx.is_complete() {
+                        ctx.step(Some(&t)).map_err(|e| {
+                            KrbFail::Refused(format!(
+                                "the DP's answer failed mutual authentication: {e}"
+                            ))
+                        })?;
+                    }
+                }
+                return Ok(resp);
+            }
+            drain(resp);
+            let Some(t) = answer else {
+                return Err(KrbFail::Refused(format!(
+                    "the DP refused the Kerberos ticket for HTTP/{} (is the SPN on the \
+                     account of the DP's web site, and the principal allowed to read?)",
+                    target.host
+                )));
+            };
+            out = ctx
+                .step(Some(&t))
+                .map_err(|e| KrbFail::Refused(e.to_string()))?;
+        }
+        Err(KrbFail::Refused(
+            "the DP asked for more Kerberos legs than SPNEGO needs".into(),
+        ))
+    }
+}
+
+/// A Kerberos failure as the backend reports it: no ticket (or no library)
+/// is the DP wanting credentials capmedia does not have; anything else
+/// (expired, no KDC, no SPN, refused) is named as a Kerberos failure.
+fn kerberos_backend_error(e: capmedia_gssapi::KerberosError, offered: &[String]) -> BackendError {
+    use capmedia_gssapi::KerberosError as K;
+    match e {
+        K::NoTicket { .. } | K::LibraryMissing { .. } => BackendError::AuthRequired {
+            offered: describe_schemes(offered),
+            account: match &e {
+                K::NoTicket {
+                    principal: Some(p), ..
+                } => Some(p.clone()),
+                _ => None,
+            },
+            kerberos: Some(e.to_string()),
+        },
+        other => BackendError::Kerberos(other.to_string()),
     }
 }
 

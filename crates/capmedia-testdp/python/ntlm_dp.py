@@ -13,7 +13,14 @@ As on IIS, NTLM authenticates the TCP connection: the three legs must come
 on one connection, and later requests on it need no Authorization header.
 A handshake split over two connections fails here as it fails on IIS.
 
-Usage: ntlm_dp.py LIB_DIR PORT_FILE [--forbid TEXT]...
+With --kerberos it is a DP whose site takes Kerberos only (Negotiate with
+SPNEGO/Kerberos, as IIS does for a client with a ticket): it offers
+`WWW-Authenticate: Negotiate` alone and accepts the token with MIT GSSAPI
+(python3-gssapi) and the service key from the keytab named by KRB5_KTNAME;
+the final token (mutual authentication) goes on the 200 answer. pyspnego is
+not needed then, nor gssapi in NTLM mode.
+
+Usage: ntlm_dp.py LIB_DIR PORT_FILE [--kerberos] [--forbid TEXT]...
 It binds 127.0.0.1 on a free port and writes the port to PORT_FILE when it
 listens. Requests whose path contains a --forbid TEXT get 403 once
 authenticated (an account without Read access to that file). Each
@@ -28,8 +35,6 @@ import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import spnego
-
 PREFIX = "/SMS_DP_SMSPKG$/"
 
 
@@ -42,6 +47,7 @@ class Handler(BaseHTTPRequestHandler):
         super().setup()
         self.ctx = None
         self.user = None
+        self.final_token = None
         with self.server.lock:
             self.server.conns += 1
             self.conn = self.server.conns
@@ -60,8 +66,18 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def end_headers(self):
+        # Kerberos: the acceptor's last token (mutual authentication) goes
+        # on the first answer after the handshake, as IIS sends it.
+        if self.final_token is not None:
+            self.send_header("WWW-Authenticate", "Negotiate " + base64.b64encode(self.final_token).decode())
+            self.final_token = None
+        super().end_headers()
+
     def challenge(self, token=None, scheme="NTLM"):
-        if token is None:
+        if token is None and self.server.kerberos:
+            extra = [("WWW-Authenticate", "Negotiate")]
+        elif token is None:
             extra = [("WWW-Authenticate", "Negotiate"), ("WWW-Authenticate", "NTLM")]
         else:
             extra = [("WWW-Authenticate", scheme + " " + base64.b64encode(token).decode())]
@@ -86,7 +102,11 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             self.send_plain(400, "bad Authorization header")
             return False
+        if self.server.kerberos:
+            return self.kerberos(token)
         if token.startswith(b"NTLMSSP\0\x01"):
+            import spnego
+
             # A new handshake (type 1) starts over on this connection.
             self.ctx = spnego.server(protocol="ntlm", options=spnego.NegotiateOptions.use_ntlm)
         if self.ctx is None:
@@ -108,6 +128,26 @@ class Handler(BaseHTTPRequestHandler):
         self.user = self.ctx.client_principal
         self.ctx = None
         sys.stderr.write(f"auth conn={self.conn} user={self.user}\n")
+        sys.stderr.flush()
+        return True
+
+    def kerberos(self, token):
+        import gssapi
+
+        try:
+            ctx = gssapi.SecurityContext(creds=self.server.creds, usage="accept")
+            out = ctx.step(token)
+        except Exception as e:  # not Kerberos, unknown key, expired ticket
+            sys.stderr.write(f"refused conn={self.conn}: {type(e).__name__}: {e}\n")
+            sys.stderr.flush()
+            self.challenge()
+            return False
+        if not ctx.complete:
+            self.challenge(out, "Negotiate")
+            return False
+        self.user = str(ctx.initiator_name)
+        self.final_token = out
+        sys.stderr.write(f"auth conn={self.conn} user={self.user} mech=kerberos\n")
         sys.stderr.flush()
         return True
 
@@ -186,6 +226,8 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     args = sys.argv[1:]
     forbid = []
+    kerberos = "--kerberos" in args
+    args = [a for a in args if a != "--kerberos"]
     while "--forbid" in args:
         i = args.index("--forbid")
         forbid.append(args[i + 1])
@@ -195,6 +237,11 @@ def main():
     server.daemon_threads = True
     server.lib = lib
     server.forbid = forbid
+    server.kerberos = kerberos
+    if kerberos:
+        import gssapi
+
+        server.creds = gssapi.Credentials(usage="accept")
     server.lock = threading.Lock()
     server.conns = 0
     tmp = port_file + ".tmp"

@@ -723,3 +723,267 @@ impl Drop for Samba {
         let _ = self.child.wait();
     }
 }
+
+/// The realm of every test KDC.
+pub const KRB_REALM: &str = "TEST.CAPMEDIA";
+
+/// An MIT Kerberos KDC (`krb5kdc`, Debian `krb5-kdc`) on 127.0.0.1 and a
+/// free port, with its database, stash, `kdc.conf` and a client
+/// `krb5.conf` under a temporary folder: nothing of the system's Kerberos
+/// is read or written (callers give [`Kdc::env`] to every Kerberos
+/// program). Principals get random keys and keytabs, so no password is
+/// typed anywhere. Killed when dropped.
+#[derive(Debug)]
+pub struct Kdc {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+/// The environment of a Kerberos program run for the realm in `dir`.
+fn krb_env(dir: &Path, cmd: &mut Command) {
+    cmd.env("KRB5_CONFIG", dir.join("krb5.conf"))
+        .env("KRB5_KDC_PROFILE", dir.join("kdc.conf"))
+        // No replay cache under /var/tmp.
+        .env("KRB5RCACHETYPE", "none");
+}
+
+/// A Kerberos program, or an error naming the Debian package.
+fn krb_tool(name: &str, pkg: &str) -> io::Result<PathBuf> {
+    ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        .into_iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.exists())
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "{name} is not installed: apt-get install -y krb5-kdc krb5-admin-server krb5-user python3-gssapi (package {pkg})"
+                ),
+            )
+        })
+}
+
+fn run_tool(mut cmd: Command, what: &str) -> io::Result<String> {
+    let out = cmd.stdin(Stdio::null()).output()?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "{what} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+impl Kdc {
+    /// Create the realm [`KRB_REALM`] and start its KDC.
+    pub fn start() -> io::Result<Kdc> {
+        let krb5kdc = krb_tool("krb5kdc", "krb5-kdc")?;
+        let kdb5_util = krb_tool("kdb5_util", "krb5-kdc")?;
+        krb_tool("kadmin.local", "krb5-admin-server")?;
+        krb_tool("kinit", "krb5-user")?;
+        let dir = tempfile::tempdir()?;
+        let d = dir.path().display().to_string();
+        // UDP and TCP on one port: the client prefers UDP for small
+        // requests; the port is free for TCP when asked, and UDP ports are
+        // a separate space that is all but empty on 127.0.0.1.
+        let port = free_port()?;
+        fs::write(
+            dir.path().join("kdc.conf"),
+            format!(
+                "[kdcdefaults]\n kdc_listen = 127.0.0.1:{port}\n kdc_tcp_listen = 127.0.0.1:{port}\n\
+                 [realms]\n {KRB_REALM} = {{\n  database_name = {d}/principal\n  \
+                 key_stash_file = {d}/stash\n  acl_file = {d}/kadm5.acl\n  \
+                 supported_enctypes = aes256-cts-hmac-sha1-96:normal\n  max_life = 1h\n }}\n\
+                 [logging]\n kdc = FILE:{d}/kdc.log\n"
+            ),
+        )?;
+        fs::write(dir.path().join("kadm5.acl"), "")?;
+        fs::write(dir.path().join("krb5.conf"), Self::client_conf(port))?;
+        let mut cmd = Command::new(&kdb5_util);
+        cmd.args([
+            "create",
+            "-s",
+            "-r",
+            KRB_REALM,
+            "-P",
+            "capmedia-test-master-key",
+        ]);
+        krb_env(dir.path(), &mut cmd);
+        run_tool(cmd, "kdb5_util create")?;
+        let mut cmd = Command::new(&krb5kdc);
+        cmd.args(["-n", "-r", KRB_REALM]);
+        krb_env(dir.path(), &mut cmd);
+        let err = dir.path().join("krb5kdc.err");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&err)?)
+            .spawn()?;
+        let mut kdc = Kdc { child, port, dir };
+        let mut child_gone = || -> Option<String> {
+            match kdc.child.try_wait() {
+                Ok(Some(s)) => Some(format!(
+                    "krb5kdc exited with {s}: {}",
+                    fs::read_to_string(&err).unwrap_or_default()
+                )),
+                _ => None,
+            }
+        };
+        wait_listening(port, 400, &mut child_gone)?;
+        Ok(kdc)
+    }
+
+    /// A client `krb5.conf` for the realm with its KDC at `port`: no DNS,
+    /// host names as given (the SPN of `http://127.0.0.1:N/` is
+    /// `HTTP/127.0.0.1`).
+    fn client_conf(port: u16) -> String {
+        format!(
+            "[libdefaults]\n default_realm = {KRB_REALM}\n dns_lookup_kdc = false\n \
+             dns_lookup_realm = false\n dns_canonicalize_hostname = false\n rdns = false\n \
+             udp_preference_limit = 0\n\
+             [realms]\n {KRB_REALM} = {{\n  kdc = 127.0.0.1:{port}\n }}\n\
+             [domain_realm]\n 127.0.0.1 = {KRB_REALM}\n localhost = {KRB_REALM}\n"
+        )
+    }
+
+    /// A `krb5.conf` like the KDC's own but pointing at `port`, where no
+    /// KDC listens (for "KDC unreachable").
+    pub fn unreachable_conf(&self, port: u16) -> io::Result<PathBuf> {
+        let p = self.dir.path().join(format!("krb5-{port}.conf"));
+        fs::write(&p, Self::client_conf(port))?;
+        Ok(p)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The client configuration file (`KRB5_CONFIG`).
+    pub fn krb5_conf(&self) -> PathBuf {
+        self.dir.path().join("krb5.conf")
+    }
+
+    /// The environment every Kerberos program (and capmedia) gets.
+    pub fn env(&self) -> Vec<(&'static str, PathBuf)> {
+        vec![
+            ("KRB5_CONFIG", self.krb5_conf()),
+            ("KRB5_KDC_PROFILE", self.dir.path().join("kdc.conf")),
+        ]
+    }
+
+    fn env_into(&self, mut cmd: Command) -> Command {
+        krb_env(self.dir.path(), &mut cmd);
+        cmd
+    }
+
+    fn kadmin(&self, query: &str) -> io::Result<String> {
+        let mut cmd = Command::new(krb_tool("kadmin.local", "krb5-admin-server")?);
+        cmd.args(["-r", KRB_REALM, "-q", query]);
+        run_tool(self.env_into(cmd), &format!("kadmin.local -q {query:?}"))
+    }
+
+    /// Add `principal` (`alice`, `HTTP/127.0.0.1`) with a random key, and
+    /// write its keytab; returns the keytab's path.
+    pub fn add_principal(&self, principal: &str) -> io::Result<PathBuf> {
+        let keytab = self
+            .dir
+            .path()
+            .join(format!("{}.keytab", principal.replace('/', "_")));
+        self.kadmin(&format!("addprinc -randkey {principal}"))?;
+        self.kadmin(&format!("ktadd -k {} {principal}", keytab.display()))?;
+        Ok(keytab)
+    }
+
+    pub fn delete_principal(&self, principal: &str) -> io::Result<()> {
+        self.kadmin(&format!("delprinc -force {principal}"))
+            .map(|_| ())
+    }
+
+    /// `kinit` `principal` from its keytab into the cache file `ccache`.
+    pub fn kinit(&self, principal: &str, keytab: &Path, ccache: &Path) -> io::Result<()> {
+        let mut cmd = Command::new(krb_tool("kinit", "krb5-user")?);
+        cmd.arg("-k")
+            .arg("-t")
+            .arg(keytab)
+            .arg("-c")
+            .arg(format!("FILE:{}", ccache.display()))
+            .arg(principal);
+        run_tool(self.env_into(cmd), "kinit").map(|_| ())
+    }
+
+    /// What the KDC logged (tickets issued, errors).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("kdc.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Kdc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Debian's own Python, where `python3-gssapi` installs (a `python3`
+/// earlier on PATH, e.g. pyenv's, would not see it).
+pub const DEBIAN_PYTHON: &str = "/usr/bin/python3";
+
+impl NtlmDp {
+    /// The test DP in Kerberos mode (`--kerberos`): `Negotiate` only,
+    /// accepted with the service key in `keytab` for the realm of `kdc`.
+    /// Needs Debian's `python3-gssapi`.
+    pub fn start_kerberos(lib: &Path, kdc: &Kdc, keytab: &Path) -> io::Result<NtlmDp> {
+        let temp = tempfile::tempdir()?;
+        let port_file = temp.path().join("port");
+        let log = temp.path().join("server.log");
+        let mut cmd = Command::new(DEBIAN_PYTHON);
+        cmd.arg(NTLM_DP_SCRIPT)
+            .arg(lib)
+            .arg(&port_file)
+            .arg("--kerberos")
+            .env("KRB5_KTNAME", keytab)
+            .env("KRB5RCACHETYPE", "none");
+        for (k, v) in kdc.env() {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log)?)
+            .spawn()
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("starting {DEBIAN_PYTHON} {NTLM_DP_SCRIPT}: {e} (apt-get install -y python3 python3-gssapi)"),
+                )
+            })?;
+        let mut dp = NtlmDp {
+            child,
+            port: 0,
+            log,
+            _temp: temp,
+        };
+        for _ in 0..800 {
+            if let Ok(p) = fs::read_to_string(&port_file) {
+                if let Ok(p) = p.trim().parse() {
+                    dp.port = p;
+                    return Ok(dp);
+                }
+            }
+            if let Ok(Some(status)) = dp.child.try_wait() {
+                return Err(io::Error::other(format!(
+                    "the Kerberos test DP exited with {status}: {} (it needs python3-gssapi: apt-get install -y python3-gssapi)",
+                    dp.log()
+                )));
+            }
+            thread::sleep(Duration::from_millis(25));
+        }
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("the Kerberos test DP did not start: {}", dp.log()),
+        ))
+    }
+}
