@@ -31,19 +31,22 @@ use crate::error::BackendError;
 use crate::listing::{check_name, ListingEntry, MAX_LISTING_ENTRIES};
 use crate::{Credentials, DpOptions};
 
-/// Largest single SMB READ asked for (less if the server negotiated less):
-/// SMB 2.1+ servers accept at least 1 MiB (Samba and Windows negotiate 8
-/// MiB); bigger reads gain little once several are in flight.
-const READ_CHUNK: usize = 1 << 20;
+/// The size of one SMB READ (less if the server negotiated less). Several
+/// in flight keep the link busy, so a READ need not be big; and each
+/// answer costs two fresh buffers of its size (the transport's message and
+/// the crate's copy of the data), which at 1 MiB glibc keeps returning to
+/// the kernel and faulting in anew (measured on 127.0.0.1, 256 MiB: 0.8 s
+/// of system time at 1 MiB, 0.45 s at 256 KiB, and 35-45% less wall time).
+const READ_CHUNK: usize = 256 << 10;
 
 /// READs in flight per blob stream: one READ at a time waits a round trip
-/// (and the server's disk) per MiB; four keep the link busy while staying
-/// well inside the credits the client asks for (see [`CREDITS`]).
-const READS_IN_FLIGHT: usize = 4;
+/// (and the server's disk) per READ; eight of 256 KiB keep 2 MiB on the
+/// way, inside the credits the client asks for (see [`CREDITS`]).
+const READS_IN_FLIGHT: usize = 8;
 
-/// Credits the client keeps asking for: a 1 MiB READ costs 16, so 512
-/// cover [`READS_IN_FLIGHT`] for every fetch thread (the crate's default,
-/// 128, would make a 4-thread fetch wait for credits).
+/// Credits the client keeps asking for: a 256 KiB READ costs 4, so 512
+/// cover [`READS_IN_FLIGHT`] for 16 fetch threads (the crate's default,
+/// 128, only for 4).
 const CREDITS: u16 = 512;
 
 /// Reconnections one blob stream may make in a row without progress, on a

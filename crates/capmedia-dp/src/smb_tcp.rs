@@ -35,8 +35,8 @@ pub(crate) struct Tcp {
     /// The transport header of the message being received.
     head: [u8; 4],
     head_len: usize,
-    /// The body being received once the header is complete, and how much
-    /// of it has arrived.
+    /// The body being received once the header is complete (what arrived
+    /// so far), and its length.
     body: Option<(Vec<u8>, usize)>,
 }
 
@@ -57,25 +57,15 @@ impl Tcp {
         })
     }
 
-    /// Read once into `buf`: a poll timeout keeps what arrived so far.
-    fn read_some(&mut self, at: Part) -> Result<(), TransportError> {
+    /// Read once into the rest of the header: a poll timeout keeps what
+    /// arrived so far.
+    fn read_head(&mut self) -> Result<(), TransportError> {
         loop {
-            let buf = match at {
-                Part::Head => self.head.get_mut(self.head_len..),
-                Part::Body => self.body.as_mut().and_then(|(b, have)| b.get_mut(*have..)),
-            }
-            .unwrap_or_default();
+            let buf = self.head.get_mut(self.head_len..).unwrap_or_default();
             match self.stream.read(buf) {
                 Ok(0) => return Err(TransportError::NotConnected),
                 Ok(n) => {
-                    match at {
-                        Part::Head => self.head_len += n,
-                        Part::Body => {
-                            if let Some((_, have)) = self.body.as_mut() {
-                                *have += n;
-                            }
-                        }
-                    }
+                    self.head_len += n;
                     return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -83,12 +73,6 @@ impl Tcp {
             }
         }
     }
-}
-
-#[derive(Clone, Copy)]
-enum Part {
-    Head,
-    Body,
 }
 
 /// A poll timeout stays an I/O error of kind `WouldBlock` (the client's
@@ -182,7 +166,7 @@ impl SmbTransportRead for Tcp {
     fn receive(&mut self) -> Result<Vec<u8>, TransportError> {
         while self.body.is_none() {
             if self.head_len < self.head.len() {
-                self.read_some(Part::Head)?;
+                self.read_head()?;
                 continue;
             }
             let [zero, a, b, c] = self.head;
@@ -191,10 +175,21 @@ impl SmbTransportRead for Tcp {
             }
             // At most 16 MiB, the protocol's bound.
             let len = usize::from(a) << 16 | usize::from(b) << 8 | usize::from(c);
-            self.body = Some((vec![0; len], 0));
+            self.body = Some((Vec::with_capacity(len), len));
         }
-        while self.body.as_ref().is_some_and(|(b, have)| *have < b.len()) {
-            self.read_some(Part::Body)?;
+        // `read_to_end` fills the spare capacity without zeroing it first
+        // and keeps what it read when a poll timeout interrupts it.
+        while let Some((body, len)) = self.body.as_mut() {
+            let left = len.saturating_sub(body.len()) as u64;
+            if left == 0 {
+                break;
+            }
+            match (&mut self.stream).take(left).read_to_end(body) {
+                Ok(0) => return Err(TransportError::NotConnected),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(map_io(e)),
+            }
         }
         self.head_len = 0;
         Ok(self.body.take().map(|(b, _)| b).unwrap_or_default())
@@ -202,5 +197,68 @@ impl SmbTransportRead for Tcp {
 
     fn set_read_timeout(&self, timeout: Duration) -> Result<(), TransportError> {
         Ok(self.stream.set_read_timeout(Some(timeout))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn pair() -> (Tcp, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (server, _) = l.accept().unwrap();
+        (Tcp::new(client, Duration::from_secs(5)).unwrap(), server)
+    }
+
+    #[test]
+    fn a_message_leaves_whole_with_its_header() {
+        let (mut tcp, mut server) = pair();
+        let mut v = IoVec::default();
+        v.add_owned(b"head".to_vec());
+        v.add_owned(Vec::new());
+        v.add_owned(vec![7u8; 70_000]);
+        tcp.send(&v).unwrap();
+        let mut got = vec![0u8; 4 + 4 + 70_000];
+        server.read_exact(&mut got).unwrap();
+        assert_eq!(got[..4], [0, 0x01, 0x11, 0x74]); // 70_004
+        assert_eq!(&got[4..8], b"head");
+        assert!(got[8..].iter().all(|&b| b == 7));
+        assert!(tcp.stream.nodelay().unwrap());
+    }
+
+    #[test]
+    fn a_poll_timeout_inside_a_message_keeps_its_start() {
+        let (mut tcp, mut server) = pair();
+        tcp.set_read_timeout(Duration::from_millis(20)).unwrap();
+        // Nothing yet: the poll says so, and nothing is lost.
+        match tcp.receive() {
+            Err(TransportError::IoError(e)) => assert_eq!(e.kind(), io::ErrorKind::WouldBlock),
+            other => panic!("{other:?}"),
+        }
+        let body: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let mut wire = vec![0, 0x01, 0x86, 0xA0]; // 100_000
+        wire.extend_from_slice(&body);
+        // Two bytes of the header, then half the body: each time the
+        // poll ends before the message does.
+        server.write_all(&wire[..2]).unwrap();
+        assert!(matches!(tcp.receive(), Err(TransportError::IoError(_))));
+        server.write_all(&wire[2..50_000]).unwrap();
+        assert!(matches!(tcp.receive(), Err(TransportError::IoError(_))));
+        server.write_all(&wire[50_000..]).unwrap();
+        assert_eq!(tcp.receive().unwrap(), body);
+        // The next message starts clean; a closed peer ends the stream.
+        server.write_all(&[0, 0, 0, 2, 9, 9]).unwrap();
+        assert_eq!(tcp.receive().unwrap(), [9, 9]);
+        drop(server);
+        assert!(matches!(tcp.receive(), Err(TransportError::NotConnected)));
+    }
+
+    #[test]
+    fn a_header_that_is_not_smb_is_refused() {
+        let (mut tcp, mut server) = pair();
+        server.write_all(&[0x85, 0, 0, 0]).unwrap();
+        assert!(matches!(tcp.receive(), Err(TransportError::InvalidMessage)));
     }
 }
