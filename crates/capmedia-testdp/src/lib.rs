@@ -630,9 +630,11 @@ impl Samba {
   map to guest = never
   store dos attributes = no
   server min protocol = SMB2_10
-  # Reads answered synchronously: under load smbd's asynchronous reads send
-  # an interim STATUS_PENDING, which the smb crate 0.11 refuses on READ
-  # ("Async command is not allowed in this context").
+  # Reads answered synchronously: smbd's asynchronous reads send an interim
+  # STATUS_PENDING when a read takes over 0.5 ms (often, on a loaded
+  # machine), which the smb crate 0.11 cannot wait for on READ; capmedia-dp
+  # then reconnects and asks again (smb.rs), at most 3 times in a row, so
+  # frequent ones would fail a test for the crate's sake.
   aio read size = 0
   aio write size = 0
 "#
