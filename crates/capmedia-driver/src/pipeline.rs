@@ -1151,8 +1151,10 @@ impl<'a> Fetched<'a> {
             }
         };
         if let Some(s) = streams {
-            // The cache keeps its links to the verified streams.
-            s.remove().map_err(CaptureError::Staging)?;
+            // The cache keeps its links to the verified streams. Past the
+            // sink's commit this must not fail the run: a folder left over
+            // is removed by the next run that opens the cache.
+            let _ = s.remove();
         }
         if let Some(f) = fetch_s {
             self.checked.planned.validated.resolved.run.timings.fetch_s = f;
