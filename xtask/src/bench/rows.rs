@@ -85,9 +85,9 @@ pub fn rows() -> Vec<Row> {
         },
         Row {
             name: "capture-rss",
-            about: "peak RSS of capture (ISO, cold cache) at 256 MiB and 2 GiB packages \
-                    (--size-mib sets the large size, small = large/8); fails unless flat \
-                    and under 64 MiB",
+            about: "peak RSS of capture (ISO, and USB in one pass; cold cache) at 256 MiB \
+                    and 2 GiB packages (--size-mib sets the large size, small = large/8); \
+                    fails unless flat and under 64 MiB",
             setup: capture_rss,
         },
         Row {
