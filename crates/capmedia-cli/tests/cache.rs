@@ -5,6 +5,12 @@
 //! and reported as a damaged cache entry, which is removed; `--verify-cache`
 //! re-hashes the entries and fetches a damaged one again.
 //!
+//! One pass (issue 18): a capture to a sink that reads streamed entries
+//! (usb-raw) fetches each DP file while it writes it, over HTTP too, fills
+//! the cache on the way, and makes the same medium as a cached or a staged
+//! capture; a DP file whose bytes do not match its SHA-256 stops it before
+//! anything is committed, naming the file.
+//!
 //! Needs the sink plugins (`cargo build --workspace` first) and nginx
 //! (Debian package `nginx-light`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -65,9 +71,21 @@ fn library(dir: &Path) -> (PathBuf, PackageId, PathBuf) {
 }
 
 fn capture(dp: &str, id: &PackageId, out: &Path, cache: &Path, extra: &[&str]) -> Output {
+    capture_with("iso-set", &[], dp, id, out, cache, extra)
+}
+
+fn capture_with(
+    sink: &str,
+    env: &[(&str, &str)],
+    dp: &str,
+    id: &PackageId,
+    out: &Path,
+    cache: &Path,
+    extra: &[&str],
+) -> Output {
     Command::new(env!("CARGO_BIN_EXE_capmedia"))
         .args(["capture", "--dp", dp, "--boot-image", id.as_str()])
-        .args(["--target-arch", "x64", "--sink", "iso-set", "--out"])
+        .args(["--target-arch", "x64", "--sink", sink, "--out"])
         .arg(out)
         .arg("--cache")
         .arg(cache)
@@ -76,6 +94,8 @@ fn capture(dp: &str, id: &PackageId, out: &Path, cache: &Path, extra: &[&str]) -
         .arg(bin_dir())
         .env_remove("CAPMEDIA_PLUGIN_PATH")
         .env("SOURCE_DATE_EPOCH", EPOCH)
+        .env_remove("CAPMEDIA_STAGED")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .unwrap()
@@ -204,4 +224,160 @@ fn a_warm_cache_reads_no_filelib_byte_and_a_damaged_entry_is_caught_by_the_read_
         fs::read(out("a.iso")).unwrap(),
         fs::read(out("d.iso")).unwrap()
     );
+}
+
+/// The FileLib blob holding exactly `bytes`.
+fn filelib_blob_of(lib: &Path, bytes: &[u8]) -> PathBuf {
+    let mut todo = vec![lib.join("FileLib")];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if fs::metadata(&p).unwrap().len() == bytes.len() as u64
+                && fs::read(&p).unwrap() == bytes
+            {
+                return p;
+            }
+        }
+    }
+    panic!("no FileLib blob holds those bytes");
+}
+
+/// Names under `dir`, recursively (empty if it does not exist).
+fn names_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            out.push(e.path().display().to_string());
+            if e.path().is_dir() {
+                todo.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// `sources/boot.wim` out of a usb-raw image, by mtools (the FAT32
+/// partition starts at 1 MiB).
+fn wim_on_image(img: &Path) -> Vec<u8> {
+    let o = Command::new("mcopy")
+        .arg("-n")
+        .arg("-i")
+        .arg(format!("{}@@1048576", img.display()))
+        .args(["::sources/boot.wim", "-"])
+        .output()
+        .expect("mcopy (apt-get install -y mtools)");
+    assert!(o.status.success(), "{}", show(&o));
+    o.stdout
+}
+
+#[test]
+fn usb_raw_streams_the_dp_into_the_medium_and_commits_nothing_unverified() {
+    require_plugin();
+    let dir = tempfile::tempdir().unwrap();
+    let (lib, id, folder) = library(dir.path());
+    let ng = Nginx::start_temp(&lib).unwrap_or_else(|e| panic!("{e}"));
+    let url = ng.url();
+    let out = |name: &str| dir.path().join(name);
+    let package: u64 = names_under(&folder)
+        .iter()
+        .filter_map(|p| fs::metadata(p).ok().filter(|m| m.is_file()))
+        .map(|m| m.len())
+        .sum();
+
+    // Cold, over HTTP: every FileLib byte once (plus the validation's
+    // range reads of the WIM's header and XML), the cache filled on the
+    // way, and no stream left behind.
+    let cache = dir.path().join("cache");
+    let o = capture_with("usb-raw", &[], &url, &id, &out("a.img"), &cache, &[]);
+    assert!(o.status.success(), "{}", show(&o));
+    let cold = ng.bytes_served(FILELIB).unwrap();
+    assert!(
+        cold >= package && cold < package + package / 2,
+        "{cold} FileLib bytes served for a {package}-byte package"
+    );
+    assert_eq!(wim_on_image(&out("a.img")), capmedia_sample::X64_WIM);
+    cache_entry_of(&cache, capmedia_sample::X64_WIM);
+    assert!(
+        names_under(&cache.join("tmp")).is_empty(),
+        "{:?}",
+        names_under(&cache.join("tmp"))
+    );
+
+    // Warm: nothing from the DP, and the same medium.
+    let o = capture_with("usb-raw", &[], &url, &id, &out("b.img"), &cache, &[]);
+    assert!(o.status.success(), "{}", show(&o));
+    assert_eq!(
+        ng.bytes_served(FILELIB).unwrap(),
+        cold,
+        "FileLib bytes read"
+    );
+    assert_eq!(
+        fs::read(out("a.img")).unwrap(),
+        fs::read(out("b.img")).unwrap()
+    );
+
+    // Stages one after another, from a path DP: the same medium again.
+    let staged_cache = dir.path().join("staged-cache");
+    let o = capture_with(
+        "usb-raw",
+        &[("CAPMEDIA_STAGED", "1")],
+        &lib.display().to_string(),
+        &id,
+        &out("c.img"),
+        &staged_cache,
+        &[],
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    assert_eq!(
+        fs::read(out("a.img")).unwrap(),
+        fs::read(out("c.img")).unwrap()
+    );
+
+    // A FileLib blob whose bytes no longer match its SHA-256 (same size):
+    // the capture over the existing a.img fails naming the file, a.img is
+    // untouched, nothing is left beside it, and the cache keeps no entry
+    // of the bad bytes and no stream.
+    let sdi = fs::read(folder.join("boot/boot.sdi")).unwrap();
+    let blob = filelib_blob_of(&lib, &sdi);
+    damage_keeping_mtime(&blob);
+    let before = fs::read(out("a.img")).unwrap();
+    let listing = names_under(dir.path());
+    for (dp, cache) in [
+        (url.clone(), dir.path().join("cold-http")),
+        (lib.display().to_string(), dir.path().join("cold-path")),
+    ] {
+        let o = capture_with("usb-raw", &[], &dp, &id, &out("a.img"), &cache, &[]);
+        assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("boot/boot.sdi")
+                && err.contains("SHA-256")
+                && err.contains("not committed"),
+            "{err}"
+        );
+        assert_eq!(fs::read(out("a.img")).unwrap(), before, "a.img changed");
+        let mut now = names_under(dir.path());
+        let scratch = dir.path().join("cold-");
+        now.retain(|n| !n.starts_with(&scratch.display().to_string()));
+        assert_eq!(now, listing, "files left beside the output");
+        assert!(
+            names_under(&cache.join("tmp")).is_empty(),
+            "{:?}",
+            names_under(&cache.join("tmp"))
+        );
+        let mut bad = sdi.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 0x20;
+        for f in names_under(&cache) {
+            let p = Path::new(&f);
+            assert!(
+                !p.is_file() || fs::read(p).unwrap() != bad,
+                "the bad bytes were cached as {f}"
+            );
+        }
+    }
 }

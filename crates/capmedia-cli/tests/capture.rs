@@ -647,10 +647,12 @@ fn sigint_mid_write_leaves_the_previous_output_and_no_temporaries() {
     let work = tempfile::tempdir().unwrap();
     let (lib, id) = big_dp(work.path());
     let dp = lib.display().to_string();
-    // One cache for both sinks: the second run fetches nothing.
+    // One cache for both sinks. usb-raw first: its cold run streams the DP
+    // into the medium (issue 18), so the interrupt lands mid-stream; the
+    // ISO run then fetches what the stream did not finish.
     let cache = work.path().join("cache");
     fs::create_dir(&cache).unwrap();
-    for (sink, file) in [("iso-set", "capture.iso"), ("usb-raw", "capture.img")] {
+    for (sink, file) in [("usb-raw", "capture.img"), ("iso-set", "capture.iso")] {
         let sc = Scratch::new();
         let out = sc.out().join(file);
         // The previous output: a good capture from the sample DP.
@@ -740,6 +742,11 @@ fn sigint_mid_write_leaves_the_previous_output_and_no_temporaries() {
             tree(&sc.staging()).is_empty(),
             "{sink}: staging left: {:?}",
             tree(&sc.staging())
+        );
+        assert!(
+            tree(&cache.join("tmp")).is_empty(),
+            "{sink}: cache partials or streams left: {:?}",
+            tree(&cache.join("tmp"))
         );
         // The old output is still a good medium.
         let v = run(&["verify", s(&out)]);

@@ -49,7 +49,7 @@ fn third_party_sink_is_listed_with_its_abi() {
         .lines()
         .find(|l| l.starts_with("folder"))
         .expect(&stdout);
-    assert!(line.contains("0.3.1") && line.contains("1.0"), "{line}");
+    assert!(line.contains("0.3.1") && line.contains("1.1"), "{line}");
     assert!(line.contains("libfolder_sink"), "{line}");
 
     let out = capmedia(&[
@@ -60,7 +60,7 @@ fn third_party_sink_is_listed_with_its_abi() {
     ]);
     let v = common::json_doc(&out);
     assert_eq!(v["sinks"][0]["name"], "folder");
-    assert_eq!(v["sinks"][0]["abi"], "1.0");
+    assert_eq!(v["sinks"][0]["abi"], "1.1");
 }
 
 #[test]
@@ -156,7 +156,7 @@ fn a_different_abi_major_is_refused_naming_both_versions() {
     assert!(!out.status.success());
     assert!(stderr.contains("libfuture_abi_sink"), "{stderr}");
     assert!(
-        stderr.contains("plugin ABI 2.3") && stderr.contains("(ABI 1.0)"),
+        stderr.contains("plugin ABI 2.3") && stderr.contains("(ABI 1.1)"),
         "{stderr}"
     );
     // The good plugin next to it is still listed.

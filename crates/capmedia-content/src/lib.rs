@@ -12,6 +12,7 @@ mod ids;
 mod media_path;
 mod plan;
 pub mod progress;
+pub mod stream;
 
 pub use arch::{Arch, ArchParseError};
 pub use capacity::{Capacity, CapacityParseError};

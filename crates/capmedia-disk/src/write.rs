@@ -162,6 +162,33 @@ pub fn write_disk<T: Read + Write + Seek>(
             let dir = parent_dir(&root, &mut dirs, path)?;
             w.copy(&dir, path, &mut src, e.size)?;
         }
+        // Streamed entries' BLAKE3 is known only now that each was read to
+        // its end (which the stream allows only once its SHA-256 matched);
+        // hex digests have one length, so the manifest keeps the size the
+        // layout reserved for it.
+        let manifest = if plan.has_streams() {
+            let mut settled = plan.clone();
+            settled
+                .settle_streams()
+                .map_err(|source| DiskError::Source {
+                    path: MANIFEST_PATH.to_owned(),
+                    source,
+                })?;
+            let m = Manifest::for_plan(&settled).to_bytes();
+            if m.len() != manifest.len() {
+                return Err(DiskError::Source {
+                    path: MANIFEST_PATH.to_owned(),
+                    source: std::io::Error::other(format!(
+                        "the manifest grew from {} to {} bytes once streamed hashes were known",
+                        manifest.len(),
+                        m.len()
+                    )),
+                });
+            }
+            m
+        } else {
+            manifest
+        };
         w.copy(
             &root,
             MANIFEST_PATH,

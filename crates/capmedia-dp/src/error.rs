@@ -118,6 +118,19 @@ pub enum DpError {
         actual: String,
     },
 
+    #[error(
+        "DP {dp}: {file} of package {package} failed SHA-256 verification as it was \
+         streamed to the medium (expected {expected}, got {actual}); the medium was not \
+         committed"
+    )]
+    StreamMismatch {
+        dp: String,
+        package: PackageId,
+        file: String,
+        expected: String,
+        actual: String,
+    },
+
     #[error("DP {dp}: malformed INI {file}{}: {reason}", line_suffix(*.line))]
     MalformedIni {
         dp: String,

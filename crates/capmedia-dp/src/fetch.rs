@@ -260,6 +260,27 @@ impl ContentCache {
         }
     }
 
+    /// Make `path` (a streamed blob, verified by [`Dp::stream_blob`], on the
+    /// cache's file system) the cache's entry for `file`, without copying:
+    /// a hard link, so the stream file and the entry share their bytes.
+    /// Returns whether the entry was made; a cache on a file system without
+    /// links just stays without it (the capture does not need it).
+    pub fn adopt(&self, file: &ContentFile, path: &Path, blake3: &str) -> bool {
+        let dest = self.path_of(&file.sha256);
+        let linked = dest
+            .parent()
+            .map_or(Ok(()), fs::create_dir_all)
+            .and_then(|_| match fs::remove_file(&dest) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => fs::hard_link(path, &dest),
+            });
+        if linked.is_err() {
+            return false;
+        }
+        self.seal(file, Some(blake3));
+        true
+    }
+
     /// Remove the entry of blob `sha256` and its stamp (a read-back found
     /// its bytes damaged), so that the next run fetches it again.
     pub fn forget(&self, sha256: &str) -> io::Result<()> {
@@ -680,6 +701,66 @@ impl Dp {
                 }
             })
             .collect())
+    }
+
+    /// Fetch one blob straight into `out` (a new, empty file the caller
+    /// reads as it grows: a streamed capture), hashing it as it arrives, and
+    /// return its BLAKE3 once its size and SHA-256 matched the DP's.
+    ///
+    /// Unlike [`Dp::fetch`] a mismatch is not fetched again: a reader has
+    /// already taken the bytes, so the blob fails at once (the reader's
+    /// sink then commits nothing) with [`DpError::StreamMismatch`] naming the
+    /// file. Transient failures are retried as in a fetch, resuming over
+    /// HTTP (a path DP's retry starts the copy over, which the reader sees
+    /// as a rewind and refuses). `progress(done)` is called with this
+    /// blob's bytes so far. Put the blob into the cache afterwards with
+    /// [`ContentCache::adopt`].
+    pub fn stream_blob(
+        &self,
+        content: &PackageContent,
+        file: &ContentFile,
+        out: &mut File,
+        progress: &(dyn Fn(u64) + Sync),
+        cancel: &(dyn Fn() -> bool + Sync),
+    ) -> Result<String, DpError> {
+        let events = |e: FetchEvent<'_>| {
+            if let FetchEvent::Progress { done, .. } = e {
+                progress(done);
+            }
+        };
+        let prog = Progress {
+            done: AtomicU64::new(0),
+            total: file.size,
+            events: &events,
+            cancel,
+        };
+        let mut failures = 0u32;
+        let (written, done) = match self.backend.local_blob(&file.sha256) {
+            Some(src) => self.copy_round(content, file, &src, out, &prog, &mut failures)?,
+            None => self.stream_round(content, file, out, &prog, &mut failures)?,
+        };
+        if written != file.size || done.sha256 != file.sha256.to_ascii_uppercase() {
+            let actual = if written == file.size {
+                done.sha256
+            } else {
+                format!(
+                    "{} over {written} bytes instead of {}",
+                    done.sha256, file.size
+                )
+            };
+            return Err(DpError::StreamMismatch {
+                dp: self.name.clone(),
+                package: content.package.clone(),
+                file: file.path.to_string(),
+                expected: file.sha256.clone(),
+                actual,
+            });
+        }
+        done.blake3.ok_or_else(|| DpError::Cache {
+            path: cache_tmp_path(out),
+            what: self.cache_what(content, file),
+            source: io::Error::other("a streamed fetch needs DpOptions::blake3"),
+        })
     }
 
     /// Read at most `max` bytes from the start of `file` without fetching it

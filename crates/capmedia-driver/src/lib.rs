@@ -20,6 +20,7 @@ pub mod bootwim;
 mod dpinfo;
 mod layout;
 mod pipeline;
+mod stream;
 
 pub use bootlist::{boot_image_summaries, BootImageListing};
 pub use bootwim::{BootImageContents, BootWimError, DriverSummary, SmsTree, UefiCa, WimBootFile};

@@ -439,6 +439,9 @@ pub struct Fetched<'a> {
     /// DP files taken from the cache on their stamps, unread: if the
     /// read-back finds the medium wrong, these are checked first.
     trusted: Vec<ContentFile>,
+    /// DP files still to fetch, fetched while the sink writes them (a sink
+    /// that reads streamed entries; see `crate::stream`).
+    streams: Option<crate::stream::Streams>,
 }
 
 /// Stage 6: the sink wrote, read back and committed the outputs: from here
@@ -704,6 +707,17 @@ impl<'a> Validated<'a> {
         entries: Vec<PlanEntry>,
         confirmed: bool,
     ) -> Result<MediaPlan, CaptureError> {
+        self.make_plan_keyed(entries, confirmed, &[])
+    }
+
+    /// [`Validated::make_plan`], naming the entries of `keys` in the set id
+    /// by the given key (a DP file's SHA-256) instead of their BLAKE3.
+    fn make_plan_keyed(
+        &self,
+        entries: Vec<PlanEntry>,
+        confirmed: bool,
+        keys: &[(MediaPath, String)],
+    ) -> Result<MediaPlan, CaptureError> {
         let req = self.resolved.run.req;
         let mut b = PlanBuilder::new(
             &req.label,
@@ -722,6 +736,9 @@ impl<'a> Validated<'a> {
         }
         if confirmed {
             b = b.option("yes", "true");
+        }
+        for (path, key) in keys {
+            b.content_key(path, key);
         }
         for e in entries {
             b.add_known(e);
@@ -943,12 +960,47 @@ impl<'a> Checked<'a> {
         let t = Instant::now();
         let cache = ContentCache::open(&r.run.req.cache_dir)?;
         let sev = SinkEvents(events);
-        let fetched =
-            r.dp.fetch_with(&r.content, &cache, &sev, &sev)
-                .map_err(|e| match e {
-                    DpError::Cancelled => CaptureError::Cancelled,
-                    e => CaptureError::from(e),
-                })?;
+        // One pass: a sink that reads streamed entries gets the DP files as
+        // they arrive (see `stream`); the boot files out of the WIM need the
+        // whole WIM first, so that capture fetches before it writes.
+        // `CAPMEDIA_STAGED=1` runs the stages one after another even so:
+        // the benchmark's reference for what the overlap gains.
+        // `--verify-cache` re-hashes the cache's entries where they are,
+        // which the staged fetch does.
+        let staged = std::env::var_os("CAPMEDIA_STAGED").is_some_and(|v| v == "1")
+            || r.run.req.dp_options.verify_cache;
+        let streaming = !staged && v.from_image.is_empty() && r.run.sink.describe().streams;
+        let mut entries = p.entries.clone();
+        let (fetched, streams) = if streaming {
+            let mut fetched = Vec::new();
+            let mut untrusted = BTreeMap::new();
+            for f in &r.content.files {
+                let local = v.cache.path_of(&f.sha256);
+                match cache.trusted(f).filter(|t| t.blake3.is_some()) {
+                    Some(t) => fetched.push(capmedia_dp::FetchedFile {
+                        path: f.path.clone(),
+                        size: f.size,
+                        sha256: f.sha256.clone(),
+                        blake3: t.blake3,
+                        local,
+                        trusted: true,
+                    }),
+                    None => {
+                        untrusted.insert(local, f.clone());
+                    }
+                }
+            }
+            let streams = crate::stream::Streams::prepare(&cache, &untrusted, &mut entries)?;
+            (fetched, Some(streams))
+        } else {
+            let fetched =
+                r.dp.fetch_with(&r.content, &cache, &sev, &sev)
+                    .map_err(|e| match e {
+                        DpError::Cancelled => CaptureError::Cancelled,
+                        e => CaptureError::from(e),
+                    })?;
+            (fetched, None)
+        };
         if !v.from_image.is_empty() {
             // The boot files, out of the cached WIM whose SHA-256 the fetch
             // just verified (and each file's SHA-1 as it is decoded).
@@ -973,7 +1025,8 @@ impl<'a> Checked<'a> {
         let fetch_s = t.elapsed().as_secs_f64();
 
         // The BLAKE3 the manifest promises, from the local bytes: known
-        // from the fetch for DP content, read here for the rest.
+        // from the fetch for DP content (or, streamed, once it arrived),
+        // read here for the rest.
         r.run.enter("hash")?;
         let trusted: Vec<ContentFile> = r
             .content
@@ -982,22 +1035,43 @@ impl<'a> Checked<'a> {
             .filter(|c| fetched.iter().any(|f| f.trusted && f.sha256 == c.sha256))
             .cloned()
             .collect();
+        // DP files are named in the set id by their SHA-256, known before a
+        // streamed file's BLAKE3: a streamed and a cached capture of the
+        // same content give the same media.
+        let keys: BTreeMap<PathBuf, String> = r
+            .content
+            .files
+            .iter()
+            .map(|f| (v.cache.path_of(&f.sha256), f.sha256.to_ascii_lowercase()))
+            .collect();
         let known: BTreeMap<PathBuf, String> = fetched
             .into_iter()
             .filter_map(|f| Some((f.local, f.blake3?)))
             .collect();
-        let mut entries = p.entries.clone();
+        let mut content_keys = Vec::new();
         let total: u64 = entries.iter().map(|e| e.size).sum();
         let mut done = 0u64;
         for e in &mut entries {
             check_cancel(events)?;
-            if let EntrySource::File(path) = &e.source {
-                if let Some(b) = known.get(path) {
-                    e.blake3 = b.clone();
-                    done += e.size;
-                    events.progress("hash", done, total);
+            match &e.source {
+                EntrySource::Stream { path, .. } => {
+                    if let Some(f) = streams.as_ref().and_then(|s| s.file_at(path)) {
+                        content_keys.push((e.path.clone(), f.sha256.to_ascii_lowercase()));
+                    }
                     continue;
                 }
+                EntrySource::File(path) => {
+                    if let Some(k) = keys.get(path) {
+                        content_keys.push((e.path.clone(), k.clone()));
+                    }
+                    if let Some(b) = known.get(path) {
+                        e.blake3 = b.clone();
+                        done += e.size;
+                        events.progress("hash", done, total);
+                        continue;
+                    }
+                }
+                EntrySource::Inline(_) => {}
             }
             e.blake3 = blake3_of(&e.source, &mut |n| {
                 done += n;
@@ -1008,7 +1082,7 @@ impl<'a> Checked<'a> {
                 source,
             })?;
         }
-        let plan = v.make_plan(entries, self.confirmed)?;
+        let plan = v.make_plan_keyed(entries, self.confirmed, &content_keys)?;
         let mut checked = self;
         checked.report.set_id = plan.set_id.clone();
         checked.planned.validated.resolved.run.timings.fetch_s = fetch_s;
@@ -1016,6 +1090,7 @@ impl<'a> Checked<'a> {
             checked,
             plan,
             trusted,
+            streams,
         })
     }
 }
@@ -1030,11 +1105,62 @@ impl<'a> Fetched<'a> {
     /// return: before it, a cancel leaves old outputs as they were; after
     /// it, the run goes on to its report.
     pub fn write(mut self) -> Result<Written<'a>, CaptureError> {
+        let streams = self.streams.take();
         let run = &self.checked.planned.validated.resolved.run;
         run.enter("write")?;
         let t = Instant::now();
         let sev = PhaseTimer::new(SinkEvents(run.events));
-        let written = match run.sink.write(&self.plan, &sev, &sev) {
+        let (written, fetch_s) = match &streams {
+            None => (run.sink.write(&self.plan, &sev, &sev), None),
+            Some(streams) => {
+                let r = &self.checked.planned.validated.resolved;
+                let cache = &self.checked.planned.validated.cache;
+                let stop = std::sync::atomic::AtomicBool::new(false);
+                let (written, fetched, fetch_s) = std::thread::scope(|scope| {
+                    let fetcher = scope.spawn(|| {
+                        let t = Instant::now();
+                        let done = streams.pump(&r.dp, &r.content, cache, run.events, &stop);
+                        (done, t.elapsed().as_secs_f64())
+                    });
+                    let written = run.sink.write(&self.plan, &sev, &sev);
+                    // The sink is done either way: a fetch it no longer
+                    // reads stops.
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    let (fetched, fetch_s) = fetcher.join().unwrap_or_else(|_| {
+                        (
+                            Err(CaptureError::Staging(std::io::Error::other(
+                                "the fetch thread panicked",
+                            ))),
+                            0.0,
+                        )
+                    });
+                    (written, fetched, fetch_s)
+                });
+                match (written, fetched) {
+                    // The fetch's own error names the DP file and what was
+                    // wrong with it; the sink only saw its stream end.
+                    (Err(e), Err(f))
+                        if !matches!(f, CaptureError::Cancelled) || run.events.cancelled() =>
+                    {
+                        drop(e);
+                        return Err(f);
+                    }
+                    (Ok(_), Err(f)) if !matches!(f, CaptureError::Cancelled) => return Err(f),
+                    (w, _) => (w, Some(fetch_s)),
+                }
+            }
+        };
+        if let Some(s) = streams {
+            // The cache keeps its links to the verified streams. Past the
+            // sink's commit this must not fail the run: a folder left over
+            // is removed by the next run that opens the cache.
+            let _ = s.remove();
+        }
+        if let Some(f) = fetch_s {
+            self.checked.planned.validated.resolved.run.timings.fetch_s = f;
+        }
+        let run = &self.checked.planned.validated.resolved.run;
+        let written = match written {
             Ok(w) => w,
             Err(mut e) => {
                 if e.kind == ErrorKind::Corrupt {

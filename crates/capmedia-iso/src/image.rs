@@ -79,6 +79,16 @@ fn entry_content(e: &PlanEntry, ph: Option<&Placeholders>) -> Result<Content, Is
     match &e.source {
         EntrySource::File(p) => host_content(p, e.size, ph),
         EntrySource::Inline(b) => Ok(Content::bytes(b.clone())),
+        // hadris-iso takes a host file's length when it opens it, so the ISO
+        // sink does not declare `streams` and never gets these; `check` lays
+        // them out by their planned size all the same.
+        EntrySource::Stream { path, size } => match ph {
+            Some(ph) => ph.sized(*size),
+            None => Err(IsoError::Refused(format!(
+                "{}: the iso-set sink takes only fetched files, not streamed ones",
+                path.display()
+            ))),
+        },
     }
 }
 

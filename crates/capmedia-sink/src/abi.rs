@@ -22,7 +22,9 @@ use std::ffi::c_void;
 /// `"CAPMSINK"` read as a little-endian u64.
 pub const ABI_MAGIC: u64 = u64::from_le_bytes(*b"CAPMSINK");
 pub const ABI_MAJOR: u16 = 1;
-pub const ABI_MINOR: u16 = 0;
+/// 1.1: `SinkInfo::streams` and `EntrySource::Stream` entries in the plans
+/// of sinks that declare it.
+pub const ABI_MINOR: u16 = 1;
 
 /// The one symbol a plugin exports (NUL-terminated for `dlsym`).
 pub const ENTRY_SYMBOL: &[u8] = b"capmedia_sink_entry\0";

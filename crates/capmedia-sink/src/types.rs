@@ -27,6 +27,14 @@ pub struct SinkInfo {
     /// Absent in older sinks: they write files only.
     #[serde(default)]
     pub writes_devices: bool,
+    /// Whether `write` takes plans with [`capmedia_content::EntrySource::Stream`]
+    /// entries (ABI 1.1): it reads every entry through `EntrySource::open`
+    /// to its end before its commit, and calls
+    /// [`MediaPlan::settle_streams`] before it writes the manifest. The
+    /// driver then fetches while the sink writes; other sinks get a plan
+    /// whose every file is already fetched and verified.
+    #[serde(default)]
+    pub streams: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -322,6 +322,7 @@ impl MediaSink for UsbRawSink {
                 },
             ],
             writes_devices: true,
+            streams: true,
         }
     }
 

@@ -168,6 +168,7 @@ impl MediaSink for VhdSink {
                     help: "the partition table in front of the FAT32 volume".to_owned(),
                 },
             ],
+            streams: true,
             ..Default::default()
         }
     }

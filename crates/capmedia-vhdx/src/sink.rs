@@ -126,6 +126,7 @@ impl MediaSink for VhdxSink {
                     help: "the partition table in front of the FAT32 volume".to_owned(),
                 },
             ],
+            streams: true,
             ..Default::default()
         }
     }

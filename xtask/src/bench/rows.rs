@@ -87,10 +87,19 @@ pub fn rows() -> Vec<Row> {
         },
         Row {
             name: "capture-rss",
-            about: "peak RSS of capture (ISO, cold cache) at 256 MiB and 2 GiB packages \
-                    (--size-mib sets the large size, small = large/8); fails unless flat \
-                    and under 64 MiB",
+            about: "peak RSS of capture (ISO, and USB in one pass; cold cache) at 256 MiB \
+                    and 2 GiB packages (--size-mib sets the large size, small = large/8); \
+                    fails unless flat and under 64 MiB",
             setup: capture_rss,
+        },
+        Row {
+            name: "capture-slow",
+            about: "capture to usb-raw from an HTTP DP limited to 100 MiB/s (nginx \
+                    limit_rate) onto an ext4 loop device whose writes the blkio cgroup \
+                    throttles to 30 MB/s, cold cache: one pass vs the stages one after \
+                    another (CAPMEDIA_STAGED=1), the slow write alone + its read-back, and \
+                    the DP alone; goal <= 1.15x write + read-back (root)",
+            setup: capture_slow,
         },
         Row {
             name: "wim-extract",
@@ -460,6 +469,12 @@ struct Nginx {
 
 impl Nginx {
     fn start(dir: &Path, lib: &Path) -> Result<Nginx> {
+        Nginx::start_limited(dir, lib, None)
+    }
+
+    /// [`Nginx::start`], each connection sending at most `rate` bytes a
+    /// second (nginx's `limit_rate` syntax: `100m` is 100 MiB/s).
+    fn start_limited(dir: &Path, lib: &Path, rate: Option<&str>) -> Result<Nginx> {
         std::fs::create_dir_all(dir)?;
         let pid_file = dir.join("nginx.pid");
         let conf_path = dir.join("nginx.conf");
@@ -473,8 +488,16 @@ impl Nginx {
             tls: None,
             client_ca: None,
             daemon: true,
+        };
+        let mut text = conf.render();
+        if let Some(rate) = rate {
+            text = text.replace(
+                "autoindex on;",
+                &format!("autoindex on;\n            limit_rate {rate};"),
+            );
         }
-        .write()?;
+        let conf = dir.join("nginx.conf");
+        std::fs::write(&conf, text)?;
         crate::run(
             Command::new(capmedia_testdp::nginx_binary()?)
                 .arg("-p")
@@ -742,6 +765,12 @@ pub fn boot_package_library(base: &Path, mib: u64) -> Result<PathBuf> {
 /// `out`, caching in `cache`; progress lines go to `<work>/<name>.stderr`
 /// (read it on a failure).
 fn capture_line(ctx: &Ctx, lib: &Path, sink: &str, out: &Path, cache: &Path) -> String {
+    capture_line_from(ctx, &q(lib), sink, out, cache)
+}
+
+/// [`capture_line`] from a DP given as it goes on the command line (a
+/// quoted path, or a URL).
+fn capture_line_from(ctx: &Ctx, dp: &str, sink: &str, out: &Path, cache: &Path) -> String {
     let stem = out
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -750,7 +779,7 @@ fn capture_line(ctx: &Ctx, lib: &Path, sink: &str, out: &Path, cache: &Path) -> 
         "SOURCE_DATE_EPOCH={EPOCH} {} capture --dp {} --boot-image {BOOT_PACKAGE} \
          --target-arch x64 --sink {sink} --out {} --cache {} 2>{}",
         q(&ctx.capmedia),
-        q(lib),
+        dp,
         q(out),
         q(cache),
         q(ctx.work.join(format!("{stem}.stderr")))
@@ -776,6 +805,15 @@ fn capture_pair(ctx: &Ctx, cache: &Path) -> Result<(Pair, PathBuf)> {
                 "capture usb-raw",
                 capture_line(ctx, &lib, "usb-raw", &out.join("capture.img"), cache),
             ),
+            // The same capture with its stages one after another (fetch,
+            // then write, then read back): what the one pass gains.
+            Cmd::new(
+                "capture usb-raw staged",
+                format!(
+                    "CAPMEDIA_STAGED=1 {}",
+                    capture_line(ctx, &lib, "usb-raw", &out.join("staged.img"), cache)
+                ),
+            ),
         ],
     );
     Ok((pair, lib))
@@ -783,10 +821,10 @@ fn capture_pair(ctx: &Ctx, cache: &Path) -> Result<(Pair, PathBuf)> {
 
 /// Each capture's median against cp -r + sync's, with the goal.
 fn capture_ratios(m: &[Measured], goal: f64) -> Result<()> {
-    let [iso, cp, usb] = m else {
-        bail!("capture rows expect three commands, got {}", m.len());
+    let [iso, cp, usb, staged] = m else {
+        bail!("capture rows expect four commands, got {}", m.len());
     };
-    for c in [iso, usb] {
+    for c in [iso, usb, staged] {
         let ratio = c.secs / cp.secs;
         println!(
             "{}: {ratio:.2}x {} ({:.3} s vs {:.3} s); goal <= {goal}x: {}",
@@ -830,18 +868,15 @@ fn capture_rss(ctx: &Ctx) -> Result<Pair> {
     let out = ctx.work.join("out");
     let cache = ctx.work.join("cache");
     let mut cmds = Vec::new();
-    for mib in [small, large] {
-        let lib = boot_package_library(&shared(ctx, mib).join("capture"), mib)?;
-        cmds.push(Cmd::new(
-            &format!("capture iso {mib} MiB"),
-            capture_line(
-                ctx,
-                &lib,
-                "iso-set",
-                &out.join(format!("{mib}.iso")),
-                &cache,
-            ),
-        ));
+    // ISO (fetch, then write) and USB (one pass: fetched while written).
+    for (sink, ext) in [("iso-set", "iso"), ("usb-raw", "img")] {
+        for mib in [small, large] {
+            let lib = boot_package_library(&shared(ctx, mib).join("capture"), mib)?;
+            cmds.push(Cmd::new(
+                &format!("capture {ext} {mib} MiB"),
+                capture_line(ctx, &lib, sink, &out.join(format!("{mib}.{ext}")), &cache),
+            ));
+        }
     }
     let ours = cmds.remove(0);
     let mut pair = Pair::new(ours, cmds);
@@ -850,24 +885,167 @@ fn capture_rss(ctx: &Ctx) -> Result<Pair> {
     Ok(pair)
 }
 
+/// The blkio cgroup (v1) of the capture-slow row.
+const SLOW_CGROUP: &str = "/sys/fs/cgroup/blkio/capmedia-bench-slow";
+/// Its write limit on the loop device: 30 MB/s, a slow USB stick.
+const SLOW_WRITE_BPS: u64 = 30_000_000;
+
+fn capture_slow(ctx: &Ctx) -> Result<Pair> {
+    need("losetup", "mount")?;
+    need("lsblk", "util-linux")?;
+    need("mkfs.ext4", "e2fsprogs")?;
+    need("curl", "curl")?;
+    if !Path::new("/sys/fs/cgroup/blkio/blkio.throttle.write_bps_device").exists() {
+        bail!("capture-slow needs the cgroup v1 blkio controller at /sys/fs/cgroup/blkio");
+    }
+    let mib = ctx.size_mib.unwrap_or(512);
+    let base = shared(ctx, mib).join("capture");
+    let lib = boot_package_library(&base, mib)?;
+    let id: PackageId = BOOT_PACKAGE.parse()?;
+    let wim = base.join("package").join(id.boot_wim_name());
+
+    // The DP: nginx at 100 MiB/s per connection.
+    let dir = ctx.work.join("nginx");
+    std::fs::create_dir_all(&dir)?;
+    let nginx = Nginx::start_limited(&dir, &lib, Some("100m"))?;
+    let url = format!("http://127.0.0.1:{}/SMS_DP_SMSPKG$/", nginx.port);
+
+    // The medium: ext4 on a loop device over a sparse file, writes
+    // throttled for the processes of our cgroup (the O_DIRECT writes of the
+    // usb-raw sink and of dd are submitted by them, so the limit holds;
+    // reads are not limited).
+    let img = ctx.work.join("medium.ext4");
+    let mnt = ctx.work.join("mnt");
+    let loopdev = ctx.work.join("loopdev");
+    let cleanup = format!(
+        "if mountpoint -q {m}; then umount {m}; fi; \
+         if [ -f {l} ]; then losetup -d \"$(cat {l})\" 2>/dev/null; rm -f {l}; fi; \
+         if [ -d {c} ]; then rmdir {c}; fi; rm -f {i}",
+        m = q(&mnt),
+        l = q(&loopdev),
+        c = SLOW_CGROUP,
+        i = q(&img),
+    );
+    sh(&cleanup)?;
+    std::fs::create_dir_all(&mnt)?;
+    sh(&format!(
+        "truncate -s {size}M {i} && losetup -f --show {i} > {l} && mkfs.ext4 -q -F \"$(cat {l})\" \
+         && mount \"$(cat {l})\" {m} && mkdir -p {c} \
+         && echo \"$(lsblk -dno MAJ:MIN \"$(cat {l})\" | tr -d ' ') {bps}\" > {c}/blkio.throttle.write_bps_device",
+        size = mib * 3 + 512,
+        i = q(&img),
+        l = q(&loopdev),
+        m = q(&mnt),
+        c = SLOW_CGROUP,
+        bps = SLOW_WRITE_BPS,
+    ))
+    .context("setting up the throttled loop device")?;
+    let in_cgroup = format!("echo $$ > {SLOW_CGROUP}/cgroup.procs && ");
+    let out = mnt.join("out");
+    let cache = ctx.work.join("cache");
+    let blob = format!("{url}{}", filelib_rel(&lib, &wim)?);
+    let capture = |label: &str, env: &str| {
+        Cmd::new(
+            label,
+            format!(
+                "{in_cgroup}{env}{}",
+                capture_line_from(ctx, &q(&url), "usb-raw", &out.join("capture.img"), &cache)
+            ),
+        )
+    };
+    let alone = out.join("alone.bin");
+    let mut pair = Pair::new(
+        capture("capture usb-raw one pass", ""),
+        vec![
+            capture("capture usb-raw staged", "CAPMEDIA_STAGED=1 "),
+            Cmd::new(
+                "write alone + read-back (dd, O_DIRECT)",
+                format!(
+                    "{in_cgroup}dd if={w} of={a} bs=4M oflag=direct conv=fsync status=none \
+                     && dd if={a} of=/dev/null bs=4M iflag=direct status=none",
+                    w = q(&wim),
+                    a = q(&alone),
+                ),
+            ),
+            Cmd::new(
+                "DP alone (curl)",
+                format!("curl -s -f -o /dev/null {}", q(&blob)),
+            ),
+        ],
+    );
+    pair.before_each = Some(format!("rm -rf {} && {}", q(&cache), fresh(&out)));
+    pair.teardown = Some(format!("{}; {cleanup}", nginx.stop_line()));
+    pair.check = Some(check_capture_slow);
+    Ok(pair)
+}
+
+/// The FileLib path of the blob holding `file`'s bytes, relative to the
+/// library (its name is its SHA-256).
+fn filelib_rel(lib: &Path, file: &Path) -> Result<String> {
+    let len = std::fs::metadata(file)?.len();
+    for b in blobs(lib)? {
+        if std::fs::metadata(&b)?.len() == len {
+            let name = b
+                .file_name()
+                .and_then(|n| n.to_str())
+                .context("FileLib name")?
+                .to_owned();
+            return Ok(format!("FileLib/{}/{name}", &name[..4.min(name.len())]));
+        }
+    }
+    bail!("no FileLib blob of {len} bytes in {}", lib.display())
+}
+
+/// One pass against the slow stage alone plus its read-back (goal 1.15x),
+/// and against the stages one after another.
+fn check_capture_slow(m: &[Measured]) -> Result<()> {
+    let [ours, staged, write, dp] = m else {
+        bail!("capture-slow expects four commands, got {}", m.len());
+    };
+    let slower = write.secs.max(dp.secs);
+    println!(
+        "capture-slow: one pass {:.2} s = {:.2}x the slower stage + read-back ({:.2} s; \
+         write + read-back {:.2} s, DP alone {:.2} s), goal <= 1.15x: {}; staged {:.2} s \
+         ({:.2}x one pass)",
+        ours.secs,
+        ours.secs / slower,
+        slower,
+        write.secs,
+        dp.secs,
+        if ours.secs <= 1.15 * slower {
+            "met"
+        } else {
+            "NOT met"
+        },
+        staged.secs,
+        staged.secs / ours.secs
+    );
+    Ok(())
+}
+
 /// Peak RSS of the large capture against the small one: flat, and under
 /// 64 MiB.
 fn check_capture_rss(m: &[Measured]) -> Result<()> {
-    let [s, l] = m else {
-        bail!("capture-rss expects two commands, got {}", m.len());
-    };
-    println!(
-        "capture-rss: {} {:.1} MiB in {:.2} s, {} {:.1} MiB in {:.2} s",
-        s.label, s.rss_mib, s.secs, l.label, l.rss_mib, l.secs
-    );
-    let limit = (s.rss_mib * 1.25 + 8.0).min(64.0);
-    if l.rss_mib > limit || s.rss_mib > 64.0 {
-        bail!(
-            "capture peak RSS {:.1} MiB at the large size ({:.1} MiB at the small): \
-             not flat under 64 MiB",
-            l.rss_mib,
-            s.rss_mib
+    if m.len() != 4 {
+        bail!("capture-rss expects four commands, got {}", m.len());
+    }
+    let mut bad = Vec::new();
+    for pair in m.chunks_exact(2) {
+        let [s, l] = pair else { continue };
+        println!(
+            "capture-rss: {} {:.1} MiB in {:.2} s, {} {:.1} MiB in {:.2} s",
+            s.label, s.rss_mib, s.secs, l.label, l.rss_mib, l.secs
         );
+        let limit = (s.rss_mib * 1.25 + 8.0).min(64.0);
+        if l.rss_mib > limit || s.rss_mib > 64.0 {
+            bad.push(format!(
+                "{} peaked at {:.1} MiB ({} at {:.1} MiB)",
+                l.label, l.rss_mib, s.label, s.rss_mib
+            ));
+        }
+    }
+    if !bad.is_empty() {
+        bail!("capture peak RSS not flat under 64 MiB: {}", bad.join("; "));
     }
     println!("capture-rss: peak RSS flat and under 64 MiB");
     Ok(())
