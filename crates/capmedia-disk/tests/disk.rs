@@ -202,6 +202,7 @@ fn check_image(img: &Path, src: &Path, plan: &MediaPlan, scheme: PartitionScheme
         let expected = match &e.source {
             EntrySource::File(p) => fs::read(p).unwrap(),
             EntrySource::Inline(b) => b.clone(),
+            EntrySource::Stream { .. } => panic!("this test plans no streamed entries"),
         };
         assert_eq!(fs::read(&dest).unwrap(), expected, "{}", e.path);
         let _ = src;

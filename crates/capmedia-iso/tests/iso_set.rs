@@ -21,6 +21,7 @@ fn assert_extracted_matches(plan: &MediaPlan, dir: &Path, paths: &[&capmedia_con
         let want = match &e.source {
             EntrySource::File(f) => std::fs::read(f).unwrap(),
             EntrySource::Inline(b) => b.clone(),
+            EntrySource::Stream { .. } => panic!("this test plans no streamed entries"),
         };
         let got = std::fs::read(p.to_host_path(dir))
             .unwrap_or_else(|err| panic!("{p} not extracted: {err}"));
