@@ -740,14 +740,7 @@ impl Dp {
             None => self.stream_round(content, file, out, &prog, &mut failures)?,
         };
         if written != file.size || done.sha256 != file.sha256.to_ascii_uppercase() {
-            let actual = if written == file.size {
-                done.sha256
-            } else {
-                format!(
-                    "{} over {written} bytes instead of {}",
-                    done.sha256, file.size
-                )
-            };
+            let actual = mismatch(&done.sha256, written, file.size);
             return Err(DpError::StreamMismatch {
                 dp: self.name.clone(),
                 package: content.package.clone(),
@@ -902,14 +895,7 @@ impl Dp {
                     wait: Duration::ZERO,
                 });
             } else {
-                let actual = if written == file.size {
-                    done.sha256
-                } else {
-                    format!(
-                        "{} over {written} bytes instead of {}",
-                        done.sha256, file.size
-                    )
-                };
+                let actual = mismatch(&done.sha256, written, file.size);
                 return Err(DpError::HashMismatch {
                     dp: self.name.clone(),
                     package: content.package.clone(),
@@ -1297,4 +1283,14 @@ fn cache_tmp_path(f: &File) -> PathBuf {
 
 pub(crate) fn backoff(base: Duration, failure: u32) -> Duration {
     base.saturating_mul(1u32 << failure.saturating_sub(1).min(6))
+}
+
+/// What a fetched file turned out to be, for a mismatch error: its SHA-256,
+/// and its length when that is wrong too.
+fn mismatch(sha256: &str, written: u64, size: u64) -> String {
+    if written == size {
+        sha256.to_owned()
+    } else {
+        format!("{sha256} over {written} bytes instead of {size}")
+    }
 }

@@ -466,18 +466,34 @@ impl NtlmDp {
         for f in forbid {
             cmd.arg("--forbid").arg(f);
         }
+        cmd.env("NTLM_USER_FILE", &users);
+        NtlmDp::spawn(
+            cmd,
+            temp,
+            port_file,
+            log,
+            "the NTLM test DP",
+            "apt-get install -y python3; pip install pyspnego",
+        )
+    }
+
+    /// Start the server `cmd` runs, logging to `log`, and wait until it
+    /// writes its port to `port_file`; `hint` says what it needs when it
+    /// cannot start.
+    fn spawn(
+        mut cmd: Command,
+        temp: tempfile::TempDir,
+        port_file: PathBuf,
+        log: PathBuf,
+        what: &str,
+        hint: &str,
+    ) -> io::Result<NtlmDp> {
         let child = cmd
-            .env("NTLM_USER_FILE", &users)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(&log)?)
             .spawn()
-            .map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("starting python3 {NTLM_DP_SCRIPT}: {e} (apt-get install -y python3; pip install pyspnego)"),
-                )
-            })?;
+            .map_err(|e| io::Error::new(e.kind(), format!("starting {what}: {e} ({hint})")))?;
         let mut dp = NtlmDp {
             child,
             port: 0,
@@ -493,7 +509,7 @@ impl NtlmDp {
             }
             if let Ok(Some(status)) = dp.child.try_wait() {
                 return Err(io::Error::other(format!(
-                    "the NTLM test DP exited with {status}: {} (it needs pyspnego: pip install pyspnego)",
+                    "{what} exited with {status}: {} ({hint})",
                     dp.log()
                 )));
             }
@@ -501,7 +517,7 @@ impl NtlmDp {
         }
         Err(io::Error::new(
             io::ErrorKind::TimedOut,
-            format!("the NTLM test DP did not start: {}", dp.log()),
+            format!("{what} did not start: {}", dp.log()),
         ))
     }
 
@@ -951,41 +967,13 @@ impl NtlmDp {
         for (k, v) in kdc.env() {
             cmd.env(k, v);
         }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log)?)
-            .spawn()
-            .map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("starting {DEBIAN_PYTHON} {NTLM_DP_SCRIPT}: {e} (apt-get install -y python3 python3-gssapi)"),
-                )
-            })?;
-        let mut dp = NtlmDp {
-            child,
-            port: 0,
+        NtlmDp::spawn(
+            cmd,
+            temp,
+            port_file,
             log,
-            _temp: temp,
-        };
-        for _ in 0..800 {
-            if let Ok(p) = fs::read_to_string(&port_file) {
-                if let Ok(p) = p.trim().parse() {
-                    dp.port = p;
-                    return Ok(dp);
-                }
-            }
-            if let Ok(Some(status)) = dp.child.try_wait() {
-                return Err(io::Error::other(format!(
-                    "the Kerberos test DP exited with {status}: {} (it needs python3-gssapi: apt-get install -y python3-gssapi)",
-                    dp.log()
-                )));
-            }
-            thread::sleep(Duration::from_millis(25));
-        }
-        Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("the Kerberos test DP did not start: {}", dp.log()),
-        ))
+            "the Kerberos test DP",
+            "it needs Debian's python3 and python3-gssapi: apt-get install -y python3 python3-gssapi",
+        )
     }
 }
