@@ -166,6 +166,11 @@ impl Wizard {
     fn ask(&mut self, q: &str) {
         self.wait(q);
         self.wait(self.help_end);
+        // The prompt is drawn before the terminal is switched to raw mode
+        // for reading; keys typed in between can be dropped by that switch
+        // (a fresh-clone CI run lost "CD/DVD" on the first page). A short
+        // settle makes the keys arrive once the prompt reads them.
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
 
     fn keys(&mut self, k: &str) {
