@@ -565,6 +565,12 @@ pub const SMB_USER: &str = "daemon";
 
 /// The `samba` executable paths, or an error naming the packages.
 fn samba_tool(name: &str, pkg: &str) -> io::Result<PathBuf> {
+    system_tool(name, pkg, "samba samba-common-bin smbclient")
+}
+
+/// `name` in the system's program folders, or an error with the apt-get
+/// line for `packages` (the test suite's set) naming its own `pkg`.
+fn system_tool(name: &str, pkg: &str, packages: &str) -> io::Result<PathBuf> {
     ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
         .into_iter()
         .map(|d| Path::new(d).join(name))
@@ -572,7 +578,7 @@ fn samba_tool(name: &str, pkg: &str) -> io::Result<PathBuf> {
         .ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotFound,
-                format!("{name} is not installed: apt-get install -y samba samba-common-bin smbclient (package {pkg})"),
+                format!("{name} is not installed: apt-get install -y {packages} (package {pkg})"),
             )
         })
 }
@@ -768,18 +774,11 @@ fn krb_env(dir: &Path, cmd: &mut Command) {
 
 /// A Kerberos program, or an error naming the Debian package.
 fn krb_tool(name: &str, pkg: &str) -> io::Result<PathBuf> {
-    ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-        .into_iter()
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.exists())
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!(
-                    "{name} is not installed: apt-get install -y krb5-kdc krb5-admin-server krb5-user python3-gssapi (package {pkg})"
-                ),
-            )
-        })
+    system_tool(
+        name,
+        pkg,
+        "krb5-kdc krb5-admin-server krb5-user python3-gssapi",
+    )
 }
 
 fn run_tool(mut cmd: Command, what: &str) -> io::Result<String> {
