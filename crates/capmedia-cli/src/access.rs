@@ -83,19 +83,10 @@ impl DpAccess {
     /// then, and no password asked for. SMB DPs log on with a password
     /// (NTLM) only.
     fn kerberos_principal(&self, dp: &str, account: &Account) -> Option<String> {
-        let lower = dp.to_ascii_lowercase();
-        let http = lower.starts_with("http://") || lower.starts_with("https://");
-        if self.dp_no_kerberos
-            || !http
-            || !account.upn
-            || self.dp_password_file.is_some()
-            || std::env::var_os(PASSWORD_ENV).is_some()
-        {
+        if self.dp_no_kerberos || self.dp_password_file.is_some() {
             return None;
         }
-        let principal = account.to_string();
-        capmedia_gssapi::have_ticket(Some(&principal)).ok()?;
-        Some(principal)
+        kerberos_ticket(dp, account)
     }
 
     fn client_cert(&self, mut opts: DpOptions) -> anyhow::Result<DpOptions> {
@@ -135,6 +126,22 @@ impl DpAccess {
             format!("--dp-user {account} needs a password: set {PASSWORD_ENV}, give --dp-password-file, or run on a terminal{kinit}")
         })
     }
+}
+
+/// The principal of `account` when Kerberos can stand in for its password
+/// on `dp`: an http(s):// DP (SMB DPs log on with NTLM only), a
+/// `user@REALM` account, no password set in the environment (a password
+/// given is a password meant), and a valid ticket of it in the cache. The
+/// capture and the wizard decide alike through this.
+pub fn kerberos_ticket(dp: &str, account: &Account) -> Option<String> {
+    let lower = dp.to_ascii_lowercase();
+    let http = lower.starts_with("http://") || lower.starts_with("https://");
+    if !http || !account.upn || std::env::var_os(PASSWORD_ENV).is_some() {
+        return None;
+    }
+    let principal = account.to_string();
+    capmedia_gssapi::have_ticket(Some(&principal)).ok()?;
+    Some(principal)
 }
 
 fn is_pkcs12(file: &std::path::Path) -> bool {

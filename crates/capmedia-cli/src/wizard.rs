@@ -135,6 +135,8 @@ struct DpAnswer {
     user: Option<String>,
     /// Asked on the page, for the wizard's own run only.
     password: Option<Secret>,
+    /// The account logs on with its Kerberos ticket (no password).
+    kerberos: bool,
     images: Vec<BootImageListing>,
 }
 
@@ -529,10 +531,11 @@ impl Wizard {
             let remote = loc.contains("://") || loc.starts_with("\\\\");
             let mut opts = DpOptions::default();
             let mut password = None;
+            let mut kerberos = false;
             user = if remote {
                 let u = p.text(
                     "Windows account to read it as",
-                    "DOMAIN\\user, user@REALM or user; empty: anonymous",
+                    "DOMAIN\\user, user@REALM or user; empty: anonymous, or the Kerberos ticket in the cache",
                     Some(user.as_deref().unwrap_or("")),
                 )?;
                 let u = u.trim().to_owned();
@@ -548,21 +551,29 @@ impl Wizard {
                         continue;
                     }
                 };
-                let secret = match std::env::var(crate::access::PASSWORD_ENV) {
-                    Ok(s) => {
-                        p.note(&format!(
-                            "the password comes from {}",
-                            crate::access::PASSWORD_ENV
-                        ));
-                        Secret::new(s)
-                    }
-                    Err(_) => Secret::new(p.password(&format!("Password of {account}"))?),
-                };
-                opts.credentials = Some(Arc::new(Credentials {
-                    account,
-                    password: Secret::new(secret.expose().to_owned()),
-                }));
-                password = Some(secret);
+                if let Some(principal) = crate::access::kerberos_ticket(&loc, &account) {
+                    p.note(&format!(
+                        "✓ the ticket cache holds a Kerberos ticket of {principal}: no password needed"
+                    ));
+                    opts.kerberos_principal = Some(principal);
+                    kerberos = true;
+                } else {
+                    let secret = match std::env::var(crate::access::PASSWORD_ENV) {
+                        Ok(s) => {
+                            p.note(&format!(
+                                "the password comes from {}",
+                                crate::access::PASSWORD_ENV
+                            ));
+                            Secret::new(s)
+                        }
+                        Err(_) => Secret::new(p.password(&format!("Password of {account}"))?),
+                    };
+                    opts.credentials = Some(Arc::new(Credentials {
+                        account,
+                        password: Secret::new(secret.expose().to_owned()),
+                    }));
+                    password = Some(secret);
+                }
             }
             p.note(&format!("reading {loc} ..."));
             let images = Dp::open(&loc, opts)
@@ -582,6 +593,7 @@ impl Wizard {
                         location: loc,
                         user,
                         password,
+                        kerberos,
                         images,
                     });
                     return Ok(Go::To(Page::BootImage));
@@ -717,6 +729,7 @@ impl Wizard {
             media: self.media.clone()?,
             dp: dp.location.clone(),
             dp_user: dp.user.clone(),
+            dp_kerberos: dp.kerberos,
             boot_image: boot.package.clone(),
             image_arch: boot.arch?,
             target_arch: self.target?,

@@ -130,6 +130,8 @@ pub struct Answers {
     pub dp: String,
     /// The Windows account for the DP (its password is never an argument).
     pub dp_user: Option<String>,
+    /// `dp_user` logs on with its Kerberos ticket, not a password.
+    pub dp_kerberos: bool,
     pub boot_image: PackageId,
     /// The boot image's architecture as read from its WIM (for the summary).
     pub image_arch: Arch,
@@ -206,6 +208,11 @@ impl Answers {
     /// What the password note under the command says, when the DP needs one.
     pub fn password_note(&self) -> Option<String> {
         self.dp_user.as_ref().map(|u| {
+            if self.dp_kerberos {
+                return format!(
+                    "{u} logs on with its Kerberos ticket: run kinit {u} first when the ticket has expired"
+                );
+            }
             format!(
                 "the password of {u} is not in the command: set {} or add --dp-password-file FILE when you run it",
                 crate::access::PASSWORD_ENV
@@ -325,6 +332,7 @@ mod tests {
             media,
             dp: "/srv/dp lib/SCCMContentLib".into(),
             dp_user: None,
+            dp_kerberos: false,
             boot_image: "PS100001".parse().unwrap(),
             image_arch: Arch::X64,
             target_arch: Arch::X64,

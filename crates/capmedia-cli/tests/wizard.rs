@@ -122,7 +122,13 @@ struct Wizard {
 
 impl Wizard {
     fn spawn(dir: &Path, term: &str) -> Wizard {
+        Wizard::spawn_with(dir, term, &[])
+    }
+
+    /// [`Wizard::spawn`] with more environment (a Kerberos realm's).
+    fn spawn_with(dir: &Path, term: &str, env: &[(&str, &Path)]) -> Wizard {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_capmedia"));
+        cmd.envs(env.iter().copied());
         cmd.args(["wizard", "--cache", "cache"])
             .current_dir(dir)
             // The plugins through the environment, so that the command the
@@ -501,6 +507,70 @@ fn ctrl_c_mid_way_writes_nothing() {
     assert_eq!(
         fs::read(dir.path().join("capture.iso")).unwrap(),
         b"the previous set"
+    );
+}
+
+/// Issue 15: an http(s):// DP and a `user@REALM` account whose ticket is
+/// in the cache: the DP page asks no password, reads the DP with the
+/// ticket (a Kerberos-only test DP), and the summary says the command
+/// needs the ticket, not a password.
+#[test]
+fn kerberos_ticket_stands_in_for_the_password() {
+    use capmedia_testdp::{Kdc, NtlmDp, KRB_REALM};
+    let dir = workdir();
+    let kdc = Kdc::start().unwrap_or_else(|e| panic!("{e}"));
+    let alice = kdc.add_principal("alice").unwrap();
+    let http = kdc.add_principal("HTTP/127.0.0.1").unwrap();
+    let ccache = dir.path().join("cc");
+    kdc.kinit("alice", &alice, &ccache).unwrap();
+    let dp = NtlmDp::start_kerberos(&dir.path().join("dp/SCCMContentLib"), &kdc, &http)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let conf = kdc.krb5_conf();
+    let mut w = Wizard::spawn_with(
+        dir.path(),
+        "xterm",
+        &[("KRB5_CONFIG", &conf), ("KRB5CCNAME", &ccache)],
+    );
+    w.ask("Which media do you want to create?");
+    w.keys(&format!("CD/DVD{ENTER}"));
+    w.ask("Media size (one disc)?");
+    w.keys(&format!("dvd:{ENTER}"));
+    w.ask("Output file");
+    w.keys(&format!("capture.iso{ENTER}"));
+    w.ask("Distribution point");
+    w.keys(&format!("{}{ENTER}", dp.url()));
+    w.ask("Windows account to read it as");
+    w.keys(&format!("alice@{KRB_REALM}{ENTER}"));
+    // Next comes this note, not a password prompt (that would stop here).
+    w.wait("no password needed");
+    w.ask("Which boot image package?");
+    w.keys(&format!("PS100001{ENTER}"));
+    w.ask("What is the reference computer's architecture?");
+    w.keys(&format!("x64:{ENTER}"));
+    for q in [
+        "Media label",
+        "Write autorun.inf",
+        "Media template folder",
+        "Hardware id file",
+    ] {
+        w.ask(q);
+        w.keys(ENTER);
+    }
+    w.ask("Create?");
+    let summary = w.page_text("── Summary");
+    assert!(
+        summary.contains(&format!("--dp-user alice@{KRB_REALM}"))
+            && summary.contains("logs on with its Kerberos ticket"),
+        "{summary}"
+    );
+    w.keys(&format!("Cancel{ENTER}"));
+    let (code, rest, _) = w.finish();
+    assert_eq!(code, Some(130), "{rest}");
+    assert!(
+        dp.log()
+            .contains(&format!("user=alice@{KRB_REALM} mech=kerberos")),
+        "the DP was read with the ticket: {}",
+        dp.log()
     );
 }
 
