@@ -281,15 +281,7 @@ fn common_pages(w: &mut Wizard, shots: bool) -> String {
         w.shot("target", "── Target computer");
     }
     w.keys(&format!("x64:{ENTER}"));
-    w.ask("Media label");
-    w.keys(ENTER);
-    w.ask("Write autorun.inf");
-    w.keys(ENTER);
-    w.ask("Media template folder");
-    w.keys(ENTER);
-    w.ask("Hardware id file");
-    w.keys(ENTER);
-    w.ask("Create?");
+    option_defaults(w);
     let summary = w.page_text("── Summary");
     if shots {
         w.shot("options", "── Options");
@@ -301,6 +293,20 @@ fn common_pages(w: &mut Wizard, shots: bool) -> String {
         .find(|l| l.starts_with("capmedia capture "))
         .unwrap_or_else(|| panic!("no command on the summary:\n{summary}"))
         .to_owned()
+}
+
+/// The options page with every default taken, up to the summary's question.
+fn option_defaults(w: &mut Wizard) {
+    for q in [
+        "Media label",
+        "Write autorun.inf",
+        "Media template folder",
+        "Hardware id file",
+    ] {
+        w.ask(q);
+        w.keys(ENTER);
+    }
+    w.ask("Create?");
 }
 
 fn verify(dir: &Path, out: &str) {
@@ -547,16 +553,7 @@ fn kerberos_ticket_stands_in_for_the_password() {
     w.keys(&format!("PS100001{ENTER}"));
     w.ask("What is the reference computer's architecture?");
     w.keys(&format!("x64:{ENTER}"));
-    for q in [
-        "Media label",
-        "Write autorun.inf",
-        "Media template folder",
-        "Hardware id file",
-    ] {
-        w.ask(q);
-        w.keys(ENTER);
-    }
-    w.ask("Create?");
+    option_defaults(&mut w);
     let summary = w.page_text("── Summary");
     assert!(
         summary.contains(&format!("--dp-user alice@{KRB_REALM}"))
