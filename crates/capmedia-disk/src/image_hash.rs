@@ -26,7 +26,7 @@ const PIECE: usize = 1 << 20;
 /// Pieces allocated at most (the one being filled, queued, being hashed).
 const PIECES: usize = 4;
 /// A read at most this far past the last byte hashed reads the gap first.
-const CATCH_UP: u64 = 16 << 20;
+const CATCH_UP: u64 = 4 << 20;
 
 /// A `Read + Seek` over an image that computes the image's BLAKE3 from the
 /// bytes read through it; see the module documentation.
