@@ -41,6 +41,8 @@ pub const TOOLS: &[(&str, &str)] = &[
         "qemu-system-data",
     ),
     ("vhdiinfo", "libvhdi-utils"),
+    // The BLAKE3 disk sinks report for their image files.
+    ("b3sum", "b3sum"),
     ("man", "man-db"),
     // The NTLM test DP (capmedia-testdp python/ntlm_dp.py); it also needs
     // pyspnego from PyPI, which `ensure` installs with pip (see `pyspnego`).

@@ -14,6 +14,7 @@
 //! `set_id`, every timestamp is the plan's `source_date_epoch`.
 
 mod check;
+mod image_hash;
 mod layout;
 mod raw;
 mod read;
@@ -21,6 +22,7 @@ mod stream;
 mod write;
 
 pub use crate::stream::{BlockCache, ReadOnly, Slice};
+pub use image_hash::{verify_while_syncing, HashingReader};
 pub use layout::{
     fat_label, min_disk_size, DiskLayout, FatGeometry, PartitionScheme, ALIGN, MAX_FAT32_FILE,
     MIN_FAT32_CLUSTERS, SECTOR,

@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 
 use capmedia_content::{Capacity, MediaPlan, Volume};
 use capmedia_disk::{
-    check_plan, min_disk_size, write_disk, DiskError, DiskLayout, DiskReader, PartitionScheme,
+    check_plan, min_disk_size, verify_while_syncing, write_disk, DiskError, DiskLayout, DiskReader,
+    HashingReader, PartitionScheme,
 };
 use capmedia_sink::output::{check_output, OutputKind, OutputSet};
 use capmedia_sink::{
@@ -198,7 +199,7 @@ impl UsbRawSink {
         scheme: PartitionScheme,
         progress: &dyn Progress,
         cancel: &dyn Cancel,
-    ) -> Result<(), SinkError> {
+    ) -> Result<String, SinkError> {
         let mut set = OutputSet::begin(path, OutputKind::File, plan.content_bytes())?;
         let tmp_path = set.create_file(path)?;
         OpenOptions::new()
@@ -211,17 +212,25 @@ impl UsbRawSink {
         let mut out =
             DirectFile::open_rw(&tmp_path, 0).map_err(|e| io_err("cannot open", &tmp_path, e))?;
         write_disk(&mut out, size, plan, scheme, progress, cancel).map_err(disk_err)?;
-        out.sync_all()
-            .map_err(|e| io_err("cannot sync", &tmp_path, e))?;
-        drop(out);
-        let outcome = verify_path(&tmp_path, false, progress, cancel)?;
+        // Every run on the medium (and the writer thread gone); the fsync
+        // then runs beside the read-back, and both must pass before commit.
+        let file = out
+            .into_file()
+            .map_err(|e| io_err("cannot write", &tmp_path, e))?;
+        let (verified, synced) =
+            verify_while_syncing(&file, || verify_image(&tmp_path, progress, cancel));
+        drop(file);
+        let (outcome, blake3) = verified?;
+        synced.map_err(|e| io_err("cannot sync", &tmp_path, e))?;
         if !outcome.is_ok() {
             return Err(corrupt(&tmp_path, &outcome));
         }
         if cancel.is_cancelled() {
             return Err(SinkError::cancelled());
         }
-        set.commit(&[])
+        // A rename: the bytes hashed are the output's.
+        set.commit(&[])?;
+        Ok(blake3)
     }
 
     fn write_device(
@@ -278,14 +287,40 @@ fn verify_path(
     if is_device && !f.is_direct() {
         drop_cache(f.file());
     }
-    let mut reader = DiskReader::open_read_ahead(f).map_err(disk_err)?;
-    let outcome =
-        capmedia_manifest::verify(&mut reader, progress, cancel).map_err(|e| match e {
-            capmedia_manifest::ManifestError::Io(e) => io_err("reading", path, e),
-            capmedia_manifest::ManifestError::Cancelled => SinkError::cancelled(),
-            e => SinkError::corrupt(format!("{}: {e}", path.display())),
-        })?;
-    Ok(outcome)
+    verify_disk(f, path, progress, cancel)
+}
+
+/// [`verify_path`] for a new image file, which also returns the image's
+/// BLAKE3 for the report, taken from the same reads (capmedia-disk's
+/// `HashingReader`): no second pass over the image.
+fn verify_image(
+    path: &Path,
+    progress: &dyn Progress,
+    cancel: &dyn Cancel,
+) -> Result<(capmedia_manifest::VerifyOutcome, String), SinkError> {
+    let f = DirectFile::open_read(path).map_err(|e| io_err("cannot open", path, e))?;
+    let mut hashing = HashingReader::new(f).map_err(|e| io_err("reading", path, e))?;
+    let outcome = verify_disk(&mut hashing, path, progress, cancel)?;
+    if !outcome.is_ok() || cancel.is_cancelled() {
+        // Not reported: no need to read the rest.
+        return Ok((outcome, String::new()));
+    }
+    let (blake3, _) = hashing.finish().map_err(|e| io_err("reading", path, e))?;
+    Ok((outcome, blake3))
+}
+
+fn verify_disk<T: io::Read + io::Seek>(
+    disk: T,
+    path: &Path,
+    progress: &dyn Progress,
+    cancel: &dyn Cancel,
+) -> Result<capmedia_manifest::VerifyOutcome, SinkError> {
+    let mut reader = DiskReader::open_read_ahead(disk).map_err(disk_err)?;
+    capmedia_manifest::verify(&mut reader, progress, cancel).map_err(|e| match e {
+        capmedia_manifest::ManifestError::Io(e) => io_err("reading", path, e),
+        capmedia_manifest::ManifestError::Cancelled => SinkError::cancelled(),
+        e => SinkError::corrupt(format!("{}: {e}", path.display())),
+    })
 }
 
 /// Flush and evict the device's cached pages (best effort: the read-back
@@ -348,22 +383,23 @@ impl MediaSink for UsbRawSink {
             return Err(SinkError::cancelled());
         }
         let scheme = p.layout.scheme;
-        let bytes = match &p.target {
+        // An image's BLAKE3 comes from its read-back; a device's whole
+        // size is not worth hashing (the report leaves it out).
+        let (bytes, blake3) = match &p.target {
             Target::Image { path, size } => {
-                self.write_image(plan, path, *size, scheme, progress, cancel)?;
-                *size
+                let h = self.write_image(plan, path, *size, scheme, progress, cancel)?;
+                (*size, Some(h))
             }
-            Target::Device { path, .. } => {
-                self.write_device(plan, path, scheme, progress, cancel)?
-            }
+            Target::Device { path, .. } => (
+                self.write_device(plan, path, scheme, progress, cancel)?,
+                None,
+            ),
         };
-        Ok(WriteReport::single(
-            NAME,
-            plan,
-            plan.output.clone(),
-            bytes,
-            true,
-        ))
+        let mut report = WriteReport::single(NAME, plan, plan.output.clone(), bytes, true);
+        for o in &mut report.outputs {
+            o.blake3.clone_from(&blake3);
+        }
+        Ok(report)
     }
 
     fn verify(

@@ -43,6 +43,12 @@ fn writes_verifies_and_is_reproducible() {
     assert!(temps(out.path()).is_empty());
     let (ok, text) = run("sfdisk", "fdisk", &["-V", img.to_str().unwrap()]);
     assert!(ok, "{text}");
+    // The image's BLAKE3, taken from the read-back's reads, is b3sum's.
+    assert_eq!(
+        w.outputs[0].blake3.as_deref(),
+        Some(b3sum(&img).as_str()),
+        "reported BLAKE3 of the image"
+    );
 
     let v = sink
         .verify(&VerifyRequest::from(&w), &NoProgress, &NeverCancel)

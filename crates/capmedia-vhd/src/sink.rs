@@ -2,12 +2,14 @@
 //! `capmedia-disk`, no second copy of partitioning or FAT code) inside a
 //! fixed or dynamic VHD, for reference computers that are virtual machines.
 
-use std::fs::OpenOptions;
 use std::path::Path;
+
+use capmedia_directio::DirectFile;
 
 use capmedia_content::{Capacity, MediaPlan, Volume};
 use capmedia_disk::{
-    check_plan, min_disk_size, write_disk, DiskError, DiskLayout, DiskReader, PartitionScheme,
+    check_plan, min_disk_size, verify_while_syncing, write_disk, DiskError, DiskLayout, DiskReader,
+    HashingReader, PartitionScheme,
 };
 use capmedia_manifest::{ManifestError, VerifyOutcome};
 use capmedia_sink::output::{check_output, OutputKind, OutputSet};
@@ -128,6 +130,34 @@ pub fn verify_vhd(
     verify_virtual_disk(vhd, path, progress, cancel)
 }
 
+/// The read-back of a new container file (VHD, VHDX) that also returns
+/// the file's BLAKE3 for the write report, taken from the read-back's own
+/// reads (capmedia-disk's `HashingReader`): no second pass over the file.
+/// `open` opens the container over the file, `into_inner` gives the file
+/// back; the hash is `None` when the read-back found problems or was
+/// cancelled (nothing is reported then).
+pub fn verify_container<F, C>(
+    file: F,
+    path: &Path,
+    open: impl FnOnce(HashingReader<F>) -> Result<C, SinkError>,
+    into_inner: impl FnOnce(C) -> HashingReader<F>,
+    progress: &dyn Progress,
+    cancel: &dyn Cancel,
+) -> Result<(VerifyOutcome, Option<String>), SinkError>
+where
+    F: std::io::Read + std::io::Seek,
+    C: std::io::Read + std::io::Seek,
+{
+    let io = |e: std::io::Error| SinkError::io(format!("{}: {e}", path.display()));
+    let mut container = open(HashingReader::new(file).map_err(io)?)?;
+    let outcome = verify_virtual_disk(&mut container, path, progress, cancel)?;
+    if !outcome.is_ok() || cancel.is_cancelled() {
+        return Ok((outcome, None));
+    }
+    let (blake3, _) = into_inner(container).finish().map_err(io)?;
+    Ok((outcome, Some(blake3)))
+}
+
 /// The read-back of a disk inside any virtual-disk container (VHD, VHDX):
 /// its FAT32 volume through the disk crate's reader, every file against
 /// the manifest on it. `path` names the container in errors.
@@ -219,11 +249,10 @@ impl MediaSink for VhdSink {
         let mut set = OutputSet::begin(out, OutputKind::File, written_bytes(plan, &d))?;
         let tmp_path = set.create_file(out)?;
         let io_err = |e: std::io::Error| SinkError::io(format!("{}: {e}", tmp_path.display()));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&tmp_path)
-            .map_err(io_err)?;
+        // Past the page cache (capmedia-directio), as the VHDX: the blocks
+        // go to the disk in large aligned runs from a background thread,
+        // and the read-back reads the disk, not cached pages.
+        let file = DirectFile::open_rw(&tmp_path, 0).map_err(io_err)?;
         progress.message(&format!(
             "writing a {} VHD of {} bytes to {}",
             d.vhd_type,
@@ -239,14 +268,27 @@ impl MediaSink for VhdSink {
         let mut vhd = VhdWriter::create(file, &params).map_err(|e| vhd_error(&tmp_path, e))?;
         write_disk(&mut vhd, d.disk_bytes, plan, d.scheme, progress, cancel).map_err(disk_error)?;
         let file = vhd.finish().map_err(|e| vhd_error(&tmp_path, e))?;
-        file.sync_all().map_err(io_err)?;
-        let bytes = file.metadata().map_err(io_err)?.len();
-        drop(file);
+        let bytes = file.len();
+        // Every run on the medium; the fsync runs beside the read-back and
+        // both must pass before commit.
+        let file = file.into_file().map_err(io_err)?;
         if cancel.is_cancelled() {
             return Err(SinkError::cancelled());
         }
-
-        let outcome = verify_vhd(&tmp_path, progress, cancel)?;
+        let (verified, synced) = verify_while_syncing(&file, || {
+            let reader = DirectFile::open_read(&tmp_path).map_err(io_err)?;
+            verify_container(
+                reader,
+                &tmp_path,
+                |f| VhdReader::open(f).map_err(|e| vhd_error(&tmp_path, e)),
+                VhdReader::into_inner,
+                progress,
+                cancel,
+            )
+        });
+        drop(file);
+        let (outcome, blake3) = verified?;
+        synced.map_err(io_err)?;
         if !outcome.is_ok() {
             let first = outcome
                 .problems
@@ -259,14 +301,16 @@ impl MediaSink for VhdSink {
                 out.display()
             )));
         }
+        if cancel.is_cancelled() {
+            return Err(SinkError::cancelled());
+        }
+        // A rename: the bytes hashed are the output's.
         set.commit(&[])?;
-        Ok(WriteReport::single(
-            SINK_NAME,
-            plan,
-            out.clone(),
-            bytes,
-            true,
-        ))
+        let mut report = WriteReport::single(SINK_NAME, plan, out.clone(), bytes, true);
+        for o in &mut report.outputs {
+            o.blake3.clone_from(&blake3);
+        }
+        Ok(report)
     }
 
     fn verify(

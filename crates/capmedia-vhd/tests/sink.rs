@@ -47,6 +47,9 @@ fn same_disk_as_raw(vhd_type: &str, scheme: PartitionScheme) {
     assert_eq!(report.outputs[0].path, out);
     assert_eq!(report.outputs[0].bytes, fs::metadata(&out).unwrap().len());
     assert!(leftovers(&dir).is_empty());
+    // The file's BLAKE3, taken from the read-back's reads, is b3sum's.
+    let b3 = ok("b3sum", "b3sum", &["--no-names", s(&out)]);
+    assert_eq!(report.outputs[0].blake3.as_deref(), Some(b3.trim()));
 
     // The raw image of the same plan, at the same size.
     let r = VhdReader::open_path(&out).unwrap();

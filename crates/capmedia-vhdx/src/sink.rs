@@ -8,7 +8,8 @@ use std::path::Path;
 use capmedia_content::{MediaPlan, Volume};
 use capmedia_directio::DirectFile;
 use capmedia_disk::{
-    check_plan, min_disk_size, write_disk, DiskError, DiskLayout, PartitionScheme,
+    check_plan, min_disk_size, verify_while_syncing, write_disk, DiskError, DiskLayout,
+    PartitionScheme,
 };
 use capmedia_manifest::VerifyOutcome;
 use capmedia_sink::output::{check_output, OutputKind, OutputSet};
@@ -187,15 +188,29 @@ impl MediaSink for VhdxSink {
         let mut vhdx = VhdxWriter::create(file, &params).map_err(|e| vhdx_error(&tmp_path, e))?;
         write_disk(&mut vhdx, d.disk_bytes, plan, d.scheme, progress, cancel)
             .map_err(capmedia_vhd::disk_error)?;
-        let mut file = vhdx.finish().map_err(|e| vhdx_error(&tmp_path, e))?;
-        file.sync_all().map_err(io_err)?;
+        let file = vhdx.finish().map_err(|e| vhdx_error(&tmp_path, e))?;
         let bytes = file.len();
-        drop(file);
+        // Every run on the medium; the fsync runs beside the read-back and
+        // both must pass before commit (capmedia-disk's
+        // `verify_while_syncing`).
+        let file = file.into_file().map_err(io_err)?;
         if cancel.is_cancelled() {
             return Err(SinkError::cancelled());
         }
-
-        let outcome = verify_vhdx(&tmp_path, progress, cancel)?;
+        let (verified, synced) = verify_while_syncing(&file, || {
+            let reader = DirectFile::open_read(&tmp_path).map_err(io_err)?;
+            capmedia_vhd::verify_container(
+                reader,
+                &tmp_path,
+                |f| VhdxReader::open(f).map_err(|e| vhdx_error(&tmp_path, e)),
+                VhdxReader::into_inner,
+                progress,
+                cancel,
+            )
+        });
+        drop(file);
+        let (outcome, blake3) = verified?;
+        synced.map_err(io_err)?;
         if !outcome.is_ok() {
             let first = outcome
                 .problems
@@ -208,14 +223,16 @@ impl MediaSink for VhdxSink {
                 out.display()
             )));
         }
+        if cancel.is_cancelled() {
+            return Err(SinkError::cancelled());
+        }
+        // A rename: the bytes hashed are the output's.
         set.commit(&[])?;
-        Ok(WriteReport::single(
-            SINK_NAME,
-            plan,
-            out.clone(),
-            bytes,
-            true,
-        ))
+        let mut report = WriteReport::single(SINK_NAME, plan, out.clone(), bytes, true);
+        for o in &mut report.outputs {
+            o.blake3.clone_from(&blake3);
+        }
+        Ok(report)
     }
 
     fn verify(

@@ -34,6 +34,9 @@ fn same_disk_as_raw(options: &[(&str, &str)], scheme: PartitionScheme, dynamic: 
     assert_eq!(report.outputs[0].path, out);
     assert_eq!(report.outputs[0].bytes, fs::metadata(&out).unwrap().len());
     assert!(leftovers(&dir).is_empty());
+    // The file's BLAKE3, taken from the read-back's reads, is b3sum's.
+    let b3 = ok("b3sum", "b3sum", &["--no-names", s(&out)]);
+    assert_eq!(report.outputs[0].blake3.as_deref(), Some(b3.trim()));
 
     let mut r = VhdxReader::open_path(&out).unwrap();
     let size = r.size();

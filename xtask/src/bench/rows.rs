@@ -86,6 +86,14 @@ pub fn rows() -> Vec<Row> {
             setup: capture_hit,
         },
         Row {
+            name: "floor",
+            about: "the physical floor of a verified capture on this machine: the 512 MiB \
+                    boot image package's bytes written once past the page cache (dd \
+                    oflag=direct conv=fsync) and read back once (dd iflag=direct), vs cp -r \
+                    + sync, and capture to usb-raw with a warm cache; prints each ratio",
+            setup: floor,
+        },
+        Row {
             name: "capture-rss",
             about: "peak RSS of capture (ISO, and USB in one pass; cold cache) at 256 MiB \
                     and 2 GiB packages (--size-mib sets the large size, small = large/8); \
@@ -860,6 +868,64 @@ fn capture_hit(ctx: &Ctx) -> Result<Pair> {
     pair.before_each = Some(fresh(&out));
     pair.check = Some(|m| capture_ratios(m, 1.3));
     Ok(pair)
+}
+
+/// The floor of writing and reading back the package's bytes: every file
+/// of the package in one stream (the same bytes cp copies) written with
+/// `O_DIRECT` and synced, then read back with `O_DIRECT`. GNU dd writes the
+/// last partial block without `O_DIRECT`; `conv=fsync` makes it durable as
+/// our writers' `fsync` does.
+fn floor(ctx: &Ctx) -> Result<Pair> {
+    let cache = ctx.work.join("cache");
+    let (capture, lib) = capture_pair(ctx, &cache)?;
+    let pkg = lib
+        .parent()
+        .context("the package library has a parent")?
+        .join("package");
+    let out = ctx.work.join("out");
+    let img = q(out.join("floor.img"));
+    let write = format!(
+        "find {} -type f -print0 | sort -z | xargs -0 cat \
+         | dd of={img} bs=4M iflag=fullblock oflag=direct conv=fsync status=none",
+        q(&pkg)
+    );
+    let read = format!("dd if={img} of=/dev/null bs=4M iflag=direct status=none");
+    let usb = capture
+        .references
+        .iter()
+        .find(|c| c.label == "capture usb-raw")
+        .cloned()
+        .context("the capture row has a usb-raw capture")?;
+    let mut pair = Pair::new(
+        Cmd::new("dd direct write+read", format!("{write} && {read}")),
+        vec![
+            cp_tree(&pkg, &out),
+            Cmd::new("capture usb-raw (hit)", usb.line),
+        ],
+    );
+    // Warm the cache once (untimed), as capture-hit does.
+    sh(&format!("{} && {}", fresh(&out), pair.references[1].line))?;
+    pair.before_each = Some(fresh(&out));
+    pair.check = Some(floor_ratios);
+    Ok(pair)
+}
+
+fn floor_ratios(m: &[Measured]) -> Result<()> {
+    let [floor, cp, usb] = m else {
+        bail!("the floor row expects three commands, got {}", m.len());
+    };
+    println!(
+        "floor: {} = {:.3} s, {:.2}x {} ({:.3} s); {} = {:.2}x the floor, {:.2}x cp",
+        floor.label,
+        floor.secs,
+        floor.secs / cp.secs,
+        cp.label,
+        cp.secs,
+        usb.label,
+        usb.secs / floor.secs,
+        usb.secs / cp.secs
+    );
+    Ok(())
 }
 
 fn capture_rss(ctx: &Ctx) -> Result<Pair> {

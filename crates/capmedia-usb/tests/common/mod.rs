@@ -26,6 +26,13 @@ pub fn run(tool: &str, package: &str, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// The BLAKE3 of a file by the `b3sum` tool.
+pub fn b3sum(file: &Path) -> String {
+    let (ok, text) = run("b3sum", "b3sum", &["--no-names", file.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    text.trim().to_owned()
+}
+
 pub fn source_tree(dir: &Path) {
     let files: &[(&str, usize)] = &[
         ("bootmgr", 4097),
