@@ -37,8 +37,15 @@ pub const ALIGN: u64 = 4096;
 const RUN: usize = 4 << 20;
 /// Bytes read per direct read (the read-ahead window).
 const WINDOW: usize = 4 << 20;
-/// Runs queued for the writer besides the one it is writing: with the one
-/// being gathered, at most `BUFFERS + 2` runs are in memory.
+/// Writer threads, each with one run in flight: a device (and the VM
+/// disk this was measured on) takes two queued writes faster than one
+/// after the other, as the kernel's own writeback of buffered writes
+/// does. Runs in flight never overlap: they are consecutive pieces of one
+/// gathered stretch, and every new stretch drains them first.
+const WRITERS: usize = 2;
+/// Runs queued for the writers besides the ones they are writing: with
+/// the one being gathered, at most `WRITERS + BUFFERS + 1` runs are in
+/// memory.
 const BUFFERS: usize = 1;
 
 /// A `Vec<u8>` with a `len`-byte slice starting at an [`ALIGN`]ed address.
@@ -132,30 +139,42 @@ struct Job {
 struct Writer {
     tx: Option<mpsc::SyncSender<Job>>,
     back: mpsc::Receiver<(Aligned, io::Result<()>)>,
-    handle: Option<thread::JoinHandle<()>>,
+    handles: Vec<thread::JoinHandle<()>>,
     in_flight: usize,
     error: Option<io::Error>,
 }
 
 impl Writer {
-    fn new(file: File) -> Writer {
+    fn new(file: File) -> io::Result<Writer> {
         let (tx, rx) = mpsc::sync_channel::<Job>(BUFFERS);
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
         let (back_tx, back) = mpsc::channel();
-        let handle = thread::spawn(move || {
-            for job in rx {
+        let mut handles = Vec::with_capacity(WRITERS);
+        for _ in 0..WRITERS {
+            let file = file.try_clone()?;
+            let rx = std::sync::Arc::clone(&rx);
+            let back_tx = back_tx.clone();
+            handles.push(thread::spawn(move || loop {
+                // The lock is held only to take the next job, not while
+                // writing it, so the writers' writes overlap.
+                let job = match rx.lock() {
+                    Ok(rx) => rx.recv(),
+                    Err(_) => break,
+                };
+                let Ok(job) = job else { break };
                 let r = file.write_all_at(&job.buf.get()[..job.len], job.at);
                 if back_tx.send((job.buf, r)).is_err() {
                     break;
                 }
-            }
-        });
-        Writer {
+            }));
+        }
+        Ok(Writer {
             tx: Some(tx),
             back,
-            handle: Some(handle),
+            handles,
             in_flight: 0,
             error: None,
-        }
+        })
     }
 
     fn note(&mut self, (buf, r): (Aligned, io::Result<()>), spare: &mut Vec<Aligned>) {
@@ -204,7 +223,7 @@ impl Writer {
 impl Drop for Writer {
     fn drop(&mut self) {
         self.tx = None;
-        if let Some(h) = self.handle.take() {
+        for h in self.handles.drain(..) {
             let _ = h.join();
         }
     }
@@ -308,7 +327,7 @@ impl DirectFile {
     pub fn from_file(file: File, direct: bool) -> io::Result<DirectFile> {
         let len = file_len(&file)?;
         let writer = if direct {
-            Some(Writer::new(file.try_clone()?))
+            Some(Writer::new(file.try_clone()?)?)
         } else {
             None
         };
