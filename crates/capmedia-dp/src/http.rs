@@ -611,7 +611,8 @@ impl Backend for HttpBackend {
             }
             r => r?,
         };
-        let start = if resp.status() == StatusCode::PARTIAL_CONTENT {
+        let ranged = resp.status() == StatusCode::PARTIAL_CONTENT;
+        let start = if ranged {
             match content_range(&resp) {
                 Some((s, _)) if s == offset => offset,
                 _ => {
@@ -622,20 +623,24 @@ impl Backend for HttpBackend {
                 }
             }
         } else {
-            // The server ignored `Range` (200): the body starts at byte 0,
-            // which `Blob::offset` tells the caller.
+            // The server ignored `Range` (200): the body is the whole blob,
+            // which `Blob::offset` and `Blob::whole` tell the caller.
             0
         };
         let reader = self.body(resp, lease, &url, started);
         let reader: Box<dyn Read + Send> = match len {
-            // From `start`, not `offset`: the caller skips to `offset` first.
-            Some(n) => Box::new(reader.take(offset - start + n)),
-            None => Box::new(reader),
+            Some(n) if ranged => Box::new(reader.take(n)),
+            _ => Box::new(reader),
         };
         Ok(Blob {
             reader,
             offset: start,
+            whole: !ranged,
         })
+    }
+
+    fn parallel_ranges(&self) -> bool {
+        true
     }
 
     fn blob_location(&self, hash: &str) -> String {

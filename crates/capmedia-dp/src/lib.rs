@@ -108,6 +108,15 @@ pub struct DpOptions {
     /// server), as it is decided, so that a caller can show it; a fetch
     /// reports its own retries as [`FetchEvent::Retry`].
     pub on_retry: Option<RetryNotice>,
+    /// Bytes per request when an HTTP(S) blob is fetched as parallel byte
+    /// ranges ([`DpOptions::concurrency`] of them in flight, appended in
+    /// order); 0 fetches every blob with one request. Memory for the parts
+    /// is `(concurrency + 2) * range_part`, whatever the blob's size.
+    /// Defaults to 4 MiB, or 0 when the environment has
+    /// `CAPMEDIA_DP_RANGES=0` (the benchmark's reference).
+    pub range_part: u64,
+    /// Blobs smaller than this are fetched with one request.
+    pub range_min: u64,
 }
 
 /// A callback for [`DpOptions::on_retry`]: it gets a line such as
@@ -144,6 +153,12 @@ impl Default for DpOptions {
             kerberos_principal: None,
             client_cert: None,
             on_retry: None,
+            range_part: if std::env::var_os("CAPMEDIA_DP_RANGES").is_some_and(|v| v == "0") {
+                0
+            } else {
+                4 << 20
+            },
+            range_min: 16 << 20,
         }
     }
 }
@@ -213,6 +228,10 @@ pub struct Dp {
     name: String,
     backend: Box<dyn Backend>,
     opts: DpOptions,
+    /// A blob is being fetched as parallel ranges: others go as one
+    /// request each, so that memory and connections stay bounded when
+    /// several large blobs are fetched at once.
+    ranged_busy: std::sync::atomic::AtomicBool,
 }
 
 impl Dp {
@@ -248,6 +267,7 @@ impl Dp {
             name: location.to_owned(),
             backend,
             opts,
+            ranged_busy: Default::default(),
         })
     }
 
@@ -275,6 +295,7 @@ impl Dp {
             name,
             backend: Box::new(backend),
             opts,
+            ranged_busy: Default::default(),
         })
     }
 
