@@ -743,14 +743,16 @@ impl Dp {
     /// reads as it grows: a streamed capture), hashing it as it arrives, and
     /// return its BLAKE3 once its size and SHA-256 matched the DP's.
     ///
+    /// `out` only grows, front to back: a large HTTP blob fetched as
+    /// parallel ranges is appended part after part in order, and a retry
+    /// after a transient failure resumes from the bytes `out` already holds
+    /// (a byte range over HTTP, a seek on a path or SMB DP; a server that
+    /// ignores `Range` resends the start, which is read and dropped).
     /// Unlike [`Dp::fetch`] a mismatch is not fetched again: a reader has
     /// already taken the bytes, so the blob fails at once (the reader's
     /// sink then commits nothing) with [`DpError::StreamMismatch`] naming the
-    /// file. Transient failures are retried as in a fetch, resuming over
-    /// HTTP (a path DP's retry starts the copy over, which the reader sees
-    /// as a rewind and refuses). `progress(done)` is called with this
-    /// blob's bytes so far. Put the blob into the cache afterwards with
-    /// [`ContentCache::adopt`].
+    /// file. `progress(done)` is called with this blob's bytes so far. Put
+    /// the blob into the cache afterwards with [`ContentCache::adopt`].
     pub fn stream_blob(
         &self,
         content: &PackageContent,
@@ -764,10 +766,23 @@ impl Dp {
                 progress(done);
             }
         };
+        self.stream_blob_events(content, file, out, &events, cancel)
+    }
+
+    /// [`Dp::stream_blob`] reporting every [`FetchEvent`]: this blob's
+    /// bytes so far (of its size), and each retry as it is decided.
+    pub fn stream_blob_events(
+        &self,
+        content: &PackageContent,
+        file: &ContentFile,
+        out: &mut File,
+        events: &(dyn Fn(FetchEvent<'_>) + Sync),
+        cancel: &(dyn Fn() -> bool + Sync),
+    ) -> Result<String, DpError> {
         let prog = Progress {
             done: AtomicU64::new(0),
             total: file.size,
-            events: &events,
+            events,
             cancel,
         };
         let failures = AtomicU32::new(0);
