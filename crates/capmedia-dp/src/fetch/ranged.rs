@@ -346,6 +346,12 @@ impl Dp {
                     let mut reader = b.reader;
                     loop {
                         let Some(rest) = buf.get_mut(got..).filter(|r| !r.is_empty()) else {
+                            // One more read sees the body's end, so that
+                            // its connection goes back to the pool for the
+                            // next part (an HTTP body is only done once its
+                            // end was read). More bytes than asked are
+                            // dropped with the connection.
+                            let _ = reader.read(&mut [0u8; 1]);
                             return Ok(());
                         };
                         if (prog.cancel)() {
