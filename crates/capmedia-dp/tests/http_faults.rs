@@ -448,9 +448,8 @@ mod ranges {
         seen.forward.store(true, Ordering::Relaxed);
         let events = |e: FetchEvent<'_>| match e {
             FetchEvent::Progress { done, .. } => {
-                if done < seen.last.swap(done, Ordering::Relaxed) {
-                    seen.forward.store(false, Ordering::Relaxed);
-                }
+                let before = seen.last.swap(done, Ordering::Relaxed);
+                seen.forward.fetch_and(done >= before, Ordering::Relaxed);
             }
             FetchEvent::Retry { .. } => {
                 seen.retries.fetch_add(1, Ordering::Relaxed);

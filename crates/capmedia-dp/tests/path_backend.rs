@@ -499,9 +499,8 @@ fn a_streamed_fetch_resumes_a_short_read_from_the_files_length() {
     let at_retry = std::sync::Mutex::new(Vec::new());
     let events = |e: FetchEvent<'_>| match e {
         FetchEvent::Progress { done, .. } => {
-            if done < last.swap(done, Ordering::Relaxed) {
-                backwards.fetch_add(1, Ordering::Relaxed);
-            }
+            let before = last.swap(done, Ordering::Relaxed);
+            backwards.fetch_add(u64::from(done < before), Ordering::Relaxed);
         }
         FetchEvent::Retry { .. } => {
             at_retry
