@@ -94,12 +94,23 @@ pub fn rows() -> Vec<Row> {
         },
         Row {
             name: "capture-slow",
-            about: "capture to usb-raw from an HTTP DP limited to 100 MiB/s (nginx \
-                    limit_rate) onto an ext4 loop device whose writes the blkio cgroup \
-                    throttles to 30 MB/s, cold cache: one pass vs the stages one after \
-                    another (CAPMEDIA_STAGED=1), the slow write alone + its read-back, and \
-                    the DP alone; goal <= 1.15x write + read-back (root)",
+            about: "capture to usb-raw from an HTTP DP limited to 100 MiB/s in all \
+                    (nginx limit_rate per request = 100 MiB/s / connections open, no \
+                    keep-alive, so parallel ranges share the 100 MiB/s) onto an ext4 loop \
+                    device whose writes the blkio cgroup throttles to 30 MB/s, cold \
+                    cache: one pass vs the stages one after another (CAPMEDIA_STAGED=1), \
+                    the slow write alone + its read-back, and the DP alone; goal <= 1.15x \
+                    write + read-back (root)",
             setup: capture_slow,
+        },
+        Row {
+            name: "capture-ranges",
+            about: "capture to usb-raw from nginx on 127.0.0.1, cold cache, with parallel \
+                    ranged downloads (4 x 4 MiB) vs one request per blob \
+                    (CAPMEDIA_DP_RANGES=0): from a DP holding each connection to 40 MiB/s \
+                    (nginx limit_rate per connection: one TCP flow of a WAN link), and \
+                    from an unlimited one (no loss expected)",
+            setup: capture_ranges,
         },
         Row {
             name: "wim-extract",
@@ -472,9 +483,8 @@ impl Nginx {
         Nginx::start_limited(dir, lib, None)
     }
 
-    /// [`Nginx::start`], each connection sending at most `rate` bytes a
-    /// second (nginx's `limit_rate` syntax: `100m` is 100 MiB/s).
-    fn start_limited(dir: &Path, lib: &Path, rate: Option<&str>) -> Result<Nginx> {
+    /// [`Nginx::start`], sending at most `rate`.
+    fn start_limited(dir: &Path, lib: &Path, rate: Option<Rate>) -> Result<Nginx> {
         std::fs::create_dir_all(dir)?;
         let pid_file = dir.join("nginx.pid");
         let conf_path = dir.join("nginx.conf");
@@ -490,11 +500,38 @@ impl Nginx {
             daemon: true,
         };
         let mut text = conf.render();
-        if let Some(rate) = rate {
-            text = text.replace(
-                "autoindex on;",
-                &format!("autoindex on;\n            limit_rate {rate};"),
-            );
+        match rate {
+            None => {}
+            Some(Rate::PerConnection(rate)) => {
+                text = text.replace(
+                    "autoindex on;",
+                    &format!("autoindex on;\n            limit_rate {rate};"),
+                );
+            }
+            Some(Rate::Total(mib)) => {
+                // nginx has no limit for a server as a whole: each answer
+                // gets the total divided by the connections open when it
+                // starts (stub_status's $connections_active, counting its
+                // own), decided per answer (so per ranged part). Without
+                // keep-alive, no idle connection is counted; answers that
+                // started while fewer were open keep their larger share
+                // until they end (a part: 4 MiB), so the total may pass
+                // the limit briefly, and falls below it as parts end.
+                let mut map = String::from("    map $connections_active $capmedia_rate {\n");
+                for n in 1..=64u64 {
+                    map.push_str(&format!("        {n} {};\n", (mib << 20) / n));
+                }
+                map.push_str(&format!("        default {};\n    }}\n", (mib << 20) / 64));
+                text = text.replacen(
+                    "http {\n",
+                    &format!("http {{\n{map}    keepalive_timeout 0;\n"),
+                    1,
+                );
+                text = text.replace(
+                    "autoindex on;",
+                    "autoindex on;\n            limit_rate $capmedia_rate;",
+                );
+            }
         }
         let conf = dir.join("nginx.conf");
         std::fs::write(&conf, text)?;
@@ -519,6 +556,16 @@ impl Nginx {
         let p = q(&self.pid_file);
         format!("if [ -f {p} ]; then kill \"$(cat {p})\"; rm -f {p}; fi")
     }
+}
+
+/// How fast a bench DP sends.
+#[derive(Debug, Clone, Copy)]
+enum Rate {
+    /// Each connection at most this (nginx's `limit_rate` syntax: `40m` is
+    /// 40 MiB/s), however many there are.
+    PerConnection(&'static str),
+    /// All connections together at most this many MiB/s.
+    Total(u64),
 }
 
 /// Stop an nginx a previous, interrupted run left behind: the process named
@@ -904,10 +951,10 @@ fn capture_slow(ctx: &Ctx) -> Result<Pair> {
     let id: PackageId = BOOT_PACKAGE.parse()?;
     let wim = base.join("package").join(id.boot_wim_name());
 
-    // The DP: nginx at 100 MiB/s per connection.
+    // The DP: nginx at 100 MiB/s in all, however many ranges are in flight.
     let dir = ctx.work.join("nginx");
     std::fs::create_dir_all(&dir)?;
-    let nginx = Nginx::start_limited(&dir, &lib, Some("100m"))?;
+    let nginx = Nginx::start_limited(&dir, &lib, Some(Rate::Total(100)))?;
     let url = format!("http://127.0.0.1:{}/SMS_DP_SMSPKG$/", nginx.port);
 
     // The medium: ext4 on a loop device over a sparse file, writes
@@ -977,6 +1024,71 @@ fn capture_slow(ctx: &Ctx) -> Result<Pair> {
     pair.teardown = Some(format!("{}; {cleanup}", nginx.stop_line()));
     pair.check = Some(check_capture_slow);
     Ok(pair)
+}
+
+fn capture_ranges(ctx: &Ctx) -> Result<Pair> {
+    need("nginx", "nginx-light")?;
+    let mib = ctx.size_mib.unwrap_or(512);
+    let base = shared(ctx, mib).join("capture");
+    let lib = boot_package_library(&base, mib)?;
+    let limited = Nginx::start_limited(
+        &ctx.work.join("nginx-limited"),
+        &lib,
+        Some(Rate::PerConnection("40m")),
+    )?;
+    let open = match Nginx::start(&ctx.work.join("nginx-open"), &lib) {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = sh(&limited.stop_line());
+            return Err(e);
+        }
+    };
+    let out = ctx.work.join("out");
+    let cache = ctx.work.join("cache");
+    let capture = |label: &str, port: u16, env: &str| {
+        let url = format!("http://127.0.0.1:{port}/SMS_DP_SMSPKG$/");
+        Cmd::new(
+            label,
+            format!(
+                "{env}{}",
+                capture_line_from(ctx, &q(&url), "usb-raw", &out.join("capture.img"), &cache)
+            ),
+        )
+    };
+    let mut pair = Pair::new(
+        capture("ranges on, 40 MiB/s per connection", limited.port, ""),
+        vec![
+            capture(
+                "ranges off, 40 MiB/s per connection",
+                limited.port,
+                "CAPMEDIA_DP_RANGES=0 ",
+            ),
+            capture("ranges on, unlimited", open.port, ""),
+            capture("ranges off, unlimited", open.port, "CAPMEDIA_DP_RANGES=0 "),
+        ],
+    );
+    pair.before_each = Some(format!("rm -rf {} && {}", q(&cache), fresh(&out)));
+    pair.teardown = Some(format!("{}; {}", limited.stop_line(), open.stop_line()));
+    pair.check = Some(check_capture_ranges);
+    Ok(pair)
+}
+
+/// Ranges on against off, limited and unlimited.
+fn check_capture_ranges(m: &[Measured]) -> Result<()> {
+    let [on, off, on_open, off_open] = m else {
+        bail!("capture-ranges expects four commands, got {}", m.len());
+    };
+    println!(
+        "capture-ranges: 40 MiB/s per connection: ranges on {:.2} s vs off {:.2} s = {:.2}x \
+         faster; unlimited: on {:.2} s vs off {:.2} s = {:.2}x",
+        on.secs,
+        off.secs,
+        off.secs / on.secs,
+        on_open.secs,
+        off_open.secs,
+        off_open.secs / on_open.secs
+    );
+    Ok(())
 }
 
 /// The FileLib path of the blob holding `file`'s bytes, relative to the
