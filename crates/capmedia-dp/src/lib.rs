@@ -59,7 +59,8 @@ pub struct DpOptions {
     pub extra_filelib_roots: Vec<PathBuf>,
     /// PEM file of CA certificates for HTTPS; `None` uses the system roots.
     pub ca_file: Option<PathBuf>,
-    /// Downloads at once.
+    /// Downloads at once; also the byte ranges in flight (at most 8) for
+    /// a large HTTP(S) blob ([`DpOptions::range_part`]).
     pub concurrency: usize,
     /// Further attempts after a transient failure (5xx, reset, timeout,
     /// truncated body) of one file.

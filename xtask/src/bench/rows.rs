@@ -94,22 +94,25 @@ pub fn rows() -> Vec<Row> {
         },
         Row {
             name: "capture-slow",
-            about: "capture to usb-raw from an HTTP DP limited to 100 MiB/s in all \
-                    (nginx limit_rate per request = 100 MiB/s / connections open, no \
-                    keep-alive, so parallel ranges share the 100 MiB/s) onto an ext4 loop \
-                    device whose writes the blkio cgroup throttles to 30 MB/s, cold \
-                    cache: one pass vs the stages one after another (CAPMEDIA_STAGED=1), \
-                    the slow write alone + its read-back, and the DP alone; goal <= 1.15x \
-                    write + read-back (root)",
+            about: "capture to usb-raw from an HTTP DP at 100 MiB/s in all, however \
+                    many ranges are in flight (nginx reading its library with O_DIRECT in a \
+                    blkio cgroup throttled to 100 MiB/s of reads: nginx's limit_rate is per \
+                    connection and lets each request send a second's worth at once) onto \
+                    an ext4 loop device whose writes the blkio cgroup throttles to 30 MB/s, \
+                    cold cache: one pass vs the stages one after another \
+                    (CAPMEDIA_STAGED=1), the slow write alone + its read-back, and the DP \
+                    alone; goal <= 1.15x write + read-back (root)",
             setup: capture_slow,
         },
         Row {
             name: "capture-ranges",
             about: "capture to usb-raw from nginx on 127.0.0.1, cold cache, with parallel \
                     ranged downloads (4 x 4 MiB) vs one request per blob \
-                    (CAPMEDIA_DP_RANGES=0): from a DP holding each connection to 40 MiB/s \
-                    (nginx limit_rate per connection: one TCP flow of a WAN link), and \
-                    from an unlimited one (no loss expected)",
+                    (CAPMEDIA_DP_RANGES=0): from a DP at 100 MiB/s in all (its disk \
+                    throttled, as in capture-slow: ranges cannot beat it, nor may they \
+                    lose) and from an unlimited one (page cache). A per-connection limit \
+                    (where ranges gain) cannot be modelled with nginx: limit_rate lets \
+                    each request send a second's worth at once (root)",
             setup: capture_ranges,
         },
         Row {
@@ -500,49 +503,40 @@ impl Nginx {
             daemon: true,
         };
         let mut text = conf.render();
+        let mut start = Command::new(capmedia_testdp::nginx_binary()?);
         match rate {
             None => {}
-            Some(Rate::PerConnection(rate)) => {
-                text = text.replace(
-                    "autoindex on;",
-                    &format!("autoindex on;\n            limit_rate {rate};"),
-                );
-            }
             Some(Rate::Total(mib)) => {
-                // nginx has no limit for a server as a whole: each answer
-                // gets the total divided by the connections open when it
-                // starts (stub_status's $connections_active, counting its
-                // own), decided per answer (so per ranged part). Without
-                // keep-alive, no idle connection is counted; answers that
-                // started while fewer were open keep their larger share
-                // until they end (a part: 4 MiB), so the total may pass
-                // the limit briefly, and falls below it as parts end.
-                let mut map = String::from("    map $connections_active $capmedia_rate {\n");
-                for n in 1..=64u64 {
-                    map.push_str(&format!("        {n} {};\n", (mib << 20) / n));
-                }
-                map.push_str(&format!("        default {};\n    }}\n", (mib << 20) / 64));
-                text = text.replacen(
-                    "http {\n",
-                    &format!("http {{\n{map}    keepalive_timeout 0;\n"),
-                    1,
-                );
+                // nginx has no limit for a server as a whole, and its
+                // per-connection `limit_rate` lets each request send one
+                // second's worth at once (so 4 MiB ranges at 25 MiB/s
+                // would go unthrottled). The DP's disk is throttled
+                // instead: nginx reads the library with O_DIRECT (files
+                // over 1 MiB; no page cache), in a blkio cgroup whose
+                // reads are limited on the library's device, so every
+                // connection together gets at most `mib` MiB/s.
                 text = text.replace(
                     "autoindex on;",
-                    "autoindex on;\n            limit_rate $capmedia_rate;",
+                    "autoindex on;\n            directio 1m;\n            output_buffers 2 1m;",
                 );
+                let dev = block_device_of(lib)?;
+                sh(&format!(
+                    "mkdir -p {c} && echo '{dev} {bps}' > {c}/blkio.throttle.read_bps_device",
+                    c = DP_CGROUP,
+                    bps = mib << 20,
+                ))
+                .context("setting up the DP's blkio cgroup")?;
+                start = Command::new("sh");
+                start.arg("-c").arg(format!(
+                    "echo $$ > {DP_CGROUP}/cgroup.procs && exec \"$0\" \"$@\""
+                ));
+                start.arg(capmedia_testdp::nginx_binary()?);
             }
         }
         let conf = dir.join("nginx.conf");
         std::fs::write(&conf, text)?;
-        crate::run(
-            Command::new(capmedia_testdp::nginx_binary()?)
-                .arg("-p")
-                .arg(dir)
-                .arg("-c")
-                .arg(&conf),
-        )
-        .context("starting nginx (Debian package nginx-light)")?;
+        crate::run(start.arg("-p").arg(dir).arg("-c").arg(&conf))
+            .context("starting nginx (Debian package nginx-light)")?;
         let nginx = Nginx { pid_file, port };
         if let Err(e) = capmedia_testdp::wait_listening(port, 200, || None) {
             let _ = crate::run(Command::new("sh").arg("-c").arg(nginx.stop_line()));
@@ -554,16 +548,39 @@ impl Nginx {
 
     fn stop_line(&self) -> String {
         let p = q(&self.pid_file);
-        format!("if [ -f {p} ]; then kill \"$(cat {p})\"; rm -f {p}; fi")
+        format!(
+            "if [ -f {p} ]; then kill \"$(cat {p})\"; rm -f {p}; fi; \
+             if [ -d {DP_CGROUP} ]; then sleep 0.3; rmdir {DP_CGROUP} 2>/dev/null; fi; true"
+        )
     }
+}
+
+/// The blkio cgroup (v1) of a DP limited in all ([`Rate::Total`]).
+const DP_CGROUP: &str = "/sys/fs/cgroup/blkio/capmedia-bench-dp";
+
+/// `MAJ:MIN` of the disk holding `path`, for a blkio throttle rule.
+fn block_device_of(path: &Path) -> Result<String> {
+    need("findmnt", "util-linux")?;
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "lsblk -dno MAJ:MIN \"$(findmnt -no SOURCE -T {})\"",
+            q(path)
+        ))
+        .output()?;
+    let dev = String::from_utf8_lossy(&out.stdout).trim().replace(' ', "");
+    if !out.status.success() || !dev.contains(':') {
+        bail!(
+            "no block device found for {} (a blkio throttle needs one)",
+            path.display()
+        );
+    }
+    Ok(dev)
 }
 
 /// How fast a bench DP sends.
 #[derive(Debug, Clone, Copy)]
 enum Rate {
-    /// Each connection at most this (nginx's `limit_rate` syntax: `40m` is
-    /// 40 MiB/s), however many there are.
-    PerConnection(&'static str),
     /// All connections together at most this many MiB/s.
     Total(u64),
 }
@@ -1031,11 +1048,7 @@ fn capture_ranges(ctx: &Ctx) -> Result<Pair> {
     let mib = ctx.size_mib.unwrap_or(512);
     let base = shared(ctx, mib).join("capture");
     let lib = boot_package_library(&base, mib)?;
-    let limited = Nginx::start_limited(
-        &ctx.work.join("nginx-limited"),
-        &lib,
-        Some(Rate::PerConnection("40m")),
-    )?;
+    let limited = Nginx::start_limited(&ctx.work.join("nginx-limited"), &lib, Some(Rate::Total(100)))?;
     let open = match Nginx::start(&ctx.work.join("nginx-open"), &lib) {
         Ok(n) => n,
         Err(e) => {
@@ -1056,10 +1069,10 @@ fn capture_ranges(ctx: &Ctx) -> Result<Pair> {
         )
     };
     let mut pair = Pair::new(
-        capture("ranges on, 40 MiB/s per connection", limited.port, ""),
+        capture("ranges on, DP 100 MiB/s in all", limited.port, ""),
         vec![
             capture(
-                "ranges off, 40 MiB/s per connection",
+                "ranges off, DP 100 MiB/s in all",
                 limited.port,
                 "CAPMEDIA_DP_RANGES=0 ",
             ),
@@ -1079,8 +1092,8 @@ fn check_capture_ranges(m: &[Measured]) -> Result<()> {
         bail!("capture-ranges expects four commands, got {}", m.len());
     };
     println!(
-        "capture-ranges: 40 MiB/s per connection: ranges on {:.2} s vs off {:.2} s = {:.2}x \
-         faster; unlimited: on {:.2} s vs off {:.2} s = {:.2}x",
+        "capture-ranges: DP 100 MiB/s in all: ranges on {:.2} s vs off {:.2} s = {:.2}x; \
+         unlimited DP: on {:.2} s vs off {:.2} s = {:.2}x (off / on: above 1, ranges gain)",
         on.secs,
         off.secs,
         off.secs / on.secs,
