@@ -1048,7 +1048,11 @@ fn capture_ranges(ctx: &Ctx) -> Result<Pair> {
     let mib = ctx.size_mib.unwrap_or(512);
     let base = shared(ctx, mib).join("capture");
     let lib = boot_package_library(&base, mib)?;
-    let limited = Nginx::start_limited(&ctx.work.join("nginx-limited"), &lib, Some(Rate::Total(100)))?;
+    let limited = Nginx::start_limited(
+        &ctx.work.join("nginx-limited"),
+        &lib,
+        Some(Rate::Total(100)),
+    )?;
     let open = match Nginx::start(&ctx.work.join("nginx-open"), &lib) {
         Ok(n) => n,
         Err(e) => {
