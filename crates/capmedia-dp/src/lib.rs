@@ -112,8 +112,8 @@ pub struct DpOptions {
     /// Bytes per request when an HTTP(S) blob is fetched as parallel byte
     /// ranges ([`DpOptions::concurrency`] of them in flight, appended in
     /// order); 0 fetches every blob with one request. Memory for the parts
-    /// is `(concurrency + 2) * range_part`, whatever the blob's size.
-    /// Defaults to 4 MiB, or 0 when the environment has
+    /// is `2 * concurrency * range_part` (16 MiB by default), whatever the
+    /// blob's size. Defaults to 2 MiB, or 0 when the environment has
     /// `CAPMEDIA_DP_RANGES=0` (the benchmark's reference).
     pub range_part: u64,
     /// Blobs smaller than this are fetched with one request.
@@ -157,7 +157,7 @@ impl Default for DpOptions {
             range_part: if std::env::var_os("CAPMEDIA_DP_RANGES").is_some_and(|v| v == "0") {
                 0
             } else {
-                4 << 20
+                2 << 20
             },
             range_min: 16 << 20,
         }

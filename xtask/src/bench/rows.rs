@@ -107,7 +107,7 @@ pub fn rows() -> Vec<Row> {
         Row {
             name: "capture-ranges",
             about: "capture to usb-raw from nginx on 127.0.0.1, cold cache, with parallel \
-                    ranged downloads (4 x 4 MiB) vs one request per blob \
+                    ranged downloads (4 x 2 MiB) vs one request per blob \
                     (CAPMEDIA_DP_RANGES=0): from a DP at 100 MiB/s in all (its disk \
                     throttled, as in capture-slow: ranges cannot beat it, nor may they \
                     lose) and from an unlimited one (page cache). A per-connection limit \

@@ -7,7 +7,7 @@
 //! front to back only, part after part, and is hashed in that order (so a
 //! streamed capture's reader, which takes bytes as the file grows, sees
 //! what it always saw), and memory is a fixed pool of part buffers,
-//! `(connections + 2) * part`, whatever the blob's size.
+//! `2 * connections * part`, whatever the blob's size.
 //!
 //! The first part goes alone: a server that ignores `Range` answers it with
 //! the whole blob (200), which is then read as one stream, with no request
@@ -164,7 +164,10 @@ impl Dp {
                     stop: false,
                 }),
                 ready: Condvar::new(),
-                max: workers + 2,
+                // As many again as are fetched, so that downloads go on
+                // while the writer and the hasher take the parts that came
+                // in together (parts fetched side by side end together).
+                max: workers * 2,
                 part: part as usize,
             },
             next: AtomicUsize::new(1),
