@@ -320,6 +320,27 @@ fn usb_raw_streams_the_dp_into_the_medium_and_commits_nothing_unverified() {
         fs::read(out("b.img")).unwrap()
     );
 
+    // Entries without their stamps (an older capmedia's cache, or stamps
+    // lost): hashed again where they are and sealed, not fetched again;
+    // not one FileLib byte (the boot image's validation included).
+    fs::remove_dir_all(cache.join("stamps")).unwrap();
+    let o = capture_with("usb-raw", &[], &url, &id, &out("b.img"), &cache, &[]);
+    assert!(o.status.success(), "{}", show(&o));
+    assert_eq!(
+        ng.bytes_served(FILELIB).unwrap(),
+        cold,
+        "FileLib bytes read for unstamped entries"
+    );
+    assert_eq!(
+        fs::read(out("a.img")).unwrap(),
+        fs::read(out("b.img")).unwrap()
+    );
+    assert!(
+        names_under(&cache.join("stamps")).len() >= 2,
+        "{:?}",
+        names_under(&cache.join("stamps"))
+    );
+
     // Stages one after another, from a path DP: the same medium again.
     let staged_cache = dir.path().join("staged-cache");
     let o = capture_with(

@@ -29,11 +29,14 @@ impl Lib {
 }
 
 /// A stream of a FileLib blob, starting at `offset` (which may be 0 even if
-/// more was asked for, when a server ignores `Range`; a length asked for
-/// then counts from `offset`, so the stream holds the bytes up to it too).
+/// more was asked for, when a server ignores `Range`).
 pub(crate) struct Blob {
     pub reader: Box<dyn Read + Send>,
     pub offset: u64,
+    /// The server ignored the byte range asked for (HTTP 200): the stream
+    /// holds the whole blob from byte 0 to its end, whatever length was
+    /// asked for (the caller skips and stops as it needs).
+    pub whole: bool,
 }
 
 pub(crate) trait Backend: Send + Sync + Debug {
@@ -52,5 +55,11 @@ pub(crate) trait Backend: Send + Sync + Debug {
     /// [`Backend::open_blob`]", which also reports why it cannot be read.
     fn local_blob(&self, _hash: &str) -> Option<File> {
         None
+    }
+    /// Whether a large blob is worth fetching as several byte ranges at
+    /// once (HTTP: one connection is held to one TCP flow's rate; SMB
+    /// already keeps several READs in flight on one stream).
+    fn parallel_ranges(&self) -> bool {
+        false
     }
 }

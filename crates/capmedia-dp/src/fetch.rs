@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -40,6 +40,7 @@ use std::os::unix::fs::FileExt;
 use capmedia_content::{MediaPath, PackageId};
 use sha2::{Digest, Sha256};
 
+use crate::backend::Blob;
 use crate::error::{BackendError, DpError};
 use crate::{ContentFile, Dp, PackageContent};
 
@@ -48,6 +49,8 @@ const BUF: usize = 1 << 20;
 /// kernel copies in big runs, small enough that the hashing thread reads
 /// them back while they are still in the page cache.
 const COPY_CHUNK: u64 = 8 << 20;
+
+mod ranged;
 
 /// A local folder of verified blobs keyed by SHA-256.
 #[derive(Debug, Clone)]
@@ -218,6 +221,24 @@ impl ContentCache {
         (stamp == now).then_some(TrustedEntry {
             blake3: stamp.blake3,
         })
+    }
+
+    /// The entry of `file` trusted again by hashing it where it is: an
+    /// entry of the right size whose stamp is missing, no longer matches,
+    /// or lacks the BLAKE3, is hashed (SHA-256 and BLAKE3, in one read of
+    /// the local bytes, no DP read) and, if its SHA-256 is `file`'s,
+    /// sealed. `Ok(None)`: no such entry, or its bytes are not `file`'s
+    /// (the caller fetches it again).
+    pub fn revalidate(&self, file: &ContentFile) -> io::Result<Option<TrustedEntry>> {
+        if !self.contains(file) {
+            return Ok(None);
+        }
+        Ok(self.verify_digests(file, true)?.map(|done| {
+            self.seal(file, done.blake3.as_deref());
+            TrustedEntry {
+                blake3: done.blake3,
+            }
+        }))
     }
 
     /// Seal the verified entry of `file`: back-date its mtime and write its
@@ -430,6 +451,21 @@ impl Digests {
 pub(crate) fn sha256_file(path: &Path) -> io::Result<(u64, String)> {
     let (size, done) = digest_file(path, false)?;
     Ok((size, done.sha256))
+}
+
+/// Feed `len` bytes of `f` from `offset` into `d`; returns how many were
+/// there.
+fn digest_range(f: &File, offset: u64, len: u64, d: &mut Digests) -> io::Result<u64> {
+    let mut buf = vec![0u8; BUF.min(len as usize)];
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(buf.len() as u64) as usize;
+        let piece = buf.get_mut(..n).unwrap_or_default();
+        f.read_exact_at(piece, offset + done)?;
+        d.update(piece);
+        done += n as u64;
+    }
+    Ok(done)
 }
 
 /// Size and digests of a local file, streamed.
@@ -707,14 +743,16 @@ impl Dp {
     /// reads as it grows: a streamed capture), hashing it as it arrives, and
     /// return its BLAKE3 once its size and SHA-256 matched the DP's.
     ///
+    /// `out` only grows, front to back: a large HTTP blob fetched as
+    /// parallel ranges is appended part after part in order, and a retry
+    /// after a transient failure resumes from the bytes `out` already holds
+    /// (a byte range over HTTP, a seek on a path or SMB DP; a server that
+    /// ignores `Range` resends the start, which is read and dropped).
     /// Unlike [`Dp::fetch`] a mismatch is not fetched again: a reader has
     /// already taken the bytes, so the blob fails at once (the reader's
     /// sink then commits nothing) with [`DpError::StreamMismatch`] naming the
-    /// file. Transient failures are retried as in a fetch, resuming over
-    /// HTTP (a path DP's retry starts the copy over, which the reader sees
-    /// as a rewind and refuses). `progress(done)` is called with this
-    /// blob's bytes so far. Put the blob into the cache afterwards with
-    /// [`ContentCache::adopt`].
+    /// file. `progress(done)` is called with this blob's bytes so far. Put
+    /// the blob into the cache afterwards with [`ContentCache::adopt`].
     pub fn stream_blob(
         &self,
         content: &PackageContent,
@@ -728,16 +766,29 @@ impl Dp {
                 progress(done);
             }
         };
+        self.stream_blob_events(content, file, out, &events, cancel)
+    }
+
+    /// [`Dp::stream_blob`] reporting every [`FetchEvent`]: this blob's
+    /// bytes so far (of its size), and each retry as it is decided.
+    pub fn stream_blob_events(
+        &self,
+        content: &PackageContent,
+        file: &ContentFile,
+        out: &mut File,
+        events: &(dyn Fn(FetchEvent<'_>) + Sync),
+        cancel: &(dyn Fn() -> bool + Sync),
+    ) -> Result<String, DpError> {
         let prog = Progress {
             done: AtomicU64::new(0),
             total: file.size,
-            events: &events,
+            events,
             cancel,
         };
-        let mut failures = 0u32;
+        let failures = AtomicU32::new(0);
         let (written, done) = match self.backend.local_blob(&file.sha256) {
-            Some(src) => self.copy_round(content, file, &src, out, &prog, &mut failures)?,
-            None => self.stream_round(content, file, out, &prog, &mut failures)?,
+            Some(src) => self.copy_round(content, file, &src, out, &prog, &failures)?,
+            None => self.stream_round(content, file, out, &prog, &failures)?,
         };
         if written != file.size || done.sha256 != file.sha256.to_ascii_uppercase() {
             let actual = mismatch(&done.sha256, written, file.size);
@@ -863,7 +914,7 @@ impl Dp {
             .map_err(|e| cache_err(&tmp_path, e))?;
         let tmp = capmedia_tempfile::TempPath::new(tmp_path.clone());
         let mut mismatches = 0;
-        let mut failures = 0u32;
+        let failures = AtomicU32::new(0);
         let done = loop {
             // One whole verification round: from byte 0, resuming within it.
             tmp_file
@@ -872,9 +923,9 @@ impl Dp {
                 .map_err(|e| cache_err(tmp.path(), e))?;
             let (written, done) = match self.backend.local_blob(&file.sha256) {
                 Some(src) => {
-                    self.copy_round(content, file, &src, &mut tmp_file, prog, &mut failures)?
+                    self.copy_round(content, file, &src, &mut tmp_file, prog, &failures)?
                 }
-                None => self.stream_round(content, file, &mut tmp_file, prog, &mut failures)?,
+                None => self.stream_round(content, file, &mut tmp_file, prog, &failures)?,
             };
             if written == file.size && done.sha256 == file.sha256 {
                 break done;
@@ -916,29 +967,30 @@ impl Dp {
     }
 
     /// Count a transient failure: wait before the next attempt, or give up
-    /// with the reason once the retries are spent.
+    /// with the reason once the retries are spent. `failures` counts the
+    /// blob's failures so far, in all its parallel parts together.
     fn transient(
         &self,
         content: &PackageContent,
         file: &ContentFile,
         prog: &Progress<'_>,
-        failures: &mut u32,
+        failures: &AtomicU32,
         why: String,
     ) -> Result<(), DpError> {
-        *failures += 1;
-        if *failures > self.opts.retries {
+        let failures = failures.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        if failures > self.opts.retries {
             return Err(DpError::Transfer {
                 dp: self.name.clone(),
                 what: format!("{} of package {}", file.path, content.package),
                 detail: why,
-                attempts: *failures,
+                attempts: failures,
             });
         }
-        let wait = backoff(self.opts.backoff, *failures);
+        let wait = backoff(self.opts.backoff, failures);
         (prog.events)(FetchEvent::Retry {
             file: &file.path,
             package: &content.package,
-            attempt: *failures + 1,
+            attempt: failures + 1,
             attempts: self.opts.retries.saturating_add(1),
             reason: &why,
             wait,
@@ -947,22 +999,48 @@ impl Dp {
         Ok(())
     }
 
-    /// One verification round over a stream (HTTP, or a path blob that
+    /// One verification round over a stream (HTTP, SMB, or a path blob that
     /// could not be opened as a file): passes resume where the last one
     /// broke off until the whole blob is in `out`. Returns the bytes written
-    /// and their digests.
+    /// and their digests. A large HTTP blob goes as parallel byte ranges
+    /// ([`Dp::ranged_round`]) unless another blob already does.
     fn stream_round(
         &self,
         content: &PackageContent,
         file: &ContentFile,
         out: &mut File,
         prog: &Progress<'_>,
-        failures: &mut u32,
+        failures: &AtomicU32,
     ) -> Result<(u64, Finished), DpError> {
+        let mut first = None;
+        let part = self.opts.range_part;
+        if part > 0
+            && file.size >= self.opts.range_min
+            && file.size > part
+            && self.backend.parallel_ranges()
+            && !self.ranged_busy.swap(true, Ordering::AcqRel)
+        {
+            let r = self.ranged_round(content, file, out, prog, failures);
+            self.ranged_busy.store(false, Ordering::Release);
+            match r? {
+                ranged::Ranged::Done(written, done) => return Ok((written, done)),
+                // The server ignored the range: its answer is the whole
+                // blob, read as one stream below (no second request).
+                ranged::Ranged::Whole(blob) => first = Some(blob),
+            }
+        }
         let mut hasher = PipelinedHasher::new(self.opts.blake3);
         let mut written: u64 = 0;
         loop {
-            match self.one_pass(content, file, out, &mut hasher, &mut written, prog) {
+            match self.one_pass(
+                content,
+                file,
+                out,
+                &mut hasher,
+                &mut written,
+                prog,
+                &mut first,
+            ) {
                 Ok(()) => break,
                 Err(Pass::Fatal(e)) => {
                     prog.sub(written);
@@ -981,7 +1059,10 @@ impl Dp {
 
     /// One verification round for a blob the backend has as a local file:
     /// the kernel copies it into `out` in chunks while a second thread
-    /// reads each copied chunk back from `out` and hashes it.
+    /// reads each copied chunk back from `out` and hashes it. A transient
+    /// failure resumes from `out`'s length (the bytes a failed copy put
+    /// there are hashed from `out` first): `out` only grows, as a streamed
+    /// capture's reader needs.
     fn copy_round(
         &self,
         content: &PackageContent,
@@ -989,7 +1070,7 @@ impl Dp {
         src: &File,
         out: &mut File,
         prog: &Progress<'_>,
-        failures: &mut u32,
+        failures: &AtomicU32,
     ) -> Result<(u64, Finished), DpError> {
         let tmp_path = cache_tmp_path(out);
         let cache_err = |source: io::Error| DpError::Cache {
@@ -997,12 +1078,16 @@ impl Dp {
             what: self.cache_what(content, file),
             source,
         };
+        let location = self.backend.blob_location(&file.sha256);
+        let mut digests = Digests::new(self.opts.blake3);
+        let mut written = 0u64;
+        // Where the last round found the source's end, if short of the
+        // size: finding it there again means the DP's copy is short.
+        let mut ended_at: Option<u64> = None;
         loop {
             let reread = out.try_clone().map_err(cache_err)?;
             let (tx, rx) = mpsc::sync_channel::<(u64, u64)>(BUFFERS);
-            let blake3 = self.opts.blake3;
-            let hashing = thread::spawn(move || -> io::Result<Finished> {
-                let mut d = Digests::new(blake3);
+            let hashing = thread::spawn(move || -> (Digests, io::Result<()>) {
                 let mut buf = vec![0u8; BUF];
                 for (offset, len) in rx {
                     // In buffer-sized pieces: memory stays at one buffer
@@ -1010,19 +1095,22 @@ impl Dp {
                     let mut done = 0u64;
                     while done < len {
                         let n = (len - done).min(BUF as u64) as usize;
-                        reread.read_exact_at(&mut buf[..n], offset + done)?;
-                        d.update(&buf[..n]);
+                        let piece = buf.get_mut(..n).unwrap_or_default();
+                        if let Err(e) = reread.read_exact_at(piece, offset + done) {
+                            return (digests, Err(e));
+                        }
+                        digests.update(piece);
                         done += n as u64;
                     }
                 }
-                Ok(d.finish())
+                (digests, Ok(()))
             });
-            let mut written = 0u64;
             let copied: Result<(), Pass> = (|| {
                 let mut from = src;
-                from.seek(SeekFrom::Start(0)).map_err(|e| {
-                    Pass::Transient(format!("{}: {e}", self.backend.blob_location(&file.sha256)))
-                })?;
+                from.seek(SeekFrom::Start(written))
+                    .map_err(|e| Pass::Transient(format!("{location}: {e}")))?;
+                out.seek(SeekFrom::Start(written))
+                    .map_err(|e| Pass::Fatal(Box::new(cache_err(e))))?;
                 loop {
                     if (prog.cancel)() {
                         return Err(Pass::Fatal(Box::new(DpError::Cancelled)));
@@ -1037,14 +1125,31 @@ impl Dp {
                             | io::ErrorKind::ReadOnlyFilesystem => {
                                 Pass::Fatal(Box::new(cache_err(e)))
                             }
-                            _ => Pass::Transient(format!(
-                                "{}: {e}",
-                                self.backend.blob_location(&file.sha256)
-                            )),
+                            _ => Pass::Transient(format!("{location}: {e}")),
                         }
                     })?;
                     if n == 0 {
-                        return Ok(());
+                        if written >= file.size {
+                            return Ok(());
+                        }
+                        // Short of the size DataLib records: a copy still
+                        // being written, or a read that stopped early. Once
+                        // more from here; found short again, it is short.
+                        if ended_at == Some(written) {
+                            let why = format!(
+                                "its body ended after {written} bytes, and {location} ends there"
+                            );
+                            return Err(Pass::Fatal(Box::new(self.blob_err(
+                                content,
+                                file,
+                                BackendError::Short(why),
+                            ))));
+                        }
+                        ended_at = Some(written);
+                        return Err(Pass::Transient(format!(
+                            "{location}: the file ended after {written} of {} bytes",
+                            file.size
+                        )));
                     }
                     // The hashing thread only ends early on a read error,
                     // which `join` below reports.
@@ -1059,26 +1164,34 @@ impl Dp {
                 }
             })();
             drop(tx);
-            let hashed = hashing
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("the hashing thread panicked")));
-            match (copied, hashed) {
-                (Ok(()), Ok(done)) => return Ok((written, done)),
-                (Err(Pass::Fatal(e)), _) => {
-                    prog.sub(written);
-                    return Err(*e);
-                }
-                (Ok(()), Err(e)) => {
-                    prog.sub(written);
-                    return Err(cache_err(e));
-                }
-                (Err(Pass::Transient(why)), _) => {
-                    prog.sub(written);
-                    out.set_len(0)
-                        .and_then(|_| out.seek(SeekFrom::Start(0)).map(|_| ()))
-                        .map_err(cache_err)?;
-                    self.transient(content, file, prog, failures, why)?;
-                }
+            let (d, hashed) = hashing.join().unwrap_or_else(|_| {
+                (
+                    Digests::new(self.opts.blake3),
+                    Err(io::Error::other("the hashing thread panicked")),
+                )
+            });
+            digests = d;
+            let resumed = match (copied, hashed) {
+                (Ok(()), Ok(())) => return Ok((written, digests.finish())),
+                (Err(Pass::Fatal(e)), _) => Err(*e),
+                (_, Err(e)) => Err(cache_err(e)),
+                (Err(Pass::Transient(why)), Ok(())) => (|| {
+                    // A copy that failed part way may have put bytes in
+                    // `out` beyond those counted: they stay, hashed from
+                    // `out`, and the next round resumes after them.
+                    let have = out.metadata().map_err(cache_err)?.len();
+                    if have > written {
+                        let extra = digest_range(out, written, have - written, &mut digests)
+                            .map_err(cache_err)?;
+                        written += extra;
+                        prog.add(extra);
+                    }
+                    self.transient(content, file, prog, failures, why)
+                })(),
+            };
+            if let Err(e) = resumed {
+                prog.sub(written);
+                return Err(e);
             }
         }
     }
@@ -1086,7 +1199,9 @@ impl Dp {
     /// Stream the rest of `file` from byte `*written` into `out`, hashing it.
     /// Returns when the expected size is reached (or exceeded: a longer body
     /// is read one buffer past the size so that verification fails) or the
-    /// source ends.
+    /// source ends. `first`, if given, is the blob already opened from
+    /// byte `*written` (or whole).
+    #[allow(clippy::too_many_arguments)]
     fn one_pass(
         &self,
         content: &PackageContent,
@@ -1095,6 +1210,7 @@ impl Dp {
         hasher: &mut PipelinedHasher,
         written: &mut u64,
         prog: &Progress<'_>,
+        first: &mut Option<Blob>,
     ) -> Result<(), Pass> {
         let tmp_path = cache_tmp_path(out);
         let cache_err = |e: io::Error| {
@@ -1104,29 +1220,29 @@ impl Dp {
                 source: e,
             }))
         };
-        let blob = match self.backend.open_blob(&file.sha256, *written, None) {
-            Ok(b) => b,
-            Err(BackendError::Transient(why)) => return Err(Pass::Transient(why)),
-            Err(BackendError::Short(why)) => {
-                let why = format!("its body ended after {} bytes, and {why}", *written);
-                return Err(Pass::Fatal(Box::new(self.blob_err(
-                    content,
-                    file,
-                    BackendError::Short(why),
-                ))));
-            }
-            Err(e) => return Err(Pass::Fatal(Box::new(self.blob_err(content, file, e)))),
+        let blob = match first.take() {
+            Some(b) => b,
+            None => self
+                .backend
+                .open_blob(&file.sha256, *written, None)
+                .map_err(|e| self.open_err(content, file, e, *written))?,
         };
-        if blob.offset != *written {
-            // The server ignored `Range`: start this round over.
-            prog.sub(*written);
-            hasher.reset();
-            *written = 0;
-            out.set_len(0)
-                .and_then(|_| out.seek(SeekFrom::Start(0)).map(|_| ()))
-                .map_err(cache_err)?;
-        }
         let mut reader = blob.reader;
+        if blob.offset != *written {
+            // The server ignored `Range` and sends the blob from its start:
+            // the bytes `out` already has are read and dropped, never
+            // written again. `out` only grows (a streamed capture's reader
+            // has taken them), and what was hashed stays hashed.
+            let skip = written.checked_sub(blob.offset).ok_or_else(|| {
+                Pass::Transient(format!(
+                    "{}: the server answered from byte {} when asked from {}",
+                    self.backend.blob_location(&file.sha256),
+                    blob.offset,
+                    *written
+                ))
+            })?;
+            self.skip(&mut reader, skip, hasher, prog, file)?;
+        }
         loop {
             if (prog.cancel)() {
                 return Err(Pass::Fatal(Box::new(DpError::Cancelled)));
@@ -1167,6 +1283,66 @@ impl Dp {
         }
         Ok(())
     }
+
+    /// What a failure to open a blob from byte `at` means for the pass.
+    fn open_err(
+        &self,
+        content: &PackageContent,
+        file: &ContentFile,
+        e: BackendError,
+        at: u64,
+    ) -> Pass {
+        match e {
+            BackendError::Transient(why) => Pass::Transient(why),
+            BackendError::Short(why) => {
+                let why = format!("its body ended after {at} bytes, and {why}");
+                Pass::Fatal(Box::new(self.blob_err(
+                    content,
+                    file,
+                    BackendError::Short(why),
+                )))
+            }
+            e => Pass::Fatal(Box::new(self.blob_err(content, file, e))),
+        }
+    }
+
+    /// Read and drop the first `skip` bytes of `reader` (a server that
+    /// ignored `Range` resent them), stopping on a cancel.
+    fn skip(
+        &self,
+        reader: &mut dyn Read,
+        skip: u64,
+        hasher: &mut PipelinedHasher,
+        prog: &Progress<'_>,
+        file: &ContentFile,
+    ) -> Result<(), Pass> {
+        let mut buf = hasher.buffer();
+        let mut left = skip;
+        let r = loop {
+            if left == 0 {
+                break Ok(());
+            }
+            if (prog.cancel)() {
+                break Err(Pass::Fatal(Box::new(DpError::Cancelled)));
+            }
+            let n = left.min(buf.len() as u64) as usize;
+            match reader.read(buf.get_mut(..n).unwrap_or_default()) {
+                Ok(0) => {
+                    break Err(Pass::Transient(format!(
+                        "{}: the server ignored the byte range and its body ended after {} \
+                         bytes, before byte {skip}",
+                        self.backend.blob_location(&file.sha256),
+                        skip - left
+                    )))
+                }
+                Ok(n) => left -= n as u64,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(Pass::Transient(e.to_string())),
+            }
+        };
+        hasher.give_back(buf);
+        r
+    }
 }
 
 /// Buffers in flight per download: memory stays at `BUFFERS * BUF` per
@@ -1175,7 +1351,6 @@ const BUFFERS: usize = 4;
 
 enum HashMsg {
     Data(Vec<u8>, usize),
-    Reset,
 }
 
 /// [`Digests`] computed on a helper thread from the buffers the download thread
@@ -1203,7 +1378,6 @@ impl PipelinedHasher {
                         d.update(&buf[..n]);
                         let _ = ret_tx.send(buf);
                     }
-                    HashMsg::Reset => d = Digests::new(blake3),
                 }
             }
             d
@@ -1244,12 +1418,6 @@ impl PipelinedHasher {
     fn feed(&mut self, buf: Vec<u8>, n: usize) {
         if let Some(tx) = &self.tx {
             let _ = tx.send(HashMsg::Data(buf, n));
-        }
-    }
-
-    fn reset(&mut self) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(HashMsg::Reset);
         }
     }
 

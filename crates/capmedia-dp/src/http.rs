@@ -542,11 +542,20 @@ fn header_u64(resp: &Response<Body>, name: &str) -> Option<u64> {
 
 /// `bytes START-END/TOTAL` → (START, TOTAL).
 fn content_range(resp: &Response<Body>) -> Option<(u64, Option<u64>)> {
+    content_range_end(resp).map(|(start, _, total)| (start, total))
+}
+
+/// `bytes START-END/TOTAL` → (START, END, TOTAL).
+fn content_range_end(resp: &Response<Body>) -> Option<(u64, Option<u64>, Option<u64>)> {
     let v = resp.headers().get("content-range")?.to_str().ok()?;
     let rest = v.trim().strip_prefix("bytes ")?;
     let (range, total) = rest.split_once('/')?;
-    let start = range.split_once('-')?.0.trim().parse().ok()?;
-    Some((start, total.trim().parse().ok()))
+    let (start, end) = range.split_once('-')?;
+    Some((
+        start.trim().parse().ok()?,
+        end.trim().parse().ok(),
+        total.trim().parse().ok(),
+    ))
 }
 
 impl Backend for HttpBackend {
@@ -611,7 +620,17 @@ impl Backend for HttpBackend {
             }
             r => r?,
         };
-        let start = if resp.status() == StatusCode::PARTIAL_CONTENT {
+        let ranged = resp.status() == StatusCode::PARTIAL_CONTENT;
+        // The answer ends where asked: its body (whose length ureq holds
+        // to Content-Length) needs no limit of ours, and a reader that
+        // reads it to its end hands the connection back for the next
+        // request (an authenticated one stays authenticated).
+        let exact = ranged
+            && len.is_some_and(|n| {
+                content_range_end(&resp).and_then(|(_, e, _)| e) == Some(offset + n.max(1) - 1)
+                    && header_u64(&resp, "content-length") == Some(n.max(1))
+            });
+        let start = if ranged {
             match content_range(&resp) {
                 Some((s, _)) if s == offset => offset,
                 _ => {
@@ -622,20 +641,24 @@ impl Backend for HttpBackend {
                 }
             }
         } else {
-            // The server ignored `Range` (200): the body starts at byte 0,
-            // which `Blob::offset` tells the caller.
+            // The server ignored `Range` (200): the body is the whole blob,
+            // which `Blob::offset` and `Blob::whole` tell the caller.
             0
         };
         let reader = self.body(resp, lease, &url, started);
         let reader: Box<dyn Read + Send> = match len {
-            // From `start`, not `offset`: the caller skips to `offset` first.
-            Some(n) => Box::new(reader.take(offset - start + n)),
-            None => Box::new(reader),
+            Some(n) if ranged && !exact => Box::new(reader.take(n)),
+            _ => Box::new(reader),
         };
         Ok(Blob {
             reader,
             offset: start,
+            whole: !ranged,
         })
+    }
+
+    fn parallel_ranges(&self) -> bool {
+        true
     }
 
     fn blob_location(&self, hash: &str) -> String {

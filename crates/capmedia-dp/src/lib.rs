@@ -59,7 +59,8 @@ pub struct DpOptions {
     pub extra_filelib_roots: Vec<PathBuf>,
     /// PEM file of CA certificates for HTTPS; `None` uses the system roots.
     pub ca_file: Option<PathBuf>,
-    /// Downloads at once.
+    /// Downloads at once; also the byte ranges in flight (at most 8) for
+    /// a large HTTP(S) blob ([`DpOptions::range_part`]).
     pub concurrency: usize,
     /// Further attempts after a transient failure (5xx, reset, timeout,
     /// truncated body) of one file.
@@ -108,6 +109,15 @@ pub struct DpOptions {
     /// server), as it is decided, so that a caller can show it; a fetch
     /// reports its own retries as [`FetchEvent::Retry`].
     pub on_retry: Option<RetryNotice>,
+    /// Bytes per request when an HTTP(S) blob is fetched as parallel byte
+    /// ranges ([`DpOptions::concurrency`] of them in flight, appended in
+    /// order); 0 fetches every blob with one request. Memory for the parts
+    /// is `2 * concurrency * range_part` (16 MiB by default), whatever the
+    /// blob's size. Defaults to 2 MiB, or 0 when the environment has
+    /// `CAPMEDIA_DP_RANGES=0` (the benchmark's reference).
+    pub range_part: u64,
+    /// Blobs smaller than this are fetched with one request.
+    pub range_min: u64,
 }
 
 /// A callback for [`DpOptions::on_retry`]: it gets a line such as
@@ -144,6 +154,12 @@ impl Default for DpOptions {
             kerberos_principal: None,
             client_cert: None,
             on_retry: None,
+            range_part: if std::env::var_os("CAPMEDIA_DP_RANGES").is_some_and(|v| v == "0") {
+                0
+            } else {
+                2 << 20
+            },
+            range_min: 16 << 20,
         }
     }
 }
@@ -213,6 +229,10 @@ pub struct Dp {
     name: String,
     backend: Box<dyn Backend>,
     opts: DpOptions,
+    /// A blob is being fetched as parallel ranges: others go as one
+    /// request each, so that memory and connections stay bounded when
+    /// several large blobs are fetched at once.
+    ranged_busy: std::sync::atomic::AtomicBool,
 }
 
 impl Dp {
@@ -248,6 +268,7 @@ impl Dp {
             name: location.to_owned(),
             backend,
             opts,
+            ranged_busy: Default::default(),
         })
     }
 
@@ -275,6 +296,7 @@ impl Dp {
             name,
             backend: Box::new(backend),
             opts,
+            ranged_busy: Default::default(),
         })
     }
 

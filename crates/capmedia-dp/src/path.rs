@@ -277,7 +277,11 @@ impl Backend for PathBackend {
             Some(n) => Box::new(f.take(n)),
             None => Box::new(f),
         };
-        Ok(Blob { reader, offset })
+        Ok(Blob {
+            reader,
+            offset,
+            whole: false,
+        })
     }
 
     fn local_blob(&self, hash: &str) -> Option<File> {

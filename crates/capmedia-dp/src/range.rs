@@ -82,15 +82,20 @@ impl Dp {
     }
 
     /// [`Dp::remote_reader`], or the cache's copy of `file` when `cache`
-    /// holds one whose stamp still matches (and [`crate::DpOptions::verify_cache`]
-    /// is off): a warm cache then reads no DP byte.
+    /// holds one whose stamp still matches, or that matches its SHA-256
+    /// once hashed again where its stamp is missing
+    /// ([`crate::ContentCache::revalidate`]), and
+    /// [`crate::DpOptions::verify_cache`] is off: a warm cache then reads
+    /// no DP byte.
     pub fn content_reader<'a>(
         &'a self,
         content: &'a PackageContent,
         file: &'a ContentFile,
         cache: &crate::ContentCache,
     ) -> ContentReader<'a> {
-        if !self.opts.verify_cache && cache.trusted(file).is_some() {
+        if !self.opts.verify_cache
+            && (cache.trusted(file).is_some() || matches!(cache.revalidate(file), Ok(Some(_))))
+        {
             if let Ok(f) = std::fs::File::open(cache.path_of(&file.sha256)) {
                 return ContentReader::Cached(f);
             }

@@ -997,6 +997,7 @@ impl Backend for SmbBackend {
                 account: self.account(),
             }),
             offset,
+            whole: false,
         })
     }
 

@@ -385,3 +385,267 @@ fn a_server_that_never_answers_times_out_and_is_retried() {
         "nothing was received, so nothing to resume"
     );
 }
+
+/// Parallel ranged downloads, and resuming a streamed fetch.
+mod ranges {
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    use capmedia_dp::{ContentFile, DpOptions, FetchEvent};
+
+    use super::*;
+
+    /// The WIM's five parts of [`PART`] bytes, as `Range` values.
+    fn parts() -> Vec<String> {
+        (0..5u64)
+            .map(|i| format!("bytes={}-{}", i * PART, ((i + 1) * PART).min(300_000) - 1))
+            .collect()
+    }
+
+    fn ranged(
+        policy: impl Fn(&Request, usize) -> Fault + Send + Sync + 'static,
+    ) -> (Fixture, Server, Dp, PackageContent) {
+        let fx = fixture(false);
+        let srv = Server::start(fx.lib.clone(), policy);
+        let dp = Dp::open(&srv.url(), ranged_opts()).unwrap();
+        let c = dp.resolve(&pid(BOOT)).unwrap();
+        (fx, srv, dp, c)
+    }
+
+    fn wim_gets(fx: &Fixture, srv: &Server) -> Vec<Option<String>> {
+        srv.hits(&wim_hash(fx))
+            .into_iter()
+            .filter(|r| r.method == "GET")
+            .map(|r| r.range)
+            .collect()
+    }
+
+    /// What one streamed fetch reported.
+    #[derive(Default)]
+    struct Seen {
+        /// Progress only ever went forward (a restart would go back).
+        forward: AtomicBool,
+        last: AtomicU64,
+        retries: AtomicUsize,
+        /// The length of the stream file at each retry.
+        at_retry: Mutex<Vec<u64>>,
+    }
+
+    /// Stream the WIM into a new file as a streamed capture does; returns
+    /// the result and the file's bytes. `on_retry` runs at each retry.
+    fn stream(
+        fx: &Fixture,
+        dp: &Dp,
+        c: &PackageContent,
+        seen: &Seen,
+        cancel: &(dyn Fn() -> bool + Sync),
+        on_retry: &(dyn Fn() + Sync),
+    ) -> (Result<String, DpError>, Vec<u8>) {
+        let wim: &ContentFile = capmedia_dp::boot_wim(c).unwrap();
+        let path = fx.dir.path().join("stream");
+        let _ = fs::remove_file(&path);
+        let mut out = fs::File::create_new(&path).unwrap();
+        seen.forward.store(true, Ordering::Relaxed);
+        let events = |e: FetchEvent<'_>| match e {
+            FetchEvent::Progress { done, .. } => {
+                let before = seen.last.swap(done, Ordering::Relaxed);
+                seen.forward.fetch_and(done >= before, Ordering::Relaxed);
+            }
+            FetchEvent::Retry { .. } => {
+                seen.retries.fetch_add(1, Ordering::Relaxed);
+                seen.at_retry
+                    .lock()
+                    .unwrap()
+                    .push(fs::metadata(&path).unwrap().len());
+                on_retry();
+            }
+            _ => {}
+        };
+        let r = dp.stream_blob_events(c, wim, &mut out, &events, cancel);
+        (r, fs::read(&path).unwrap())
+    }
+
+    #[test]
+    fn a_large_blob_comes_as_parallel_ranges_appended_in_order() {
+        let (fx, srv, dp, c) = ranged(|_, _| Fault::None);
+        // Streamed: five parts, the file growing front to back.
+        let seen = Seen::default();
+        let (r, bytes) = stream(&fx, &dp, &c, &seen, &|| false, &|| {});
+        let blake3 = r.unwrap();
+        let src = fx.read_src(BOOT, &format!("boot.{BOOT}.wim"));
+        assert_eq!(bytes, src);
+        assert_eq!(blake3, blake3::hash(&src).to_hex().to_string());
+        assert!(seen.forward.load(Ordering::Relaxed));
+        let mut gets = wim_gets(&fx, &srv);
+        gets.sort();
+        let mut want: Vec<Option<String>> = parts().into_iter().map(Some).collect();
+        want.sort();
+        assert_eq!(gets, want);
+        // Into the cache: the same bytes (whichever large blob of the
+        // package got the ranges; the others went as one request each).
+        fetch(&fx, &dp, &c).unwrap();
+    }
+
+    #[test]
+    fn a_part_cut_short_is_resumed_within_the_part_and_the_stream_only_grows() {
+        let third = parts()[2].clone();
+        let (fx, srv, dp, c) = ranged(move |r, _| {
+            if r.method == "GET" && r.range.as_deref() == Some(third.as_str()) {
+                Fault::Truncate
+            } else {
+                Fault::None
+            }
+        });
+        let seen = Seen::default();
+        let (r, bytes) = stream(&fx, &dp, &c, &seen, &|| false, &|| {});
+        r.unwrap();
+        assert_eq!(bytes, fx.read_src(BOOT, &format!("boot.{BOOT}.wim")));
+        assert!(seen.forward.load(Ordering::Relaxed));
+        assert_eq!(seen.retries.load(Ordering::Relaxed), 1);
+        // Half of the part came; the retry asked for the other half only.
+        let resumed = format!("bytes={}-{}", 2 * PART + PART / 2, 3 * PART - 1);
+        let gets = wim_gets(&fx, &srv);
+        assert!(
+            gets.contains(&Some(resumed.clone())),
+            "{resumed} not in {gets:?}"
+        );
+        assert_eq!(gets.len(), 6, "{gets:?}");
+    }
+
+    #[test]
+    fn a_dropped_connection_resumes_a_streamed_fetch_from_the_files_length() {
+        // One request for the whole blob, cut after half of it: the retry
+        // asks for the rest from the stream file's length, never from 0.
+        let fx = fixture(false);
+        let h = wim_hash(&fx);
+        let srv = Server::start(fx.lib.clone(), move |r, nth| {
+            if r.method == "GET" && r.path.ends_with(&h) && nth == 0 {
+                Fault::Truncate
+            } else {
+                Fault::None
+            }
+        });
+        let opts = DpOptions {
+            range_part: 0,
+            ..ranged_opts()
+        };
+        let dp = Dp::open(&srv.url(), opts).unwrap();
+        let c = dp.resolve(&pid(BOOT)).unwrap();
+        let seen = Seen::default();
+        let (r, bytes) = stream(&fx, &dp, &c, &seen, &|| false, &|| {});
+        r.unwrap();
+        assert_eq!(bytes, fx.read_src(BOOT, &format!("boot.{BOOT}.wim")));
+        assert!(seen.forward.load(Ordering::Relaxed));
+        assert_eq!(*seen.at_retry.lock().unwrap(), vec![150_000]);
+        assert_eq!(
+            wim_gets(&fx, &srv),
+            vec![None, Some("bytes=150000-".to_owned())]
+        );
+    }
+
+    #[test]
+    fn a_server_ignoring_range_is_read_as_one_stream() {
+        let fx = fixture(false);
+        let h = wim_hash(&fx);
+        let srv = Server::start(fx.lib.clone(), move |r, _| {
+            if r.method == "GET" && r.path.ends_with(&h) {
+                Fault::IgnoreRange
+            } else {
+                Fault::None
+            }
+        });
+        let dp = Dp::open(&srv.url(), ranged_opts()).unwrap();
+        let c = dp.resolve(&pid(BOOT)).unwrap();
+        let seen = Seen::default();
+        let (r, bytes) = stream(&fx, &dp, &c, &seen, &|| false, &|| {});
+        r.unwrap();
+        assert_eq!(bytes, fx.read_src(BOOT, &format!("boot.{BOOT}.wim")));
+        // The first part's request got the whole blob, and that was all.
+        assert_eq!(wim_gets(&fx, &srv), vec![Some(parts()[0].clone())]);
+        fetch(&fx, &dp, &c).unwrap();
+    }
+
+    #[test]
+    fn a_server_ignoring_range_on_a_resume_is_skipped_not_rewound() {
+        // Cut after half, then every answer ignores `Range`: the resumed
+        // stream drops the first half it already has.
+        let fx = fixture(false);
+        let h = wim_hash(&fx);
+        let srv = Server::start(fx.lib.clone(), move |r, nth| {
+            if r.method == "GET" && r.path.ends_with(&h) {
+                if nth == 0 {
+                    Fault::Truncate
+                } else {
+                    Fault::IgnoreRange
+                }
+            } else {
+                Fault::None
+            }
+        });
+        let opts = DpOptions {
+            range_part: 0,
+            ..ranged_opts()
+        };
+        let dp = Dp::open(&srv.url(), opts).unwrap();
+        let c = dp.resolve(&pid(BOOT)).unwrap();
+        let seen = Seen::default();
+        let (r, bytes) = stream(&fx, &dp, &c, &seen, &|| false, &|| {});
+        r.unwrap();
+        assert_eq!(bytes, fx.read_src(BOOT, &format!("boot.{BOOT}.wim")));
+        assert!(seen.forward.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn a_part_failing_every_time_gives_up_after_the_retries() {
+        let second = parts()[1].clone();
+        let (fx, _srv, dp, c) = ranged(move |r, _| {
+            if r.method == "GET" && r.range.as_deref() == Some(second.as_str()) {
+                Fault::Status(503)
+            } else {
+                Fault::None
+            }
+        });
+        let seen = Seen::default();
+        let (r, bytes) = stream(&fx, &dp, &c, &seen, &|| false, &|| {});
+        let err = r.unwrap_err();
+        assert!(
+            matches!(err, DpError::Transfer { attempts: 4, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains(&format!("boot.{BOOT}.wim")));
+        assert_eq!(seen.retries.load(Ordering::Relaxed), 3);
+        // Nothing past the failed part was appended.
+        assert!(bytes.len() as u64 <= PART, "{}", bytes.len());
+    }
+
+    #[test]
+    fn a_corrupted_part_fails_the_streamed_blob() {
+        // The server flips byte 150 000, in the third part, once.
+        let third = parts()[2].clone();
+        let once = AtomicBool::new(true);
+        let (fx, _srv, dp, c) = ranged(move |r, _| {
+            if r.method == "GET"
+                && r.range.as_deref() == Some(third.as_str())
+                && once.swap(false, Ordering::Relaxed)
+            {
+                Fault::Corrupt
+            } else {
+                Fault::None
+            }
+        });
+        let seen = Seen::default();
+        let (r, _) = stream(&fx, &dp, &c, &seen, &|| false, &|| {});
+        assert!(matches!(r, Err(DpError::StreamMismatch { .. })), "{r:?}");
+    }
+
+    #[test]
+    fn a_cancel_stops_a_ranged_fetch() {
+        let (fx, _srv, dp, c) = ranged(|_, _| Fault::None);
+        let seen = Seen::default();
+        // Cancelled once the first part is in the file.
+        let cancel = || seen.last.load(Ordering::Relaxed) > 0;
+        let (r, bytes) = stream(&fx, &dp, &c, &seen, &cancel, &|| {});
+        assert!(matches!(r, Err(DpError::Cancelled)), "{r:?}");
+        assert!((bytes.len() as u64) < 300_000, "{}", bytes.len());
+    }
+}

@@ -474,3 +474,76 @@ fn an_application_lists_its_content_guid() {
     assert_eq!(c.files[0].path.as_str(), "setup.msi");
     assert_eq!(dp.list_package_ids().unwrap(), [pid("PS100012")]);
 }
+
+#[test]
+fn a_streamed_fetch_resumes_a_short_read_from_the_files_length() {
+    // The DP's WIM is short at first (a copy still being written, or a
+    // read that stopped early) and whole by the retry: the stream file
+    // keeps its first half and the retry copies on from there, never from 0.
+    use capmedia_dp::FetchEvent;
+    let fx = fixture(false);
+    let opts = DpOptions {
+        blake3: true,
+        ..quick_opts()
+    };
+    let dp = Dp::open(fx.lib.to_str().unwrap(), opts).unwrap();
+    let c = dp.resolve(&pid(BOOT)).unwrap();
+    let wim = boot_wim(&c).unwrap();
+    let blob = blob_path(&fx, &wim.sha256);
+    let whole = fs::read(&blob).unwrap();
+    fs::write(&blob, &whole[..120_000]).unwrap();
+    let path = fx.dir.path().join("stream");
+    let mut out = fs::File::create_new(&path).unwrap();
+    let last = AtomicU64::new(0);
+    let backwards = AtomicU64::new(0);
+    let at_retry = std::sync::Mutex::new(Vec::new());
+    let events = |e: FetchEvent<'_>| match e {
+        FetchEvent::Progress { done, .. } => {
+            let before = last.swap(done, Ordering::Relaxed);
+            backwards.fetch_add(u64::from(done < before), Ordering::Relaxed);
+        }
+        FetchEvent::Retry { .. } => {
+            at_retry
+                .lock()
+                .unwrap()
+                .push(fs::metadata(&path).unwrap().len());
+            // Appended in place: the DP's copy is now whole.
+            fs::OpenOptions::new()
+                .append(true)
+                .open(&blob)
+                .unwrap()
+                .write_all_at_end(&whole[120_000..]);
+        }
+        _ => {}
+    };
+    let blake3 = dp
+        .stream_blob_events(&c, wim, &mut out, &events, &|| false)
+        .unwrap();
+    assert_eq!(fs::read(&path).unwrap(), whole);
+    assert_eq!(blake3, blake3::hash(&whole).to_hex().to_string());
+    assert_eq!(*at_retry.lock().unwrap(), vec![120_000]);
+    assert_eq!(backwards.load(Ordering::Relaxed), 0, "progress went back");
+
+    // Short for good: found short again where it ended, it is named so.
+    fs::write(&blob, &whole[..120_000]).unwrap();
+    let path = fx.dir.path().join("stream2");
+    let mut out = fs::File::create_new(&path).unwrap();
+    let err = dp
+        .stream_blob(&c, wim, &mut out, &|_| {}, &|| false)
+        .unwrap_err();
+    assert!(matches!(err, DpError::Incomplete { .. }), "{err}");
+    assert!(
+        err.to_string().contains("ended after 120000 bytes"),
+        "{err}"
+    );
+}
+
+trait AppendAll {
+    fn write_all_at_end(self, data: &[u8]);
+}
+
+impl AppendAll for fs::File {
+    fn write_all_at_end(mut self, data: &[u8]) {
+        std::io::Write::write_all(&mut self, data).unwrap();
+    }
+}

@@ -976,7 +976,13 @@ impl<'a> Checked<'a> {
             let mut untrusted = BTreeMap::new();
             for f in &r.content.files {
                 let local = v.cache.path_of(&f.sha256);
-                match cache.trusted(f).filter(|t| t.blake3.is_some()) {
+                // An entry whose stamp is missing is hashed again where
+                // it is (no DP read) and, if it matches, sealed and used.
+                let entry = cache
+                    .trusted(f)
+                    .filter(|t| t.blake3.is_some())
+                    .or_else(|| cache.revalidate(f).ok().flatten());
+                match entry {
                     Some(t) => fetched.push(capmedia_dp::FetchedFile {
                         path: f.path.clone(),
                         size: f.size,

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use capmedia_content::{stream, EntrySource, PlanEntry};
-use capmedia_dp::{ContentCache, ContentFile, Dp, DpError, PackageContent};
+use capmedia_dp::{ContentCache, ContentFile, Dp, DpError, FetchEvent, PackageContent};
 use capmedia_tempfile::TempPath;
 
 use crate::pipeline::{CaptureError, Events, PENDING_HASH};
@@ -90,14 +90,17 @@ impl Streams {
                     .write(true)
                     .open(path)
                     .map_err(CaptureError::Staging)?;
+                // Progress, and each retry as it is decided.
+                let fetch_events = |e: FetchEvent<'_>| match e {
+                    FetchEvent::Progress { done, .. } => {
+                        events.progress("fetch", base + done, total)
+                    }
+                    retry => events.message(&retry.to_string()),
+                };
                 let blake3 = dp
-                    .stream_blob(
-                        content,
-                        file,
-                        &mut out,
-                        &|done| events.progress("fetch", base + done, total),
-                        &|| stop.load(Ordering::Relaxed) || events.cancelled(),
-                    )
+                    .stream_blob_events(content, file, &mut out, &fetch_events, &|| {
+                        stop.load(Ordering::Relaxed) || events.cancelled()
+                    })
                     .map_err(|e| match e {
                         DpError::Cancelled => CaptureError::Cancelled,
                         e => CaptureError::from(e),

@@ -102,12 +102,26 @@ pub fn rows() -> Vec<Row> {
         },
         Row {
             name: "capture-slow",
-            about: "capture to usb-raw from an HTTP DP limited to 100 MiB/s (nginx \
-                    limit_rate) onto an ext4 loop device whose writes the blkio cgroup \
-                    throttles to 30 MB/s, cold cache: one pass vs the stages one after \
-                    another (CAPMEDIA_STAGED=1), the slow write alone + its read-back, and \
-                    the DP alone; goal <= 1.15x write + read-back (root)",
+            about: "capture to usb-raw from an HTTP DP at 100 MiB/s in all, however \
+                    many ranges are in flight (nginx reading its library with O_DIRECT in a \
+                    blkio cgroup throttled to 100 MiB/s of reads: nginx's limit_rate is per \
+                    connection and lets each request send a second's worth at once) onto \
+                    an ext4 loop device whose writes the blkio cgroup throttles to 30 MB/s, \
+                    cold cache: one pass vs the stages one after another \
+                    (CAPMEDIA_STAGED=1), the slow write alone + its read-back, and the DP \
+                    alone; goal <= 1.15x write + read-back (root)",
             setup: capture_slow,
+        },
+        Row {
+            name: "capture-ranges",
+            about: "capture to usb-raw from nginx on 127.0.0.1, cold cache, with parallel \
+                    ranged downloads (4 x 2 MiB) vs one request per blob \
+                    (CAPMEDIA_DP_RANGES=0): from a DP at 100 MiB/s in all (its disk \
+                    throttled, as in capture-slow: ranges cannot beat it, nor may they \
+                    lose) and from an unlimited one (page cache). A per-connection limit \
+                    (where ranges gain) cannot be modelled with nginx: limit_rate lets \
+                    each request send a second's worth at once (root)",
+            setup: capture_ranges,
         },
         Row {
             name: "wim-extract",
@@ -480,9 +494,8 @@ impl Nginx {
         Nginx::start_limited(dir, lib, None)
     }
 
-    /// [`Nginx::start`], each connection sending at most `rate` bytes a
-    /// second (nginx's `limit_rate` syntax: `100m` is 100 MiB/s).
-    fn start_limited(dir: &Path, lib: &Path, rate: Option<&str>) -> Result<Nginx> {
+    /// [`Nginx::start`], sending at most `rate`.
+    fn start_limited(dir: &Path, lib: &Path, rate: Option<Rate>) -> Result<Nginx> {
         std::fs::create_dir_all(dir)?;
         let pid_file = dir.join("nginx.pid");
         let conf_path = dir.join("nginx.conf");
@@ -498,22 +511,40 @@ impl Nginx {
             daemon: true,
         };
         let mut text = conf.render();
-        if let Some(rate) = rate {
-            text = text.replace(
-                "autoindex on;",
-                &format!("autoindex on;\n            limit_rate {rate};"),
-            );
+        let mut start = Command::new(capmedia_testdp::nginx_binary()?);
+        match rate {
+            None => {}
+            Some(Rate::Total(mib)) => {
+                // nginx has no limit for a server as a whole, and its
+                // per-connection `limit_rate` lets each request send one
+                // second's worth at once (so 4 MiB ranges at 25 MiB/s
+                // would go unthrottled). The DP's disk is throttled
+                // instead: nginx reads the library with O_DIRECT (files
+                // over 1 MiB; no page cache), in a blkio cgroup whose
+                // reads are limited on the library's device, so every
+                // connection together gets at most `mib` MiB/s.
+                text = text.replace(
+                    "autoindex on;",
+                    "autoindex on;\n            directio 1m;\n            output_buffers 2 1m;",
+                );
+                let dev = block_device_of(lib)?;
+                sh(&format!(
+                    "mkdir -p {c} && echo '{dev} {bps}' > {c}/blkio.throttle.read_bps_device",
+                    c = DP_CGROUP,
+                    bps = mib << 20,
+                ))
+                .context("setting up the DP's blkio cgroup")?;
+                start = Command::new("sh");
+                start.arg("-c").arg(format!(
+                    "echo $$ > {DP_CGROUP}/cgroup.procs && exec \"$0\" \"$@\""
+                ));
+                start.arg(capmedia_testdp::nginx_binary()?);
+            }
         }
         let conf = dir.join("nginx.conf");
         std::fs::write(&conf, text)?;
-        crate::run(
-            Command::new(capmedia_testdp::nginx_binary()?)
-                .arg("-p")
-                .arg(dir)
-                .arg("-c")
-                .arg(&conf),
-        )
-        .context("starting nginx (Debian package nginx-light)")?;
+        crate::run(start.arg("-p").arg(dir).arg("-c").arg(&conf))
+            .context("starting nginx (Debian package nginx-light)")?;
         let nginx = Nginx { pid_file, port };
         if let Err(e) = capmedia_testdp::wait_listening(port, 200, || None) {
             let _ = crate::run(Command::new("sh").arg("-c").arg(nginx.stop_line()));
@@ -525,8 +556,41 @@ impl Nginx {
 
     fn stop_line(&self) -> String {
         let p = q(&self.pid_file);
-        format!("if [ -f {p} ]; then kill \"$(cat {p})\"; rm -f {p}; fi")
+        format!(
+            "if [ -f {p} ]; then kill \"$(cat {p})\"; rm -f {p}; fi; \
+             if [ -d {DP_CGROUP} ]; then sleep 0.3; rmdir {DP_CGROUP} 2>/dev/null; fi; true"
+        )
     }
+}
+
+/// The blkio cgroup (v1) of a DP limited in all ([`Rate::Total`]).
+const DP_CGROUP: &str = "/sys/fs/cgroup/blkio/capmedia-bench-dp";
+
+/// `MAJ:MIN` of the disk holding `path`, for a blkio throttle rule.
+fn block_device_of(path: &Path) -> Result<String> {
+    need("findmnt", "util-linux")?;
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "lsblk -dno MAJ:MIN \"$(findmnt -no SOURCE -T {})\"",
+            q(path)
+        ))
+        .output()?;
+    let dev = String::from_utf8_lossy(&out.stdout).trim().replace(' ', "");
+    if !out.status.success() || !dev.contains(':') {
+        bail!(
+            "no block device found for {} (a blkio throttle needs one)",
+            path.display()
+        );
+    }
+    Ok(dev)
+}
+
+/// How fast a bench DP sends.
+#[derive(Debug, Clone, Copy)]
+enum Rate {
+    /// All connections together at most this many MiB/s.
+    Total(u64),
 }
 
 /// Stop an nginx a previous, interrupted run left behind: the process named
@@ -970,10 +1034,10 @@ fn capture_slow(ctx: &Ctx) -> Result<Pair> {
     let id: PackageId = BOOT_PACKAGE.parse()?;
     let wim = base.join("package").join(id.boot_wim_name());
 
-    // The DP: nginx at 100 MiB/s per connection.
+    // The DP: nginx at 100 MiB/s in all, however many ranges are in flight.
     let dir = ctx.work.join("nginx");
     std::fs::create_dir_all(&dir)?;
-    let nginx = Nginx::start_limited(&dir, &lib, Some("100m"))?;
+    let nginx = Nginx::start_limited(&dir, &lib, Some(Rate::Total(100)))?;
     let url = format!("http://127.0.0.1:{}/SMS_DP_SMSPKG$/", nginx.port);
 
     // The medium: ext4 on a loop device over a sparse file, writes
@@ -1043,6 +1107,71 @@ fn capture_slow(ctx: &Ctx) -> Result<Pair> {
     pair.teardown = Some(format!("{}; {cleanup}", nginx.stop_line()));
     pair.check = Some(check_capture_slow);
     Ok(pair)
+}
+
+fn capture_ranges(ctx: &Ctx) -> Result<Pair> {
+    need("nginx", "nginx-light")?;
+    let mib = ctx.size_mib.unwrap_or(512);
+    let base = shared(ctx, mib).join("capture");
+    let lib = boot_package_library(&base, mib)?;
+    let limited = Nginx::start_limited(
+        &ctx.work.join("nginx-limited"),
+        &lib,
+        Some(Rate::Total(100)),
+    )?;
+    let open = match Nginx::start(&ctx.work.join("nginx-open"), &lib) {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = sh(&limited.stop_line());
+            return Err(e);
+        }
+    };
+    let out = ctx.work.join("out");
+    let cache = ctx.work.join("cache");
+    let capture = |label: &str, port: u16, env: &str| {
+        let url = format!("http://127.0.0.1:{port}/SMS_DP_SMSPKG$/");
+        Cmd::new(
+            label,
+            format!(
+                "{env}{}",
+                capture_line_from(ctx, &q(&url), "usb-raw", &out.join("capture.img"), &cache)
+            ),
+        )
+    };
+    let mut pair = Pair::new(
+        capture("ranges on, DP 100 MiB/s in all", limited.port, ""),
+        vec![
+            capture(
+                "ranges off, DP 100 MiB/s in all",
+                limited.port,
+                "CAPMEDIA_DP_RANGES=0 ",
+            ),
+            capture("ranges on, unlimited", open.port, ""),
+            capture("ranges off, unlimited", open.port, "CAPMEDIA_DP_RANGES=0 "),
+        ],
+    );
+    pair.before_each = Some(format!("rm -rf {} && {}", q(&cache), fresh(&out)));
+    pair.teardown = Some(format!("{}; {}", limited.stop_line(), open.stop_line()));
+    pair.check = Some(check_capture_ranges);
+    Ok(pair)
+}
+
+/// Ranges on against off, limited and unlimited.
+fn check_capture_ranges(m: &[Measured]) -> Result<()> {
+    let [on, off, on_open, off_open] = m else {
+        bail!("capture-ranges expects four commands, got {}", m.len());
+    };
+    println!(
+        "capture-ranges: DP 100 MiB/s in all: ranges on {:.2} s vs off {:.2} s = {:.2}x; \
+         unlimited DP: on {:.2} s vs off {:.2} s = {:.2}x (off / on: above 1, ranges gain)",
+        on.secs,
+        off.secs,
+        off.secs / on.secs,
+        on_open.secs,
+        off_open.secs,
+        off_open.secs / on_open.secs
+    );
+    Ok(())
 }
 
 /// The FileLib path of the blob holding `file`'s bytes, relative to the

@@ -111,6 +111,21 @@ pub fn quick_opts() -> DpOptions {
     }
 }
 
+/// The smallest part of a ranged download.
+pub const PART: u64 = 64 << 10;
+
+/// [`quick_opts`] fetching every blob larger than [`PART`] as parallel
+/// ranges of that size (the 300 000-byte WIM in five parts, four at once).
+pub fn ranged_opts() -> DpOptions {
+    DpOptions {
+        range_part: PART,
+        range_min: 0,
+        concurrency: 4,
+        blake3: true,
+        ..quick_opts()
+    }
+}
+
 /// All FileLib blob paths under `root/FileLib`.
 pub fn blobs(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
