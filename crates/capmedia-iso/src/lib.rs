@@ -10,6 +10,7 @@
 //! set safe.
 
 mod efiboot;
+mod hash;
 mod image;
 mod layout;
 mod output;
