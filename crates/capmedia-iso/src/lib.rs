@@ -18,7 +18,7 @@ mod reader;
 
 use std::path::{Path, PathBuf};
 
-use capmedia_content::{Capacity, EntrySource, MediaPlan, Volume};
+use capmedia_content::{stream, Capacity, EntrySource, MediaPlan, Volume};
 use capmedia_directio::DirectFile;
 use capmedia_manifest::Manifest;
 use capmedia_sink::output::{OutputKind, OutputSet};
@@ -30,7 +30,7 @@ use capmedia_sink::{
 pub use layout::{volume_id, volume_paths};
 pub use reader::IsoReader;
 
-use image::{Boot, BootImage, ImageSource, VolumeImage};
+use image::{Boot, BootImage, ImageSource, Overlays, VolumeImage};
 
 /// The sink's name on the command line.
 pub const NAME: &str = "iso-set";
@@ -110,6 +110,8 @@ pub struct PlannedVolume {
     pub size: u64,
     pub volume_id: String,
     image: VolumeImage,
+    /// Where streamed entries and the final manifest go (for writing).
+    overlays: Overlays,
 }
 
 /// A set laid out and checked, ready to write.
@@ -118,6 +120,8 @@ pub struct SetLayout {
     pub volumes: Vec<PlannedVolume>,
     /// The folder the set is written into.
     pub dir: PathBuf,
+    /// The stand-ins the tree names, kept while it is written.
+    _placeholders: image::Placeholders,
 }
 
 impl SetLayout {
@@ -287,12 +291,8 @@ fn prepare_with(plan: &MediaPlan, content: bool) -> Result<SetLayout, IsoError> 
         }
     }
     let boot = resolve_boot(plan, content)?;
-    let placeholders = if content {
-        None
-    } else {
-        Some(image::Placeholders::new()?)
-    };
-    let ph = placeholders.as_ref();
+    let placeholders = image::Placeholders::new(!content)?;
+    let ph = &placeholders;
 
     // Volume 1 with only what must be on it: refuse early, with the room it
     // needs.
@@ -320,7 +320,13 @@ fn prepare_with(plan: &MediaPlan, content: bool) -> Result<SetLayout, IsoError> 
             let number = i as u32 + 1;
             let b = (number == 1).then_some(&boot);
             let img = build_volume(plan, &entries, number, count, b, ph)?;
-            let size = image::exact_size(&img)?;
+            let report = image::layout_report(&img)?;
+            let size = report.size();
+            let overlays = if content {
+                Overlays::of(plan, &entries, &report)?
+            } else {
+                Overlays::default()
+            };
             if let Some(cap) = cap {
                 overshoot = overshoot.max(size.saturating_sub(cap));
             }
@@ -332,10 +338,15 @@ fn prepare_with(plan: &MediaPlan, content: bool) -> Result<SetLayout, IsoError> 
                 size,
                 volume_id: layout::volume_id(&plan.label, number, count),
                 image: img,
+                overlays,
             });
         }
         if overshoot == 0 {
-            let set = SetLayout { volumes, dir };
+            let set = SetLayout {
+                volumes,
+                dir,
+                _placeholders: placeholders,
+            };
             output::check_free_space(&set)?;
             return Ok(set);
         }
@@ -353,7 +364,7 @@ fn build_volume(
     number: u32,
     count: u32,
     boot: Option<&Boot>,
-    placeholders: Option<&image::Placeholders>,
+    placeholders: &image::Placeholders,
 ) -> Result<VolumeImage, IsoError> {
     let manifest = Manifest::for_volume(
         plan,
@@ -406,7 +417,16 @@ pub fn write_set(
         let mut file = DirectFile::open_rw(&tmp, 0)
             .map_err(IsoError::io(format!("cannot open {}", tmp.display())))?;
         temps.push(tmp);
-        let written = image::write_image(&v.image, &mut file, &mut meter)?;
+        let manifest = || final_manifest(plan, v);
+        let written = image::write_image(
+            &v.image,
+            v.size,
+            plan,
+            &v.overlays,
+            &manifest,
+            &mut file,
+            &mut meter,
+        )?;
         let size = written.size;
         hashes.push(written.blake3);
         if size != v.size || !plan.capacity.holds(size) {
@@ -464,6 +484,44 @@ pub fn write_set(
     })
 }
 
+/// The manifest of volume `v` with the real BLAKE3 of its streamed
+/// entries, once each stream is verified (their placeholders have the same
+/// length, so it takes the place laid out).
+fn final_manifest(plan: &MediaPlan, v: &PlannedVolume) -> Result<Vec<u8>, IsoError> {
+    let mut m = Manifest::for_volume(
+        plan,
+        v.number,
+        v.count,
+        v.entries.iter().map(|&i| &plan.entries[i].path),
+    );
+    for &i in &v.entries {
+        let e = &plan.entries[i];
+        let EntrySource::Stream { path, size } = &e.source else {
+            continue;
+        };
+        let b3 = stream_blake3(path, *size).map_err(|err| IsoError::Source {
+            path: path.clone(),
+            message: format!("{}: {err}", e.path),
+        })?;
+        for f in m.files.iter_mut().filter(|f| f.path == e.path) {
+            f.blake3.clone_from(&b3);
+        }
+    }
+    Ok(m.to_bytes())
+}
+
+/// The BLAKE3 of a verified stream; one the writer did not read to its end
+/// (an empty file has no extent) is waited for.
+fn stream_blake3(path: &Path, size: u64) -> std::io::Result<String> {
+    if let Some(b) = stream::finished_blake3(path)? {
+        return Ok(b);
+    }
+    let mut r = stream::StreamReader::open(path, size)?;
+    std::io::copy(&mut r, &mut std::io::sink())?;
+    stream::finished_blake3(path)?
+        .ok_or_else(|| std::io::Error::other("its content was not verified"))
+}
+
 /// Read one ISO back against its manifest.
 pub fn verify_one(
     path: &Path,
@@ -509,6 +567,9 @@ impl MediaSink for IsoSetSink {
                 default: Some("unlimited".to_owned()),
                 help: "taken from the plan's capacity; sets of several volumes are named <stem>_<n>.iso".to_owned(),
             }],
+            // Streamed entries are laid out over stand-ins and their bytes
+            // put in place as they arrive (`image::Overlays`).
+            streams: true,
             ..Default::default()
         }
     }
