@@ -644,3 +644,51 @@ impl MediaSink for IsoSetSink {
         Ok(report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use capmedia_content::{EntryRole, PlanBuilder};
+    use capmedia_sink::{NeverCancel, NoProgress};
+
+    /// A streamed file laid out before the manifest (a root file sorting
+    /// before `capmedia.json`) gets its manifest made when the writer
+    /// reaches it; one after (in a folder, laid out after the root's
+    /// files) gets it patched at the end. Both give the real hash, and the
+    /// image's BLAKE3 is the file's.
+    #[test]
+    fn the_manifest_is_made_in_place_or_patched_after_the_streams() {
+        let t = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let src = t.path().join("src.bin");
+        std::fs::write(&src, &data).unwrap();
+        for (name, late) in [("aaa.bin", false), ("sub/a.bin", true)] {
+            let out = t.path().join(format!("{late}.iso"));
+            let mut b = PlanBuilder::new("L", NAME, &out).source_date_epoch(1_700_000_000);
+            b.add_file(name, &src, EntryRole::Package, "p").unwrap();
+            let mut plan = b.build().unwrap();
+            let b3 = plan.entries[0].blake3.clone();
+            let s = t.path().join(format!("stream-{late}"));
+            std::fs::copy(&src, &s).unwrap();
+            stream::finish_ok(&s, &b3).unwrap();
+            plan.entries[0].source = EntrySource::Stream {
+                path: s,
+                size: data.len() as u64,
+            };
+            plan.entries[0].blake3 = "0".repeat(64);
+            let set = prepare_with(&plan, true).unwrap();
+            assert_eq!(set.volumes[0].overlays.manifest_late, late, "{name}");
+            drop(set);
+            let r = write_set(&plan, &NoProgress, &NeverCancel).unwrap();
+            let bytes = std::fs::read(&out).unwrap();
+            assert_eq!(
+                r.outputs[0].blake3.as_deref(),
+                Some(blake3::hash(&bytes).to_hex().as_str())
+            );
+            let mut rd = IsoReader::open(&out).unwrap();
+            let m = capmedia_manifest::read_manifest(&mut rd).unwrap();
+            assert_eq!(m.files[0].blake3, b3, "{name}");
+        }
+    }
+}
