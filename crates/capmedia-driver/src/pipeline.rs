@@ -990,6 +990,28 @@ impl<'a> Checked<'a> {
                     }
                 }
             }
+            // The El Torito images (etfsboot.com, efisys.bin) are no entry
+            // of the tree but a file the ISO sink opens from the cache:
+            // fetched (a few KiB) before the sink starts.
+            let spec = layout::boot_spec(&v.boot_list);
+            let firmware: Vec<ContentFile> = [spec.bios, spec.uefi]
+                .into_iter()
+                .flatten()
+                .filter_map(|b| untrusted.get(&b.source).cloned())
+                .collect();
+            if !firmware.is_empty() {
+                let sub = PackageContent {
+                    files: firmware,
+                    ..r.content.clone()
+                };
+                fetched.extend(
+                    r.dp.fetch_with(&sub, &cache, &sev, &sev)
+                        .map_err(|e| match e {
+                            DpError::Cancelled => CaptureError::Cancelled,
+                            e => CaptureError::from(e),
+                        })?,
+                );
+            }
             let streams = crate::stream::Streams::prepare(&cache, &untrusted, &mut entries)?;
             (fetched, Some(streams))
         } else {
