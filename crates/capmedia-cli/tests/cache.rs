@@ -6,7 +6,7 @@
 //! re-hashes the entries and fetches a damaged one again.
 //!
 //! One pass (issue 18): a capture to a sink that reads streamed entries
-//! (usb-raw) fetches each DP file while it writes it, over HTTP too, fills
+//! (usb-raw, iso-set) fetches each DP file while it writes it, over HTTP too, fills
 //! the cache on the way, and makes the same medium as a cached or a staged
 //! capture; a DP file whose bytes do not match its SHA-256 stops it before
 //! anything is committed, naming the file.

@@ -166,9 +166,13 @@ fn place_boot_image(
     preferred: &str,
     name: &str,
 ) -> (String, bool) {
+    // A one-pass plan names a boot image with a streamed entry's bytes by
+    // that stream.
     if let Some(e) = plan.entries.iter().find(|e| {
         e.role.is_boot_volume()
-            && matches!(&e.source, EntrySource::File(p) if Some(p.as_path()) == source)
+            && matches!(&e.source,
+                EntrySource::File(p) | EntrySource::Stream { path: p, .. }
+                    if Some(p.as_path()) == source)
     }) {
         return (e.path.as_str().to_owned(), true);
     }
@@ -239,6 +243,20 @@ fn resolve_boot(plan: &MediaPlan, content: bool) -> Result<Boot, IsoError> {
         }
     }
     for img in [&boot.bios, &boot.uefi].into_iter().flatten() {
+        // A boot image with the bytes of a streamed entry outside the boot
+        // volume's files is read whole: wait until that stream is verified.
+        if let (ImageSource::Host(p), false, true) = (&img.content, img.in_plan, content) {
+            if plan
+                .entries
+                .iter()
+                .any(|e| matches!(&e.source, EntrySource::Stream { path, .. } if path == p))
+            {
+                stream_blake3(p, img.size).map_err(|err| IsoError::Source {
+                    path: p.clone(),
+                    message: err.to_string(),
+                })?;
+            }
+        }
         if let ImageSource::Host(p) = &img.content {
             if img.size == 0 {
                 return Err(IsoError::Refused(format!(
