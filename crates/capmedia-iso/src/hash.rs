@@ -39,7 +39,7 @@ pub(crate) struct ImageHash {
 #[derive(Debug)]
 enum State {
     /// No late range: one plain hasher.
-    Plain(blake3::Hasher),
+    Plain(Box<blake3::Hasher>),
     Split(Box<Split>),
     /// Written behind itself: no hash.
     Lost,
@@ -81,7 +81,7 @@ impl ImageHash {
                     kept_from,
                 }))
             }
-            _ => State::Plain(blake3::Hasher::new()),
+            _ => State::Plain(Box::new(blake3::Hasher::new())),
         };
         ImageHash { size, state, to: 0 }
     }
