@@ -583,8 +583,9 @@ pub struct Written {
 
 /// Write `img` (`size` bytes as laid out) into `file` (new and empty),
 /// with `overlays` in place (`manifest` makes the volume's final manifest
-/// once its streams are verified), make its length the image size and sync
-/// it.
+/// once its streams are verified), and make its length the image size. It
+/// is on the device, not yet durable: the caller syncs it (beside the
+/// read-back) before it commits.
 #[allow(clippy::too_many_arguments)]
 pub fn write_image(
     img: &VolumeImage,
@@ -646,7 +647,6 @@ pub fn write_image(
     if file.file().metadata().map_err(IsoError::io("stat"))?.len() != size {
         file.set_len(size).map_err(IsoError::io("resize"))?;
     }
-    file.sync_all().map_err(IsoError::io("sync"))?;
     Ok(Written {
         size,
         blake3: hashing.finish(),

@@ -414,6 +414,59 @@ pub fn write_set(
     if cancel.is_cancelled() {
         return Err(IsoError::Cancelled);
     }
+    // The device flush of a volume (on this machine's virtual disk, the
+    // host writing what O_DIRECT left in its cache: 0.3-0.6 s for 512 MiB)
+    // runs beside the writing of the next volumes and the read-back; every
+    // one has ended before the commit.
+    std::thread::scope(|scope| {
+        let mut syncs = Vec::new();
+        let r = write_and_read_back(plan, &set, &mut out, progress, cancel, &mut |f, p| {
+            syncs.push((p, scope.spawn(move || f.sync_all())));
+        });
+        for (p, h) in syncs {
+            let synced = h
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the sync thread panicked")));
+            if r.is_ok() {
+                synced.map_err(IsoError::io(format!("sync {}", p.display())))?;
+            }
+        }
+        let hashes = r?;
+        if cancel.is_cancelled() {
+            return Err(IsoError::Cancelled);
+        }
+        let finals: Vec<PathBuf> = set.volumes.iter().map(|v| v.output.clone()).collect();
+        let old = output::old_volumes(&set.dir, &plan.output, &finals);
+        out.commit(&old)?;
+        Ok(WriteReport {
+            sink: NAME.to_owned(),
+            set_id: plan.set_id.clone(),
+            outputs: set
+                .volumes
+                .iter()
+                .zip(hashes)
+                .map(|(v, blake3)| OutputFile {
+                    path: v.output.clone(),
+                    bytes: v.size,
+                    volume: v.number,
+                    blake3,
+                })
+                .collect(),
+            verified: true,
+        })
+    })
+}
+
+/// Write every volume of `set` under its temporary name (each handed to
+/// `sync` once written), then read every one back; the image hashes.
+fn write_and_read_back(
+    plan: &MediaPlan,
+    set: &SetLayout,
+    out: &mut OutputSet,
+    progress: &dyn Progress,
+    cancel: &dyn Cancel,
+    sync: &mut dyn FnMut(std::fs::File, PathBuf),
+) -> Result<Vec<Option<String>>, IsoError> {
     let mut temps = Vec::new();
     let mut hashes = Vec::new();
     let mut meter = image::Meter {
@@ -447,6 +500,11 @@ pub fn write_set(
         )?;
         let size = written.size;
         hashes.push(written.blake3);
+        let handle = file.file().try_clone().map_err(IsoError::io(format!(
+            "cannot sync {}",
+            tmp_path(&temps).display()
+        )))?;
+        sync(handle, tmp_path(&temps));
         if size != v.size || !plan.capacity.holds(size) {
             return Err(IsoError::Corrupt(format!(
                 "volume {} came out at {size} bytes, not the {} planned (media size {})",
@@ -478,28 +536,12 @@ pub fn write_set(
             )));
         }
     }
-    if cancel.is_cancelled() {
-        return Err(IsoError::Cancelled);
-    }
-    let finals: Vec<PathBuf> = set.volumes.iter().map(|v| v.output.clone()).collect();
-    let old = output::old_volumes(&set.dir, &plan.output, &finals);
-    out.commit(&old)?;
-    Ok(WriteReport {
-        sink: NAME.to_owned(),
-        set_id: plan.set_id.clone(),
-        outputs: set
-            .volumes
-            .iter()
-            .zip(hashes)
-            .map(|(v, blake3)| OutputFile {
-                path: v.output.clone(),
-                bytes: v.size,
-                volume: v.number,
-                blake3,
-            })
-            .collect(),
-        verified: true,
-    })
+    Ok(hashes)
+}
+
+/// The last temporary written.
+fn tmp_path(temps: &[PathBuf]) -> PathBuf {
+    temps.last().cloned().unwrap_or_default()
 }
 
 /// The manifest of volume `v` with the real BLAKE3 of its streamed
