@@ -98,35 +98,76 @@ fn entry_content(e: &PlanEntry, ph: &Placeholders) -> Result<Content, IsoError> 
 /// space, removed with the folder.
 #[derive(Debug)]
 pub struct Placeholders {
-    dir: tempfile::TempDir,
+    /// Made on the first stand-in.
+    dir: std::cell::OnceCell<StandinDir>,
     next: std::cell::Cell<u64>,
     /// Every host file is a stand-in (`check`), not only streamed ones.
     layout_only: bool,
 }
 
+/// Where the stand-ins are.
+#[derive(Debug)]
+enum StandinDir {
+    /// For layout: nothing reads them.
+    Layout(tempfile::TempDir),
+    /// For writing: the writer reads them, so on a tmpfs where one exists
+    /// (a hole reads as a copy of zeros, 6 GB/s here; on ext4 it fills the
+    /// page cache at under 0.4 GB/s, slower than the medium), under an
+    /// owner-tagged name that a later run removes if this one is killed.
+    Write(capmedia_tempfile::TempPath),
+}
+
+/// The tmpfs stand-ins for writing go to, when it exists.
+const SHM: &str = "/dev/shm";
+
 impl Placeholders {
     pub fn new(layout_only: bool) -> Result<Self, IsoError> {
-        let mut b = tempfile::Builder::new();
-        b.prefix("capmedia-iso-layout-");
-        // The writer reads a streamed entry's stand-in: on a tmpfs a hole
-        // reads as a copy of zeros (6 GB/s here), on ext4 it fills the page
-        // cache (under 0.4 GB/s, slower than the medium).
-        let dir = if layout_only {
-            b.tempdir()
-        } else {
-            b.tempdir_in("/dev/shm").or_else(|_| b.tempdir())
-        };
         Ok(Placeholders {
-            dir: dir.map_err(IsoError::io("creating a layout folder".to_owned()))?,
+            dir: std::cell::OnceCell::new(),
             next: std::cell::Cell::new(0),
             layout_only,
+        })
+    }
+
+    fn dir(&self) -> Result<&std::path::Path, IsoError> {
+        if self.dir.get().is_none() {
+            let made = if self.layout_only {
+                tempfile::Builder::new()
+                    .prefix("capmedia-iso-layout-")
+                    .tempdir()
+                    .map(StandinDir::Layout)
+            } else {
+                let shm = std::path::Path::new(SHM);
+                let base = if shm.is_dir() {
+                    // A killed run's stand-ins hold no data but a name.
+                    let _ = capmedia_tempfile::remove_stale(shm);
+                    shm.to_path_buf()
+                } else {
+                    std::env::temp_dir()
+                };
+                capmedia_tempfile::TempPath::create_dir_in(&base, "capmedia-iso-standins")
+                    .or_else(|_| {
+                        capmedia_tempfile::TempPath::create_dir_in(
+                            &std::env::temp_dir(),
+                            "capmedia-iso-standins",
+                        )
+                    })
+                    .map(StandinDir::Write)
+            };
+            let made = made.map_err(IsoError::io("creating a layout folder".to_owned()))?;
+            let _ = self.dir.set(made);
+        }
+        Ok(match self.dir.get() {
+            Some(StandinDir::Layout(d)) => d.path(),
+            Some(StandinDir::Write(d)) => d.path(),
+            None => std::path::Path::new(""),
         })
     }
 
     fn sized(&self, size: u64) -> Result<Content, IsoError> {
         let n = self.next.get();
         self.next.set(n + 1);
-        let p = self.dir.path().join(n.to_string());
+        let p = self.dir()?.join(n.to_string());
         let f = std::fs::File::create(&p)
             .map_err(IsoError::io("creating a layout placeholder".to_owned()))?;
         f.set_len(size)
