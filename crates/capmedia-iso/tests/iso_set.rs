@@ -436,7 +436,18 @@ fn streamed_entries_give_the_same_medium() {
     for o in [&a, &b] {
         std::fs::create_dir_all(o.parent().unwrap()).unwrap();
     }
-    let staged = plan(builder(&src, &a, Capacity::Unlimited, true));
+    // An empty file too: it has no extent, its verdict is waited for.
+    let empty = t.path().join("empty.bin");
+    write(&empty, b"");
+    let mut bld = builder(&src, &a, Capacity::Unlimited, true);
+    bld.add_file(
+        "sources/empty.bin",
+        &empty,
+        capmedia_content::EntryRole::Boot,
+        "boot",
+    )
+    .unwrap();
+    let staged = plan(bld);
     let ra = write_ok(&staged);
     let mut plan_b = staged.clone();
     plan_b.output = b.clone();
@@ -446,7 +457,11 @@ fn streamed_entries_give_the_same_medium() {
         |e| {
             matches!(
                 e.path.as_str(),
-                "sources/boot.wim" | "bootmgr" | "efi/boot/bootx64.efi" | "boot/boot.sdi"
+                "sources/boot.wim"
+                    | "sources/empty.bin"
+                    | "bootmgr"
+                    | "efi/boot/bootx64.efi"
+                    | "boot/boot.sdi"
             )
         },
         None,
