@@ -6,7 +6,7 @@
 //! re-hashes the entries and fetches a damaged one again.
 //!
 //! One pass (issue 18): a capture to a sink that reads streamed entries
-//! (usb-raw) fetches each DP file while it writes it, over HTTP too, fills
+//! (usb-raw, iso-set) fetches each DP file while it writes it, over HTTP too, fills
 //! the cache on the way, and makes the same medium as a cached or a staged
 //! capture; a DP file whose bytes do not match its SHA-256 stops it before
 //! anything is committed, naming the file.
@@ -401,4 +401,121 @@ fn usb_raw_streams_the_dp_into_the_medium_and_commits_nothing_unverified() {
             );
         }
     }
+}
+
+/// Whether the DP was fetched during the write stage (one pass): a fetch
+/// progress line after the `write` stage line (non-terminal output prints
+/// stages and progress as lines).
+fn fetched_while_writing(stderr: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(stderr);
+    let mut lines = text.lines().skip_while(|l| l.trim() != "capmedia: write");
+    lines.next().is_some() && lines.any(|l| l.starts_with("capmedia: fetch "))
+}
+
+/// One pass to the iso-set sink (issue 18): a cold capture from a path DP
+/// fetches while it writes (the fetch's progress comes in the write
+/// stage; the staged reference's does not), makes the image xorriso
+/// checks, whose files isoinfo lists and whose manifest holds every file's
+/// real BLAKE3, reports the image's true BLAKE3, fills the cache on the
+/// way, and gives the same bytes as the staged capture; a DP file whose
+/// bytes do not match its SHA-256 fails the capture naming it, with the
+/// old ISO untouched and nothing left beside it.
+#[test]
+fn iso_set_streams_the_dp_into_the_medium_and_commits_nothing_unverified() {
+    require_plugin();
+    let dir = tempfile::tempdir().unwrap();
+    let (lib, id, folder) = library(dir.path());
+    let dp = lib.display().to_string();
+    let out = |name: &str| dir.path().join(name);
+
+    let cache = dir.path().join("cache");
+    let o = capture_with("iso-set", &[], &dp, &id, &out("a.iso"), &cache, &["--json"]);
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(fetched_while_writing(&o.stderr), "{}", show(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let iso = fs::read(out("a.iso")).unwrap();
+    assert_eq!(
+        report["outputs"][0]["blake3"].as_str(),
+        Some(blake3::hash(&iso).to_hex().as_str()),
+        "{report:#}"
+    );
+    cache_entry_of(&cache, capmedia_sample::X64_WIM);
+    assert!(
+        names_under(&cache.join("tmp")).is_empty(),
+        "{:?}",
+        names_under(&cache.join("tmp"))
+    );
+    let a = out("a.iso").display().to_string();
+    let check = Command::new("xorriso")
+        .args(["-indev", &a, "-check_media", "--"])
+        .output()
+        .expect("xorriso (apt-get install -y xorriso)");
+    assert!(check.status.success(), "{}", show(&check));
+    let listing = Command::new("isoinfo")
+        .args(["-J", "-l", "-i", &a])
+        .output()
+        .expect("isoinfo (apt-get install -y genisoimage)");
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.contains("boot.wim") && listing.contains("capmedia.json"),
+        "{listing}"
+    );
+    let manifest = Command::new("osirrox")
+        .args(["-indev", &a, "-extract", "/capmedia.json"])
+        .arg(out("manifest.json"))
+        .output()
+        .expect("osirrox (apt-get install -y xorriso)");
+    assert!(manifest.status.success(), "{}", show(&manifest));
+    let m: serde_json::Value =
+        serde_json::from_slice(&fs::read(out("manifest.json")).unwrap()).unwrap();
+    let wim = m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "sources/boot.wim")
+        .unwrap_or_else(|| panic!("{m:#}"));
+    assert_eq!(
+        wim["blake3"].as_str(),
+        Some(blake3::hash(capmedia_sample::X64_WIM).to_hex().as_str())
+    );
+    fs::remove_file(out("manifest.json")).unwrap();
+
+    // Stages one after another, with the same SOURCE_DATE_EPOCH: the same
+    // bytes, and this time the fetch is over before the write.
+    let o = capture_with(
+        "iso-set",
+        &[("CAPMEDIA_STAGED", "1")],
+        &dp,
+        &id,
+        &out("c.iso"),
+        &dir.path().join("staged-cache"),
+        &[],
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(!fetched_while_writing(&o.stderr), "{}", show(&o));
+    assert_eq!(
+        blake3::hash(&fs::read(out("c.iso")).unwrap()),
+        blake3::hash(&iso),
+        "the staged and the streamed ISO differ"
+    );
+    fs::remove_file(out("c.iso")).unwrap();
+
+    // A FileLib blob whose bytes no longer match its SHA-256.
+    let sdi = fs::read(folder.join("boot/boot.sdi")).unwrap();
+    let blob = filelib_blob_of(&lib, &sdi);
+    damage_keeping_mtime(&blob);
+    let listing = names_under(dir.path());
+    let cold = dir.path().join("cold-path");
+    let o = capture_with("iso-set", &[], &dp, &id, &out("a.iso"), &cold, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("boot/boot.sdi") && err.contains("SHA-256") && err.contains("not committed"),
+        "{err}"
+    );
+    assert!(fs::read(out("a.iso")).unwrap() == iso, "a.iso changed");
+    let mut now = names_under(dir.path());
+    now.retain(|n| !n.starts_with(&cold.display().to_string()));
+    assert_eq!(now, listing, "files left beside the output");
+    assert!(names_under(&cold.join("tmp")).is_empty());
 }

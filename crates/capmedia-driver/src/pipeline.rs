@@ -996,6 +996,39 @@ impl<'a> Checked<'a> {
                     }
                 }
             }
+            // The El Torito images (etfsboot.com, efisys.bin) are no entry
+            // of the tree but a file the ISO sink opens: one with the bytes
+            // of a streamed entry is that stream (the plan's boot spec is
+            // pointed at it below, as a staged plan's points at the same
+            // cache file); any other is fetched (a few KiB to a few MiB)
+            // before the sink starts.
+            let streamed: std::collections::BTreeSet<&str> = entries
+                .iter()
+                .filter_map(|e| match &e.source {
+                    EntrySource::File(p) => untrusted.get(p).map(|f| f.sha256.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let spec = layout::boot_spec(&v.boot_list);
+            let firmware: Vec<ContentFile> = [spec.bios, spec.uefi]
+                .into_iter()
+                .flatten()
+                .filter_map(|b| untrusted.get(&b.source).cloned())
+                .filter(|f| !streamed.contains(f.sha256.as_str()))
+                .collect();
+            if !firmware.is_empty() {
+                let sub = PackageContent {
+                    files: firmware,
+                    ..r.content.clone()
+                };
+                fetched.extend(
+                    r.dp.fetch_with(&sub, &cache, &sev, &sev)
+                        .map_err(|e| match e {
+                            DpError::Cancelled => CaptureError::Cancelled,
+                            e => CaptureError::from(e),
+                        })?,
+                );
+            }
             let streams = crate::stream::Streams::prepare(&cache, &untrusted, &mut entries)?;
             (fetched, Some(streams))
         } else {
@@ -1088,7 +1121,17 @@ impl<'a> Checked<'a> {
                 source,
             })?;
         }
-        let plan = v.make_plan_keyed(entries, self.confirmed, &content_keys)?;
+        let mut plan = v.make_plan_keyed(entries, self.confirmed, &content_keys)?;
+        if let Some(streams) = &streams {
+            for b in [&mut plan.boot.bios, &mut plan.boot.uefi]
+                .into_iter()
+                .flatten()
+            {
+                if let Some(p) = streams.stream_of(&b.source) {
+                    b.source = p.to_path_buf();
+                }
+            }
+        }
         let mut checked = self;
         checked.report.set_id = plan.set_id.clone();
         checked.planned.validated.resolved.run.timings.fetch_s = fetch_s;

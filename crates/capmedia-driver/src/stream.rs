@@ -127,6 +127,16 @@ impl Streams {
         Ok(())
     }
 
+    /// The stream carrying the bytes of the cache file `cached` (named by
+    /// its SHA-256), if any.
+    pub(crate) fn stream_of(&self, cached: &std::path::Path) -> Option<&std::path::Path> {
+        let sha = cached.file_name()?.to_str()?;
+        self.jobs
+            .iter()
+            .find(|(f, _)| f.sha256.eq_ignore_ascii_case(sha))
+            .map(|(_, p)| p.as_path())
+    }
+
     /// The DP file streamed through `path`.
     pub(crate) fn file_at(&self, path: &std::path::Path) -> Option<&ContentFile> {
         self.jobs.iter().find(|(_, p)| p == path).map(|(f, _)| f)

@@ -5,6 +5,7 @@ use std::io;
 
 use capmedia_directio::DirectFile;
 
+use capmedia_content::stream::StreamReader;
 use capmedia_content::{EntrySource, MediaPlan, PlanEntry};
 use capmedia_sink::{Cancel, Progress};
 use hadris_fs::{Content, DateTime, Node, Tree};
@@ -12,6 +13,7 @@ use hadris_io::{Error as HError, ErrorKind as HKind, ErrorType};
 use hadris_iso::{BootEntry, ElTorito, IsoId, IsoLevel, IsoOptions};
 use hadris_storage::{BlockIndex, BlockSize};
 
+use crate::hash::ImageHash;
 use crate::IsoError;
 
 /// A boot image placed in the file tree of volume 1 for El Torito.
@@ -74,51 +76,98 @@ impl BootImage {
 }
 
 /// Tree content for a plan entry: host files are streamed by the writer,
-/// inline bytes are small by construction.
-fn entry_content(e: &PlanEntry, ph: Option<&Placeholders>) -> Result<Content, IsoError> {
+/// inline bytes are small by construction, and a streamed entry (still
+/// being fetched) is a stand-in of its planned size whose bytes the output
+/// replaces with the stream's as they arrive (see [`Overlays`]).
+fn entry_content(e: &PlanEntry, ph: &Placeholders) -> Result<Content, IsoError> {
     match &e.source {
-        EntrySource::File(p) => host_content(p, e.size, ph),
+        EntrySource::File(p) => host_content(p, e.size, ph.layout_only.then_some(ph)),
         EntrySource::Inline(b) => Ok(Content::bytes(b.clone())),
-        // hadris-iso takes a host file's length when it opens it, so the ISO
-        // sink does not declare `streams` and never gets these; `check` lays
-        // them out by their planned size all the same.
-        EntrySource::Stream { path, size } => match ph {
-            Some(ph) => ph.sized(*size),
-            None => Err(IsoError::Refused(format!(
-                "{}: the iso-set sink takes only fetched files, not streamed ones",
-                path.display()
-            ))),
-        },
+        // hadris-iso takes a host file's length when it opens it, and a
+        // stream grows: it lays the stand-in out and writes its zeros.
+        EntrySource::Stream { size, .. } => ph.sized(*size),
     }
 }
 
-/// Sparse files standing in for sources during layout: the driver checks a
+/// Sparse files standing in for sources: for layout, the driver checks a
 /// plan before it fetches the content, so a source may not exist yet, and
-/// planning needs only lengths. hadris-iso takes lengths only from real
-/// files (its length-only content kinds are private or refused when
-/// planning), so each stand-in is a sparse file of the planned size: no
-/// data, no disk space, removed with the folder after `check`.
+/// planning needs only lengths; for writing, a streamed entry's file is
+/// still growing. hadris-iso takes lengths only from real files (its
+/// length-only content kinds are private or refused when planning), so
+/// each stand-in is a sparse file of the planned size: no data, no disk
+/// space, removed with the folder.
 #[derive(Debug)]
 pub struct Placeholders {
-    dir: tempfile::TempDir,
+    /// Made on the first stand-in.
+    dir: std::cell::OnceCell<StandinDir>,
     next: std::cell::Cell<u64>,
+    /// Every host file is a stand-in (`check`), not only streamed ones.
+    layout_only: bool,
 }
 
+/// Where the stand-ins are.
+#[derive(Debug)]
+enum StandinDir {
+    /// For layout: nothing reads them.
+    Layout(tempfile::TempDir),
+    /// For writing: the writer reads them, so on a tmpfs where one exists
+    /// (a hole reads as a copy of zeros, 6 GB/s here; on ext4 it fills the
+    /// page cache at under 0.4 GB/s, slower than the medium), under an
+    /// owner-tagged name that a later run removes if this one is killed.
+    Write(capmedia_tempfile::TempPath),
+}
+
+/// The tmpfs stand-ins for writing go to, when it exists.
+const SHM: &str = "/dev/shm";
+
 impl Placeholders {
-    pub fn new() -> Result<Self, IsoError> {
+    pub fn new(layout_only: bool) -> Result<Self, IsoError> {
         Ok(Placeholders {
-            dir: tempfile::Builder::new()
-                .prefix("capmedia-iso-layout-")
-                .tempdir()
-                .map_err(IsoError::io("creating a layout folder".to_owned()))?,
+            dir: std::cell::OnceCell::new(),
             next: std::cell::Cell::new(0),
+            layout_only,
+        })
+    }
+
+    fn dir(&self) -> Result<&std::path::Path, IsoError> {
+        if self.dir.get().is_none() {
+            let made = if self.layout_only {
+                tempfile::Builder::new()
+                    .prefix("capmedia-iso-layout-")
+                    .tempdir()
+                    .map(StandinDir::Layout)
+            } else {
+                let shm = std::path::Path::new(SHM);
+                let base = if shm.is_dir() {
+                    // A killed run's stand-ins hold no data but a name.
+                    let _ = capmedia_tempfile::remove_stale(shm);
+                    shm.to_path_buf()
+                } else {
+                    std::env::temp_dir()
+                };
+                capmedia_tempfile::TempPath::create_dir_in(&base, "capmedia-iso-standins")
+                    .or_else(|_| {
+                        capmedia_tempfile::TempPath::create_dir_in(
+                            &std::env::temp_dir(),
+                            "capmedia-iso-standins",
+                        )
+                    })
+                    .map(StandinDir::Write)
+            };
+            let made = made.map_err(IsoError::io("creating a layout folder".to_owned()))?;
+            let _ = self.dir.set(made);
+        }
+        Ok(match self.dir.get() {
+            Some(StandinDir::Layout(d)) => d.path(),
+            Some(StandinDir::Write(d)) => d.path(),
+            None => std::path::Path::new(""),
         })
     }
 
     fn sized(&self, size: u64) -> Result<Content, IsoError> {
         let n = self.next.get();
         self.next.set(n + 1);
-        let p = self.dir.path().join(n.to_string());
+        let p = self.dir()?.join(n.to_string());
         let f = std::fs::File::create(&p)
             .map_err(IsoError::io("creating a layout placeholder".to_owned()))?;
         f.set_len(size)
@@ -173,7 +222,7 @@ pub fn volume_image<'a>(
     manifest: Vec<u8>,
     volume_id: &str,
     boot: Option<&Boot>,
-    placeholders: Option<&Placeholders>,
+    placeholders: &Placeholders,
 ) -> Result<VolumeImage, IsoError> {
     let mut tree = Tree::new();
     let insert = |tree: &mut Tree, path: &str, content: Content| {
@@ -202,7 +251,11 @@ pub fn volume_image<'a>(
             let Some(img) = img else { continue };
             if !img.in_plan {
                 let content = match &img.content {
-                    ImageSource::Host(p) => host_content(p, img.size, placeholders)?,
+                    ImageSource::Host(p) => host_content(
+                        p,
+                        img.size,
+                        placeholders.layout_only.then_some(placeholders),
+                    )?,
                     ImageSource::Bytes(b) => Content::bytes(b.as_slice()),
                 };
                 insert(&mut tree, &img.path, content)?;
@@ -223,11 +276,112 @@ pub fn volume_image<'a>(
     Ok(VolumeImage { tree, options })
 }
 
+/// What `hadris_iso` will write: the exact size, and where each file goes.
+pub fn layout_report(img: &VolumeImage) -> Result<hadris_fs::Report, IsoError> {
+    hadris_iso::plan(&img.tree, &img.options).map_err(|e| IsoError::Layout(e.to_string()))
+}
+
 /// The exact image size `hadris_iso` will write.
 pub fn exact_size(img: &VolumeImage) -> Result<u64, IsoError> {
-    let report =
-        hadris_iso::plan(&img.tree, &img.options).map_err(|e| IsoError::Layout(e.to_string()))?;
-    Ok(report.size())
+    Ok(layout_report(img)?.size())
+}
+
+/// The ranges of a volume whose bytes the output takes from elsewhere than
+/// the tree: each extent of a streamed entry (read from its stream as the
+/// writer reaches it), and the manifest (final only once the volume's
+/// streams are verified).
+#[derive(Debug, Default)]
+pub struct Overlays {
+    /// Ascending, disjoint.
+    pub pieces: Vec<Overlay>,
+    /// The manifest's range (offset, length) when the volume streams.
+    pub manifest: Option<(u64, u64)>,
+    /// A streamed extent lies after the manifest: the manifest is written
+    /// as planned (placeholder hashes) and patched after the last block,
+    /// the image hash keeping its range for the end ([`crate::hash`]).
+    /// Otherwise its final bytes are made when the writer reaches it.
+    pub manifest_late: bool,
+}
+
+/// One range of the image from elsewhere.
+#[derive(Debug)]
+pub struct Overlay {
+    pub at: u64,
+    pub len: u64,
+    pub what: OverlayKind,
+}
+
+#[derive(Debug)]
+pub enum OverlayKind {
+    /// Bytes from `file_offset` of plan entry `entry`'s stream.
+    Stream {
+        entry: usize,
+        file_offset: u64,
+    },
+    Manifest,
+}
+
+impl Overlays {
+    /// The overlays of a volume holding `entries` of `plan`, laid out as
+    /// `report` says; none when no entry streams.
+    pub fn of(
+        plan: &MediaPlan,
+        entries: &[usize],
+        report: &hadris_fs::Report,
+    ) -> Result<Overlays, IsoError> {
+        let mut pieces = Vec::new();
+        for &i in entries {
+            let e = &plan.entries[i];
+            if !e.source.is_stream() || e.size == 0 {
+                continue;
+            }
+            let extents = report.extents(e.path.as_str()).unwrap_or(&[]);
+            if extents.iter().map(|x| x.len()).sum::<u64>() != e.size {
+                return Err(IsoError::Layout(format!(
+                    "{}: the layout places {} of its {} bytes",
+                    e.path,
+                    extents.iter().map(|x| x.len()).sum::<u64>(),
+                    e.size
+                )));
+            }
+            for x in extents {
+                pieces.push(Overlay {
+                    at: x.offset(),
+                    len: x.len(),
+                    what: OverlayKind::Stream {
+                        entry: i,
+                        file_offset: x.file_offset(),
+                    },
+                });
+            }
+        }
+        if pieces.is_empty() {
+            return Ok(Overlays::default());
+        }
+        let m = match report.extents(capmedia_content::MANIFEST_PATH) {
+            Some([x]) => (x.offset(), x.len()),
+            _ => {
+                return Err(IsoError::Layout(
+                    "the manifest is not one extent of the layout".to_owned(),
+                ))
+            }
+        };
+        let manifest_late = pieces.iter().any(|p| p.at > m.0);
+        pieces.push(Overlay {
+            at: m.0,
+            len: m.1,
+            what: OverlayKind::Manifest,
+        });
+        pieces.sort_by_key(|p| p.at);
+        if pieces.windows(2).any(|w| w[0].at + w[0].len > w[1].at) {
+            return Err(IsoError::Layout("overlapping file extents".to_owned()));
+        }
+        Ok(Overlays {
+            pieces,
+            manifest: Some(m),
+            manifest_late,
+        })
+    }
 }
 
 /// Shared write progress across the volumes of a set.
@@ -248,13 +402,119 @@ impl std::fmt::Debug for Meter<'_> {
     }
 }
 
-/// An output file as a 2048-byte block device that reports progress and
-/// stops at the first write after a cancel request.
-struct OutDevice<'m, 'a> {
+/// An output file as a 2048-byte block device that reports progress,
+/// stops at the first write after a cancel request, and puts the
+/// overlays' bytes in place of the tree's stand-ins.
+struct OutDevice<'m, 'a, 'f> {
     file: &'m mut DirectFile,
     len: u64,
-    hashing: &'m mut Hashing,
+    hashing: &'m mut ImageHash,
     meter: &'m mut Meter<'a>,
+    fill: &'m mut Fill<'f>,
+}
+
+/// The state of the overlays while the writer goes front to back.
+pub(crate) struct Fill<'m> {
+    plan: &'m MediaPlan,
+    overlays: &'m Overlays,
+    /// The first overlay not yet behind the writer.
+    next: usize,
+    /// Open streams by plan entry, with the bytes read from each.
+    readers: std::collections::HashMap<usize, (StreamReader, u64)>,
+    manifest: &'m dyn Fn() -> Result<Vec<u8>, IsoError>,
+    manifest_bytes: Option<Vec<u8>>,
+    scratch: Vec<u8>,
+    /// The error behind a failed write, kept typed.
+    failed: Option<IsoError>,
+}
+
+impl std::fmt::Debug for Fill<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fill").field("next", &self.next).finish()
+    }
+}
+
+impl Fill<'_> {
+    /// `buf`, written at byte `at`, with the overlays' bytes in place; the
+    /// result is in `self.scratch` when any overlay touches it.
+    fn apply(&mut self, at: u64, buf: &[u8]) -> Result<bool, IsoError> {
+        let end = at + buf.len() as u64;
+        let pieces = &self.overlays.pieces;
+        while pieces.get(self.next).is_some_and(|p| p.at + p.len <= at) {
+            self.next += 1;
+        }
+        let mut touched = false;
+        let mut i = self.next;
+        while let Some(p) = pieces.get(i).filter(|p| p.at < end) {
+            i += 1;
+            if !touched {
+                self.scratch.clear();
+                self.scratch.extend_from_slice(buf);
+                touched = true;
+            }
+            let from = p.at.max(at);
+            let to = (p.at + p.len).min(end);
+            let dst = &mut self.scratch[(from - at) as usize..(to - at) as usize];
+            match p.what {
+                OverlayKind::Stream { entry, file_offset } => {
+                    let e = &self.plan.entries[entry];
+                    let EntrySource::Stream { path, size } = &e.source else {
+                        continue;
+                    };
+                    let (reader, pos) = match self.readers.entry(entry) {
+                        std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            let r = StreamReader::open(path, *size).map_err(|err| {
+                                IsoError::Source {
+                                    path: path.clone(),
+                                    message: format!("{}: {err}", e.path),
+                                }
+                            })?;
+                            v.insert((r, 0))
+                        }
+                    };
+                    let want = file_offset + (from - p.at);
+                    if *pos != want {
+                        return Err(IsoError::Write(format!(
+                            "{}: the writer asked for byte {want} of the stream at byte {pos}",
+                            e.path
+                        )));
+                    }
+                    // Blocks until the bytes arrived; the last one only once
+                    // the file's SHA-256 matched.
+                    io::Read::read_exact(reader, dst).map_err(|err| IsoError::Source {
+                        path: path.clone(),
+                        message: format!("{}: {err}", e.path),
+                    })?;
+                    *pos += dst.len() as u64;
+                }
+                OverlayKind::Manifest if !self.overlays.manifest_late => {
+                    if self.manifest_bytes.is_none() {
+                        // Every stream of the volume lies before: all read,
+                        // so all verified.
+                        self.manifest_bytes = Some(checked_manifest((self.manifest)()?, p.len)?);
+                    }
+                    let m = self.manifest_bytes.as_deref().unwrap_or_default();
+                    let off = (from - p.at) as usize;
+                    dst.copy_from_slice(&m[off..off + dst.len()]);
+                }
+                // Written as planned, patched at the end.
+                OverlayKind::Manifest => {}
+            }
+        }
+        Ok(touched)
+    }
+}
+
+/// The final manifest, which must take exactly its planned place.
+fn checked_manifest(bytes: Vec<u8>, planned: u64) -> Result<Vec<u8>, IsoError> {
+    if bytes.len() as u64 != planned {
+        return Err(IsoError::Corrupt(format!(
+            "the manifest came out at {} bytes, not the {planned} its place holds",
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
 }
 
 pub(crate) const BLOCK: u32 = 2048;
@@ -263,11 +523,11 @@ pub(crate) const BLOCK_SIZE: BlockSize = match BlockSize::new(BLOCK) {
     None => panic!("2048 is a valid block size"),
 };
 
-impl ErrorType for OutDevice<'_, '_> {
+impl ErrorType for OutDevice<'_, '_, '_> {
     type Error = io::Error;
 }
 
-impl hadris_storage::sync::BlockDevice for OutDevice<'_, '_> {
+impl hadris_storage::sync::BlockDevice for OutDevice<'_, '_, '_> {
     fn block_size(&self) -> BlockSize {
         BLOCK_SIZE
     }
@@ -294,9 +554,25 @@ impl hadris_storage::sync::BlockDevice for OutDevice<'_, '_> {
             return Err(HError::new(HKind::Busy, "cancelled"));
         }
         let at = first.get() * u64::from(BLOCK);
-        self.hashing.written(at, buf);
+        let touched = match self.fill.apply(at, buf) {
+            Ok(t) => t,
+            Err(e) => {
+                let msg = e.to_string();
+                self.fill.failed = Some(e);
+                return Err(HError::device(
+                    io::Error::other(msg),
+                    "filling a streamed file",
+                ));
+            }
+        };
+        let bytes = if touched {
+            self.fill.scratch.as_slice()
+        } else {
+            buf
+        };
+        self.hashing.written(at, bytes);
         self.file
-            .write_at(buf, at)
+            .write_at(bytes, at)
             .map_err(|e| HError::device(e, "writing the image failed"))?;
         self.len = self.len.max(at + buf.len() as u64);
         self.meter.done += buf.len() as u64;
@@ -314,48 +590,6 @@ impl hadris_storage::sync::BlockDevice for OutDevice<'_, '_> {
         self.file
             .flush_all()
             .map_err(|e| HError::device(e, "writing the image failed"))
-    }
-}
-
-/// BLAKE3 of an image as written, while the writer goes front to back
-/// (gaps it skips read as zeros); `None` once it writes behind itself.
-struct Hashing {
-    hash: Option<blake3::Hasher>,
-    to: u64,
-}
-
-impl Hashing {
-    fn written(&mut self, at: u64, buf: &[u8]) {
-        let Some(h) = self.hash.as_mut() else {
-            return;
-        };
-        if at < self.to {
-            self.hash = None;
-            return;
-        }
-        zeros(h, at - self.to);
-        h.update(buf);
-        self.to = at + buf.len() as u64;
-    }
-
-    /// The hash of an image of `size` bytes.
-    fn finish(mut self, size: u64) -> Option<String> {
-        let mut h = self.hash.take()?;
-        if size < self.to {
-            return None;
-        }
-        zeros(&mut h, size - self.to);
-        Some(h.finalize().to_hex().to_string())
-    }
-}
-
-/// Feed `n` zero bytes to `h`.
-fn zeros(h: &mut blake3::Hasher, mut n: u64) {
-    static Z: [u8; 64 * 1024] = [0; 64 * 1024];
-    while n > 0 {
-        let k = n.min(Z.len() as u64) as usize;
-        h.update(&Z[..k]);
-        n -= k as u64;
     }
 }
 
@@ -388,38 +622,74 @@ pub struct Written {
     pub blake3: Option<String>,
 }
 
-/// Write `img` into `file` (new and empty), make its length the image size
-/// and sync it.
+/// Write `img` (`size` bytes as laid out) into `file` (new and empty),
+/// with `overlays` in place (`manifest` makes the volume's final manifest
+/// once its streams are verified), and make its length the image size. It
+/// is on the device, not yet durable: the caller syncs it (beside the
+/// read-back) before it commits.
+#[allow(clippy::too_many_arguments)]
 pub fn write_image(
     img: &VolumeImage,
+    size: u64,
+    plan: &MediaPlan,
+    overlays: &Overlays,
+    manifest: &dyn Fn() -> Result<Vec<u8>, IsoError>,
     file: &mut DirectFile,
     meter: &mut Meter<'_>,
 ) -> Result<Written, IsoError> {
-    let mut hashing = Hashing {
-        hash: Some(blake3::Hasher::new()),
-        to: 0,
+    let late = overlays
+        .manifest
+        .filter(|_| overlays.manifest_late)
+        .map(|(at, len)| (at, at + len));
+    let mut hashing = ImageHash::new(size, late);
+    let mut fill = Fill {
+        plan,
+        overlays,
+        next: 0,
+        readers: std::collections::HashMap::new(),
+        manifest,
+        manifest_bytes: None,
+        scratch: Vec::new(),
+        failed: None,
     };
-    let dev = OutDevice {
-        file,
-        len: 0,
-        hashing: &mut hashing,
-        meter,
+    let result = {
+        let dev = OutDevice {
+            file,
+            len: 0,
+            hashing: &mut hashing,
+            meter,
+            fill: &mut fill,
+        };
+        hadris_iso::sync::write(dev, &img.tree, &img.options)
     };
-    let result = hadris_iso::sync::write(dev, &img.tree, &img.options);
     if meter.cancelled {
         return Err(IsoError::Cancelled);
     }
+    if let Some(e) = fill.failed.take() {
+        return Err(e);
+    }
     let report = result.map_err(|e| IsoError::Write(e.to_string()))?;
-    let size = report.size();
+    if report.size() != size {
+        return Err(IsoError::Corrupt(format!(
+            "the image came out at {} bytes, not the {size} laid out",
+            report.size()
+        )));
+    }
+    drop(fill);
+    if let (true, Some((at, len))) = (overlays.manifest_late, overlays.manifest) {
+        // Every stream of the volume was read to its end, so verified.
+        let bytes = checked_manifest(manifest()?, len)?;
+        file.write_at(&bytes, at).map_err(IsoError::io("write"))?;
+        hashing.patch(at, &bytes);
+    }
     // Blocks the writer left as holes (system area, gaps) read as zeros;
     // the file must still be as long as the image.
     file.flush_all().map_err(IsoError::io("write"))?;
     if file.file().metadata().map_err(IsoError::io("stat"))?.len() != size {
         file.set_len(size).map_err(IsoError::io("resize"))?;
     }
-    file.sync_all().map_err(IsoError::io("sync"))?;
     Ok(Written {
         size,
-        blake3: hashing.finish(size),
+        blake3: hashing.finish(),
     })
 }

@@ -356,3 +356,186 @@ fn verify_finds_damage() {
     assert!(!v.is_ok());
     assert_eq!(v.volumes[0].outcome.problems.len(), 1);
 }
+
+/// `plan` with the entries `pick` chooses turned into streams (files in
+/// `dir`, fed by the returned thread in plan order, in pieces, each
+/// finished `.ok` with its BLAKE3; or, for the entry named `bad`, ended
+/// `.err` after half its bytes, as a failed SHA-256 does).
+fn streamed(
+    plan: &MediaPlan,
+    dir: &Path,
+    pick: impl Fn(&capmedia_content::PlanEntry) -> bool,
+    bad: Option<&str>,
+) -> (MediaPlan, std::thread::JoinHandle<()>) {
+    use capmedia_content::stream;
+    use std::io::Write;
+    let mut plan = plan.clone();
+    let mut feeds = Vec::new();
+    for (i, e) in plan.entries.iter_mut().enumerate() {
+        if !pick(e) {
+            continue;
+        }
+        let EntrySource::File(src) = &e.source else {
+            continue;
+        };
+        let bytes = std::fs::read(src).unwrap();
+        let path = dir.join(format!("s{i}"));
+        std::fs::File::create(&path).unwrap();
+        feeds.push((
+            path.clone(),
+            bytes,
+            e.blake3.clone(),
+            bad == Some(e.path.as_str()),
+        ));
+        e.source = EntrySource::Stream { path, size: e.size };
+        e.blake3 = "0".repeat(64);
+    }
+    assert!(!feeds.is_empty());
+    let feeder = std::thread::spawn(move || {
+        for (path, bytes, b3, bad) in feeds {
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap();
+            let end = if bad { bytes.len() / 2 } else { bytes.len() };
+            for piece in bytes[..end].chunks(300_000) {
+                f.write_all(piece).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            if bad {
+                stream::finish_err(&path, "sources/boot.wim: SHA-256 mismatch").unwrap();
+                return;
+            }
+            stream::finish_ok(&path, &b3).unwrap();
+        }
+    });
+    (plan, feeder)
+}
+
+/// One pass (issue 18): entries still being fetched are written as they
+/// arrive, and the medium is the one their files would give, byte for
+/// byte, with the manifest's hashes final (patched after the streams when
+/// it lies before them) and the reported BLAKE3 the file's; across
+/// volumes too. A stream that fails leaves the old output as it was.
+#[test]
+fn streamed_entries_give_the_same_medium() {
+    let t = tempfile::tempdir().unwrap();
+    let src = media_src(t.path(), 3 << 20);
+    let streams = t.path().join("streams");
+    std::fs::create_dir_all(&streams).unwrap();
+    let b3_of = |p: &Path| {
+        blake3::hash(&std::fs::read(p).unwrap())
+            .to_hex()
+            .to_string()
+    };
+
+    // One volume: the WIM (after the manifest), a root file, the EFI
+    // loader the EFI boot image is built from, and a folder's file.
+    let a = t.path().join("a/x.iso");
+    let b = t.path().join("b/x.iso");
+    for o in [&a, &b] {
+        std::fs::create_dir_all(o.parent().unwrap()).unwrap();
+    }
+    // An empty file too: it has no extent, its verdict is waited for.
+    let empty = t.path().join("empty.bin");
+    write(&empty, b"");
+    let mut bld = builder(&src, &a, Capacity::Unlimited, true);
+    bld.add_file(
+        "sources/empty.bin",
+        &empty,
+        capmedia_content::EntryRole::Boot,
+        "boot",
+    )
+    .unwrap();
+    let staged = plan(bld);
+    let ra = write_ok(&staged);
+    let mut plan_b = staged.clone();
+    plan_b.output = b.clone();
+    let (plan_b, feeder) = streamed(
+        &plan_b,
+        &streams,
+        |e| {
+            matches!(
+                e.path.as_str(),
+                "sources/boot.wim"
+                    | "sources/empty.bin"
+                    | "bootmgr"
+                    | "efi/boot/bootx64.efi"
+                    | "boot/boot.sdi"
+            )
+        },
+        None,
+    );
+    let rb = write_ok(&plan_b);
+    feeder.join().unwrap();
+    assert!(
+        std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(),
+        "the streamed image differs from the staged one"
+    );
+    assert_eq!(rb.outputs[0].blake3.as_deref(), Some(&*b3_of(&b)));
+    assert_eq!(ra.outputs[0].blake3, rb.outputs[0].blake3);
+    tool_ok(
+        "xorriso",
+        "xorriso",
+        &["-indev", b.to_str().unwrap(), "-check_media", "--"],
+    );
+
+    // Several volumes: every package file streamed.
+    let sa = t.path().join("ma/set.iso");
+    let sb = t.path().join("mb/set.iso");
+    for o in [&sa, &sb] {
+        std::fs::create_dir_all(o.parent().unwrap()).unwrap();
+    }
+    let mut bld = builder(&src, &sa, Capacity::Bytes(12 << 20), true);
+    add_packages(&mut bld, t.path(), 3, 3, 2_000_000);
+    let staged = plan(bld);
+    let ra = write_ok(&staged);
+    assert!(ra.outputs.len() >= 2, "{} volumes", ra.outputs.len());
+    let mut plan_b = staged.clone();
+    plan_b.output = sb.clone();
+    let (plan_b, feeder) = streamed(
+        &plan_b,
+        &streams,
+        |e| e.path.as_str().starts_with("SMS/") || e.path.as_str() == "sources/boot.wim",
+        None,
+    );
+    let rb = write_ok(&plan_b);
+    feeder.join().unwrap();
+    assert_eq!(ra.outputs.len(), rb.outputs.len());
+    for (oa, ob) in ra.outputs.iter().zip(&rb.outputs) {
+        assert!(
+            std::fs::read(&oa.path).unwrap() == std::fs::read(&ob.path).unwrap(),
+            "{} differs from {}",
+            ob.path.display(),
+            oa.path.display()
+        );
+        assert_eq!(ob.blake3.as_deref(), Some(&*b3_of(&ob.path)));
+    }
+
+    // A stream that fails: an error naming the file, the old image as it
+    // was, nothing left beside it.
+    let before = std::fs::read(&b).unwrap();
+    let fresh = t.path().join("streams2");
+    std::fs::create_dir_all(&fresh).unwrap();
+    let staged = plan(builder(&src, &b, Capacity::Unlimited, true));
+    let (plan_c, feeder) = streamed(
+        &staged,
+        &fresh,
+        |e| matches!(e.path.as_str(), "sources/boot.wim" | "bootmgr"),
+        Some("sources/boot.wim"),
+    );
+    let err = IsoSetSink
+        .write(&plan_c, &NoProgress, &NeverCancel)
+        .unwrap_err();
+    feeder.join().unwrap();
+    assert!(
+        err.message.contains("sources/boot.wim: SHA-256 mismatch"),
+        "{}",
+        err.message
+    );
+    assert!(
+        std::fs::read(&b).unwrap() == before,
+        "the old image changed"
+    );
+    assert_eq!(names_with(b.parent().unwrap(), ""), ["x.iso"]);
+}

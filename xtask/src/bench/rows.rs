@@ -877,13 +877,20 @@ fn capture_pair(ctx: &Ctx, cache: &Path) -> Result<(Pair, PathBuf)> {
                 "capture usb-raw",
                 capture_line(ctx, &lib, "usb-raw", &out.join("capture.img"), cache),
             ),
-            // The same capture with its stages one after another (fetch,
-            // then write, then read back): what the one pass gains.
+            // The same captures with their stages one after another
+            // (fetch, then write, then read back): what the one pass gains.
             Cmd::new(
                 "capture usb-raw staged",
                 format!(
                     "CAPMEDIA_STAGED=1 {}",
                     capture_line(ctx, &lib, "usb-raw", &out.join("staged.img"), cache)
+                ),
+            ),
+            Cmd::new(
+                "capture iso-set staged",
+                format!(
+                    "CAPMEDIA_STAGED=1 {}",
+                    capture_line(ctx, &lib, "iso-set", &out.join("staged.iso"), cache)
                 ),
             ),
         ],
@@ -893,10 +900,10 @@ fn capture_pair(ctx: &Ctx, cache: &Path) -> Result<(Pair, PathBuf)> {
 
 /// Each capture's median against cp -r + sync's, with the goal.
 fn capture_ratios(m: &[Measured], goal: f64) -> Result<()> {
-    let [iso, cp, usb, staged] = m else {
-        bail!("capture rows expect four commands, got {}", m.len());
+    let [iso, cp, usb, staged, iso_staged] = m else {
+        bail!("capture rows expect five commands, got {}", m.len());
     };
-    for c in [iso, usb, staged] {
+    for c in [iso, usb, staged, iso_staged] {
         let ratio = c.secs / cp.secs;
         println!(
             "{}: {ratio:.2}x {} ({:.3} s vs {:.3} s); goal <= {goal}x: {}",
