@@ -98,8 +98,10 @@ fn entry_content(e: &PlanEntry, ph: &Placeholders) -> Result<Content, IsoError> 
 /// space, removed with the folder.
 #[derive(Debug)]
 pub struct Placeholders {
-    /// Made on the first stand-in.
+    /// Made on the first stand-in kept in a folder.
     dir: std::cell::OnceCell<StandinDir>,
+    /// The writer's stand-ins, open for as long as it may read them.
+    memfds: std::cell::RefCell<Vec<std::os::fd::OwnedFd>>,
     next: std::cell::Cell<u64>,
     /// Every host file is a stand-in (`check`), not only streamed ones.
     layout_only: bool,
@@ -110,20 +112,17 @@ pub struct Placeholders {
 enum StandinDir {
     /// For layout: nothing reads them.
     Layout(tempfile::TempDir),
-    /// For writing: the writer reads them, so on a tmpfs where one exists
-    /// (a hole reads as a copy of zeros, 6 GB/s here; on ext4 it fills the
-    /// page cache at under 0.4 GB/s, slower than the medium), under an
-    /// owner-tagged name that a later run removes if this one is killed.
+    /// For writing where memory files are refused: the system's temporary
+    /// folder, under an owner-tagged name a later run removes if this one
+    /// is killed.
     Write(capmedia_tempfile::TempPath),
 }
-
-/// The tmpfs stand-ins for writing go to, when it exists.
-const SHM: &str = "/dev/shm";
 
 impl Placeholders {
     pub fn new(layout_only: bool) -> Result<Self, IsoError> {
         Ok(Placeholders {
             dir: std::cell::OnceCell::new(),
+            memfds: std::cell::RefCell::new(Vec::new()),
             next: std::cell::Cell::new(0),
             layout_only,
         })
@@ -137,21 +136,10 @@ impl Placeholders {
                     .tempdir()
                     .map(StandinDir::Layout)
             } else {
-                let shm = std::path::Path::new(SHM);
-                let base = if shm.is_dir() {
-                    // A killed run's stand-ins hold no data but a name.
-                    let _ = capmedia_tempfile::remove_stale(shm);
-                    shm.to_path_buf()
-                } else {
-                    std::env::temp_dir()
-                };
-                capmedia_tempfile::TempPath::create_dir_in(&base, "capmedia-iso-standins")
-                    .or_else(|_| {
-                        capmedia_tempfile::TempPath::create_dir_in(
-                            &std::env::temp_dir(),
-                            "capmedia-iso-standins",
-                        )
-                    })
+                let tmp = std::env::temp_dir();
+                // A killed run's stand-ins hold no data but a name.
+                let _ = capmedia_tempfile::remove_stale(&tmp);
+                capmedia_tempfile::TempPath::create_dir_in(&tmp, "capmedia-iso-standins")
                     .map(StandinDir::Write)
             };
             let made = made.map_err(IsoError::io("creating a layout folder".to_owned()))?;
@@ -164,7 +152,29 @@ impl Placeholders {
         })
     }
 
+    /// A stand-in the writer reads: a sparse memory file (`memfd`), by its
+    /// `/proc/self/fd` name, as hadris opens files by path. Reading its
+    /// holes costs a copy of zeros (6 GB/s here; a sparse file on ext4
+    /// fills the page cache at under 0.4 GB/s, slower than the medium);
+    /// it holds no data, needs no folder, and vanishes with the process
+    /// however it ends. `None` where the system has no memory files.
+    fn memfd(&self, size: u64) -> Option<std::path::PathBuf> {
+        use std::os::fd::AsRawFd;
+        let fd = rustix::fs::memfd_create("capmedia-iso-standin", rustix::fs::MemfdFlags::CLOEXEC)
+            .ok()?;
+        rustix::fs::ftruncate(&fd, size).ok()?;
+        let path = std::path::PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        std::fs::metadata(&path).ok().filter(|m| m.len() == size)?;
+        self.memfds.borrow_mut().push(fd);
+        Some(path)
+    }
+
     fn sized(&self, size: u64) -> Result<Content, IsoError> {
+        if !self.layout_only {
+            if let Some(p) = self.memfd(size) {
+                return hadris_fs::host::file(&p).map_err(|err| IsoError::Layout(err.to_string()));
+            }
+        }
         let n = self.next.get();
         self.next.set(n + 1);
         let p = self.dir()?.join(n.to_string());
@@ -692,4 +702,22 @@ pub fn write_image(
         size,
         blake3: hashing.finish(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Placeholders;
+
+    /// The writer's stand-ins are memory files: nothing on a disk, nothing
+    /// under /dev, and they read as zeros of the planned size.
+    #[test]
+    fn write_stand_ins_are_sparse_memory_files() {
+        let ph = Placeholders::new(false).unwrap();
+        let p = ph.memfd(3 << 20).expect("memfd_create on Linux");
+        assert!(p.starts_with("/proc/self/fd"), "{}", p.display());
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(bytes.len(), 3 << 20);
+        assert!(bytes.iter().all(|&b| b == 0));
+        assert!(ph.dir.get().is_none(), "no folder made");
+    }
 }
