@@ -89,7 +89,8 @@ pub struct CaptureArgs {
     dp_filelib: Vec<PathBuf>,
     #[command(flatten)]
     access: crate::access::DpAccess,
-    /// Downloads at once from an HTTP or SMB DP.
+    /// Downloads at once from an HTTP or SMB DP: files, and the byte ranges
+    /// of one large file over HTTP (at most 8 of those).
     #[arg(long, value_name = "N", default_value_t = 4)]
     dp_connections: usize,
     /// Partition table of usb-raw and vhd disks [default: the sink's, see
