@@ -512,6 +512,23 @@ mod ranges {
         assert_eq!(gets.len(), 6, "{gets:?}");
     }
 
+    /// Stream the boot WIM from `srv` in one request (no ranges), check
+    /// its bytes, and that the retry moved forward.
+    fn stream_whole(fx: &Fixture, srv: &Server) -> Seen {
+        let opts = DpOptions {
+            range_part: 0,
+            ..ranged_opts()
+        };
+        let dp = Dp::open(&srv.url(), opts).unwrap();
+        let c = dp.resolve(&pid(BOOT)).unwrap();
+        let seen = Seen::default();
+        let (r, bytes) = stream(fx, &dp, &c, &seen, &|| false, &|| {});
+        r.unwrap();
+        assert_eq!(bytes, fx.read_src(BOOT, &format!("boot.{BOOT}.wim")));
+        assert!(seen.forward.load(Ordering::Relaxed));
+        seen
+    }
+
     #[test]
     fn a_dropped_connection_resumes_a_streamed_fetch_from_the_files_length() {
         // One request for the whole blob, cut after half of it: the retry
@@ -525,17 +542,7 @@ mod ranges {
                 Fault::None
             }
         });
-        let opts = DpOptions {
-            range_part: 0,
-            ..ranged_opts()
-        };
-        let dp = Dp::open(&srv.url(), opts).unwrap();
-        let c = dp.resolve(&pid(BOOT)).unwrap();
-        let seen = Seen::default();
-        let (r, bytes) = stream(&fx, &dp, &c, &seen, &|| false, &|| {});
-        r.unwrap();
-        assert_eq!(bytes, fx.read_src(BOOT, &format!("boot.{BOOT}.wim")));
-        assert!(seen.forward.load(Ordering::Relaxed));
+        let seen = stream_whole(&fx, &srv);
         assert_eq!(*seen.at_retry.lock().unwrap(), vec![150_000]);
         assert_eq!(
             wim_gets(&fx, &srv),
@@ -582,17 +589,7 @@ mod ranges {
                 Fault::None
             }
         });
-        let opts = DpOptions {
-            range_part: 0,
-            ..ranged_opts()
-        };
-        let dp = Dp::open(&srv.url(), opts).unwrap();
-        let c = dp.resolve(&pid(BOOT)).unwrap();
-        let seen = Seen::default();
-        let (r, bytes) = stream(&fx, &dp, &c, &seen, &|| false, &|| {});
-        r.unwrap();
-        assert_eq!(bytes, fx.read_src(BOOT, &format!("boot.{BOOT}.wim")));
-        assert!(seen.forward.load(Ordering::Relaxed));
+        stream_whole(&fx, &srv);
     }
 
     #[test]
