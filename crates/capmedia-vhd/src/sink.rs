@@ -158,6 +158,76 @@ where
     Ok((outcome, Some(blake3)))
 }
 
+/// A virtual-disk container just written: its file (flushed, not yet
+/// synced), the temporary it is, its length, and the output set that
+/// commits it.
+#[derive(Debug)]
+pub struct WrittenContainer<'a> {
+    pub file: std::fs::File,
+    pub tmp_path: &'a Path,
+    pub bytes: u64,
+    pub set: OutputSet,
+}
+
+/// The end of a virtual-disk sink's write (VHD, VHDX): the container's
+/// `fsync` beside its read-back ([`verify_container`] over a fresh
+/// past-the-cache reader), both passed before the set is committed, and
+/// the report with the image's hash from that read-back. `kind` names the
+/// format in the error.
+pub fn read_back_and_commit<C>(
+    w: WrittenContainer<'_>,
+    plan: &MediaPlan,
+    (sink, kind): (&str, &str),
+    open: impl FnOnce(HashingReader<DirectFile>) -> Result<C, SinkError>,
+    into_inner: impl FnOnce(C) -> HashingReader<DirectFile>,
+    progress: &dyn Progress,
+    cancel: &dyn Cancel,
+) -> Result<WriteReport, SinkError>
+where
+    C: std::io::Read + std::io::Seek,
+{
+    let WrittenContainer {
+        file,
+        tmp_path,
+        bytes,
+        set,
+    } = w;
+    let out = &plan.output;
+    let io_err = |e: std::io::Error| SinkError::io(format!("{}: {e}", tmp_path.display()));
+    if cancel.is_cancelled() {
+        return Err(SinkError::cancelled());
+    }
+    let (verified, synced) = verify_while_syncing(&file, || {
+        let reader = DirectFile::open_read(tmp_path).map_err(io_err)?;
+        verify_container(reader, tmp_path, open, into_inner, progress, cancel)
+    });
+    drop(file);
+    let (outcome, blake3) = verified?;
+    synced.map_err(io_err)?;
+    if !outcome.is_ok() {
+        let first = outcome
+            .problems
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        return Err(SinkError::corrupt(format!(
+            "the new {kind} does not read back as written ({} problems, first: {first}); {} was left alone",
+            outcome.problems.len(),
+            out.display()
+        )));
+    }
+    if cancel.is_cancelled() {
+        return Err(SinkError::cancelled());
+    }
+    // A rename: the bytes hashed are the output's.
+    set.commit(&[])?;
+    let mut report = WriteReport::single(sink, plan, out.clone(), bytes, true);
+    for o in &mut report.outputs {
+        o.blake3.clone_from(&blake3);
+    }
+    Ok(report)
+}
+
 /// The read-back of a disk inside any virtual-disk container (VHD, VHDX):
 /// its FAT32 volume through the disk crate's reader, every file against
 /// the manifest on it. `path` names the container in errors.
@@ -272,45 +342,21 @@ impl MediaSink for VhdSink {
         // Every run on the medium; the fsync runs beside the read-back and
         // both must pass before commit.
         let file = file.into_file().map_err(io_err)?;
-        if cancel.is_cancelled() {
-            return Err(SinkError::cancelled());
-        }
-        let (verified, synced) = verify_while_syncing(&file, || {
-            let reader = DirectFile::open_read(&tmp_path).map_err(io_err)?;
-            verify_container(
-                reader,
-                &tmp_path,
-                |f| VhdReader::open(f).map_err(|e| vhd_error(&tmp_path, e)),
-                VhdReader::into_inner,
-                progress,
-                cancel,
-            )
-        });
-        drop(file);
-        let (outcome, blake3) = verified?;
-        synced.map_err(io_err)?;
-        if !outcome.is_ok() {
-            let first = outcome
-                .problems
-                .first()
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            return Err(SinkError::corrupt(format!(
-                "the new VHD does not read back as written ({} problems, first: {first}); {} was left alone",
-                outcome.problems.len(),
-                out.display()
-            )));
-        }
-        if cancel.is_cancelled() {
-            return Err(SinkError::cancelled());
-        }
-        // A rename: the bytes hashed are the output's.
-        set.commit(&[])?;
-        let mut report = WriteReport::single(SINK_NAME, plan, out.clone(), bytes, true);
-        for o in &mut report.outputs {
-            o.blake3.clone_from(&blake3);
-        }
-        Ok(report)
+        let written = WrittenContainer {
+            file,
+            tmp_path: &tmp_path,
+            bytes,
+            set,
+        };
+        read_back_and_commit(
+            written,
+            plan,
+            (SINK_NAME, "VHD"),
+            |f| VhdReader::open(f).map_err(|e| vhd_error(&tmp_path, e)),
+            VhdReader::into_inner,
+            progress,
+            cancel,
+        )
     }
 
     fn verify(

@@ -8,8 +8,7 @@ use std::path::Path;
 use capmedia_content::{MediaPlan, Volume};
 use capmedia_directio::DirectFile;
 use capmedia_disk::{
-    check_plan, min_disk_size, verify_while_syncing, write_disk, DiskError, DiskLayout,
-    PartitionScheme,
+    check_plan, min_disk_size, write_disk, DiskError, DiskLayout, PartitionScheme,
 };
 use capmedia_manifest::VerifyOutcome;
 use capmedia_sink::output::{check_output, OutputKind, OutputSet};
@@ -191,48 +190,24 @@ impl MediaSink for VhdxSink {
         let file = vhdx.finish().map_err(|e| vhdx_error(&tmp_path, e))?;
         let bytes = file.len();
         // Every run on the medium; the fsync runs beside the read-back and
-        // both must pass before commit (capmedia-disk's
-        // `verify_while_syncing`).
+        // both must pass before commit (capmedia-vhd's
+        // `read_back_and_commit`).
         let file = file.into_file().map_err(io_err)?;
-        if cancel.is_cancelled() {
-            return Err(SinkError::cancelled());
-        }
-        let (verified, synced) = verify_while_syncing(&file, || {
-            let reader = DirectFile::open_read(&tmp_path).map_err(io_err)?;
-            capmedia_vhd::verify_container(
-                reader,
-                &tmp_path,
-                |f| VhdxReader::open(f).map_err(|e| vhdx_error(&tmp_path, e)),
-                VhdxReader::into_inner,
-                progress,
-                cancel,
-            )
-        });
-        drop(file);
-        let (outcome, blake3) = verified?;
-        synced.map_err(io_err)?;
-        if !outcome.is_ok() {
-            let first = outcome
-                .problems
-                .first()
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            return Err(SinkError::corrupt(format!(
-                "the new VHDX does not read back as written ({} problems, first: {first}); {} was left alone",
-                outcome.problems.len(),
-                out.display()
-            )));
-        }
-        if cancel.is_cancelled() {
-            return Err(SinkError::cancelled());
-        }
-        // A rename: the bytes hashed are the output's.
-        set.commit(&[])?;
-        let mut report = WriteReport::single(SINK_NAME, plan, out.clone(), bytes, true);
-        for o in &mut report.outputs {
-            o.blake3.clone_from(&blake3);
-        }
-        Ok(report)
+        let written = capmedia_vhd::WrittenContainer {
+            file,
+            tmp_path: &tmp_path,
+            bytes,
+            set,
+        };
+        capmedia_vhd::read_back_and_commit(
+            written,
+            plan,
+            (SINK_NAME, "VHDX"),
+            |f| VhdxReader::open(f).map_err(|e| vhdx_error(&tmp_path, e)),
+            VhdxReader::into_inner,
+            progress,
+            cancel,
+        )
     }
 
     fn verify(
