@@ -136,6 +136,64 @@ struct Job {
     at: u64,
     buf: Aligned,
     len: usize,
+    /// Where to report the run once it is on the medium (read-behind).
+    behind: Option<mpsc::Sender<(u64, u64)>>,
+}
+
+/// The read-behind thread: asks the kernel to read each run the writers
+/// have put on the medium back into the page cache
+/// (`POSIX_FADV_WILLNEED`), while the writers go on with the next runs.
+///
+/// A verified medium is written once and read back once. One after the
+/// other, the read-back adds its whole time; the device (and the VM disk
+/// this was measured on) takes reads queued beside the writes at little
+/// extra cost: 512 MiB written past the page cache, synced and read back
+/// took 2.40-3.05 s one after the other, 1.92-2.29 s with the read-behind
+/// (Python `pwrite`/`posix_fadvise`, four interleaved rounds; cp + sync
+/// 1.12-1.27 s). The read-back proper ([`DirectFile::open_read_behind`])
+/// then finds the pages in memory. They hold the medium's bytes: they are
+/// read after the run's direct write completed, and a direct write drops
+/// the cached pages of its range, so a range written again (a FAT, a
+/// directory) is read from the medium again. No run is reported before
+/// its write completed, so no read races a write of the same range.
+struct ReadBehind {
+    tx: Option<mpsc::Sender<(u64, u64)>>,
+    handle: Option<thread::JoinHandle<()>>,
+}
+
+impl ReadBehind {
+    fn start(file: File) -> ReadBehind {
+        let (tx, rx) = mpsc::channel::<(u64, u64)>();
+        let handle = thread::spawn(move || {
+            for (at, len) in rx {
+                // Advice: a refusal only costs the overlap, the read-back
+                // then reads the medium itself.
+                let _ = rustix::fs::fadvise(
+                    &file,
+                    at,
+                    std::num::NonZeroU64::new(len),
+                    rustix::fs::Advice::WillNeed,
+                );
+            }
+        });
+        ReadBehind {
+            tx: Some(tx),
+            handle: Some(handle),
+        }
+    }
+}
+
+impl Drop for ReadBehind {
+    fn drop(&mut self) {
+        // The thread ends once the writers' senders are gone too (the
+        // writer threads are joined first); joined, so no handle on the
+        // medium (a device held with O_EXCL) outlives this one. Advice
+        // returns once the reads are queued, so this waits little.
+        self.tx = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 /// The background writer: takes aligned runs, writes them, hands the
@@ -167,6 +225,9 @@ impl Writer {
                 };
                 let Ok(job) = job else { break };
                 let r = file.write_all_at(&job.buf.get()[..job.len], job.at);
+                if let (Ok(()), Some(behind)) = (&r, &job.behind) {
+                    let _ = behind.send((job.at, job.len as u64));
+                }
                 if back_tx.send((job.buf, r)).is_err() {
                     break;
                 }
@@ -261,6 +322,13 @@ pub struct DirectFile {
     /// open: the logical length (direct writes of a tail block run past it).
     len: u64,
     pos: u64,
+    /// Set by [`DirectFile::read_behind`].
+    behind: Option<ReadBehind>,
+    /// A read-back handle ([`DirectFile::open_read_behind`]) reads through
+    /// the page cache in windows, as direct reads do (a file system reader
+    /// asks for a cluster at a time: 131,000 `pread`s for 512 MiB), and
+    /// drops the file's cached pages when it goes.
+    read_back: bool,
 }
 
 impl std::fmt::Debug for DirectFile {
@@ -348,7 +416,32 @@ impl DirectFile {
             last_window: None,
             len,
             pos: 0,
+            behind: None,
+            read_back: false,
         })
+    }
+
+    /// From now on, read each run back into the page cache as soon as it
+    /// is on the medium, beside the writes (see [`ReadBehind`]); the
+    /// read-back then opens the medium with
+    /// [`DirectFile::open_read_behind`]. Without direct I/O the pages are
+    /// in memory already and this does nothing.
+    pub fn read_behind(&mut self) -> io::Result<()> {
+        if self.direct && self.behind.is_none() {
+            self.behind = Some(ReadBehind::start(self.file.try_clone()?));
+        }
+        Ok(())
+    }
+
+    /// Open a medium written with [`DirectFile::read_behind`] for its
+    /// read-back: through the page cache, so the pages read behind the
+    /// writer serve it and what is missing is read from the medium. The
+    /// file's cached pages are dropped when the handle goes, so a large
+    /// medium does not stay in memory.
+    pub fn open_read_behind(path: &Path) -> io::Result<DirectFile> {
+        let mut f = Self::from_file(File::open(path)?, false)?;
+        f.read_back = true;
+        Ok(f)
     }
 
     /// Whether transfers bypass the page cache.
@@ -407,7 +500,7 @@ impl DirectFile {
     /// Read into `buf` at `at`; returns the bytes read (fewer only at the
     /// end of the file).
     pub fn read_at(&mut self, buf: &mut [u8], at: u64) -> io::Result<usize> {
-        if !self.direct {
+        if !self.direct && !self.read_back {
             let mut got = 0;
             while got < buf.len() {
                 match self.file.read_at(&mut buf[got..], at + got as u64) {
@@ -542,6 +635,7 @@ impl DirectFile {
             at: self.stage_at,
             len: self.staged,
             buf,
+            behind: self.behind.as_ref().and_then(|b| b.tx.clone()),
         };
         self.stage_at += self.staged as u64;
         self.staged = 0;
@@ -634,6 +728,7 @@ impl DirectFile {
     pub fn into_file(mut self) -> io::Result<File> {
         self.flush_all()?;
         self.writer = None;
+        self.behind = None;
         // A second handle: `self` (and its `Drop`) goes with this one.
         self.file.try_clone()
     }
@@ -687,5 +782,13 @@ impl Drop for DirectFile {
         // Best effort: a caller that wants errors calls `flush_all`.
         let _ = self.flush_all();
         self.cancel_prefetch();
+        if self.read_back {
+            let _ = rustix::fs::fadvise(
+                &self.file,
+                0,
+                None::<std::num::NonZeroU64>,
+                rustix::fs::Advice::DontNeed,
+            );
+        }
     }
 }

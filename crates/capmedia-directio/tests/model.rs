@@ -134,3 +134,30 @@ fn libc_o_direct() -> u32 {
         0o40000
     }
 }
+
+/// The read-back of a medium written with `read_behind` sees the medium's
+/// bytes, also where a range was written again after its first bytes were
+/// read into the page cache (a FAT, a directory): the direct write drops
+/// the cached pages of its range. The whole file is read through the cache
+/// between the writes, so this does not depend on how far the kernel got
+/// with the read-behind.
+#[test]
+fn read_behind_then_rewrite_reads_the_new_bytes() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = dir.path().join("medium");
+    let mut f = DirectFile::create_new(&path).unwrap();
+    f.read_behind().unwrap();
+    let mut model = bytes(9 << 20, 1);
+    f.write_at(&model, 0).unwrap();
+    f.flush_all().unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), model, "first write");
+    let again = bytes((5 << 20) + 7, 2);
+    f.write_at(&again, 4090).unwrap();
+    model[4090..4090 + again.len()].copy_from_slice(&again);
+    f.sync_all().unwrap();
+    drop(f);
+    let mut back = DirectFile::open_read_behind(&path).unwrap();
+    let mut got = Vec::new();
+    back.read_to_end(&mut got).unwrap();
+    assert!(got == model, "the read-back saw stale cached bytes");
+}

@@ -487,6 +487,8 @@ fn write_and_read_back(
         let tmp = out.create_file(&v.output)?;
         let mut file = DirectFile::open_rw(&tmp, 0)
             .map_err(IsoError::io(format!("cannot open {}", tmp.display())))?;
+        file.read_behind()
+            .map_err(IsoError::io(format!("cannot open {}", tmp.display())))?;
         temps.push(tmp);
         let manifest = || final_manifest(plan, v);
         let written = image::write_image(
@@ -519,7 +521,11 @@ fn write_and_read_back(
         if cancel.is_cancelled() {
             return Err(IsoError::Cancelled);
         }
-        let outcome = verify_one(tmp, &Offset(progress, done, total), cancel)?;
+        // Written with read-behind: the pages read back beside the writes
+        // serve this read-back (capmedia-directio).
+        let file = DirectFile::open_read_behind(tmp)
+            .map_err(IsoError::io(format!("{}", tmp.display())))?;
+        let outcome = verify_file(file, tmp, &Offset(progress, done, total), cancel)?;
         done += outcome.bytes_checked;
         let m = &outcome.manifest;
         if m.set_id != plan.set_id || m.volume != v.number || m.volumes != v.count {
@@ -588,7 +594,19 @@ pub fn verify_one(
     progress: &dyn Progress,
     cancel: &dyn Cancel,
 ) -> Result<capmedia_manifest::VerifyOutcome, IsoError> {
-    let mut r = IsoReader::open(path).map_err(IsoError::io(format!("{}", path.display())))?;
+    let file = DirectFile::open_read(path).map_err(IsoError::io(format!("{}", path.display())))?;
+    verify_file(file, path, progress, cancel)
+}
+
+/// [`verify_one`] over `file`, open on `path`.
+fn verify_file(
+    file: DirectFile,
+    path: &Path,
+    progress: &dyn Progress,
+    cancel: &dyn Cancel,
+) -> Result<capmedia_manifest::VerifyOutcome, IsoError> {
+    let mut r =
+        IsoReader::from_file(file, path).map_err(IsoError::io(format!("{}", path.display())))?;
     capmedia_manifest::verify(&mut r, progress, cancel).map_err(|e| match e {
         capmedia_manifest::ManifestError::Cancelled => IsoError::Cancelled,
         e => IsoError::Corrupt(format!("{}: {e}", path.display())),

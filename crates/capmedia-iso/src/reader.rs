@@ -67,9 +67,12 @@ impl std::fmt::Debug for IsoReader {
 impl IsoReader {
     /// Mount the image at `path` read-only.
     pub fn open(path: &Path) -> io::Result<IsoReader> {
-        let dev = InDevice {
-            file: DirectFile::open_read(path)?,
-        };
+        Self::from_file(DirectFile::open_read(path)?, path)
+    }
+
+    /// Mount the image open in `file` (named `path` in errors).
+    pub fn from_file(file: DirectFile, path: &Path) -> io::Result<IsoReader> {
+        let dev = InDevice { file };
         let fs = IsoFs::mount(dev, MountOptions::new()).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidData,

@@ -211,6 +211,9 @@ impl UsbRawSink {
         // the temporary and removes it on failure.
         let mut out =
             DirectFile::open_rw(&tmp_path, 0).map_err(|e| io_err("cannot open", &tmp_path, e))?;
+        // The read-back's reads go beside the writes (capmedia-directio).
+        out.read_behind()
+            .map_err(|e| io_err("cannot open", &tmp_path, e))?;
         write_disk(&mut out, size, plan, scheme, progress, cancel).map_err(disk_err)?;
         // Every run on the medium (and the writer thread gone); the fsync
         // then runs beside the read-back, and both must pass before commit.
@@ -247,6 +250,8 @@ impl UsbRawSink {
         let mut f = DirectFile::open_rw(path, libc::O_EXCL)
             .map_err(|e| io_err("cannot open (exclusively)", path, e))?;
         let size = f.len();
+        f.read_behind()
+            .map_err(|e| io_err("cannot open", path, e))?;
         write_disk(&mut f, size, plan, scheme, progress, cancel).map_err(|e| match e {
             DiskError::Cancelled => SinkError::cancelled(),
             e => SinkError::io(format!(
@@ -255,8 +260,15 @@ impl UsbRawSink {
             )),
         })?;
         f.sync_all().map_err(|e| io_err("cannot sync", path, e))?;
+        // Written through the page cache (direct I/O off), the cache holds
+        // what was written, not what the drive holds: drop it, read again.
+        let direct = f.is_direct();
         drop(f);
-        let outcome = verify_path(path, true, progress, cancel)?;
+        let outcome = if direct {
+            verify_written(path, progress, cancel)?
+        } else {
+            verify_path(path, true, progress, cancel)?
+        };
         if !outcome.is_ok() {
             return Err(corrupt(path, &outcome));
         }
@@ -290,7 +302,18 @@ fn verify_path(
     verify_disk(f, path, progress, cancel)
 }
 
-/// [`verify_path`] for a new image file, which also returns the image's
+/// The read-back of a drive just written with read-behind: the pages read
+/// back beside the writes serve it (see capmedia-directio).
+fn verify_written(
+    path: &Path,
+    progress: &dyn Progress,
+    cancel: &dyn Cancel,
+) -> Result<capmedia_manifest::VerifyOutcome, SinkError> {
+    let f = DirectFile::open_read_behind(path).map_err(|e| io_err("cannot open", path, e))?;
+    verify_disk(f, path, progress, cancel)
+}
+
+/// [`verify_written`] for a new image file, which also returns the image's
 /// BLAKE3 for the report, taken from the same reads (capmedia-disk's
 /// `HashingReader`): no second pass over the image.
 fn verify_image(
@@ -298,7 +321,7 @@ fn verify_image(
     progress: &dyn Progress,
     cancel: &dyn Cancel,
 ) -> Result<(capmedia_manifest::VerifyOutcome, String), SinkError> {
-    let f = DirectFile::open_read(path).map_err(|e| io_err("cannot open", path, e))?;
+    let f = DirectFile::open_read_behind(path).map_err(|e| io_err("cannot open", path, e))?;
     let mut hashing = HashingReader::new(f).map_err(|e| io_err("reading", path, e))?;
     let outcome = verify_disk(&mut hashing, path, progress, cancel)?;
     if !outcome.is_ok() || cancel.is_cancelled() {

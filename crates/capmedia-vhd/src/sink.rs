@@ -170,8 +170,8 @@ pub struct WrittenContainer<'a> {
 }
 
 /// The end of a virtual-disk sink's write (VHD, VHDX): the container's
-/// `fsync` beside its read-back ([`verify_container`] over a fresh
-/// past-the-cache reader), both passed before the set is committed, and
+/// `fsync` beside its read-back ([`verify_container`] over the pages the
+/// writer's read-behind read back, `DirectFile::read_behind`), both passed before the set is committed, and
 /// the report with the image's hash from that read-back. `kind` names the
 /// format in the error.
 pub fn read_back_and_commit<C>(
@@ -198,7 +198,9 @@ where
         return Err(SinkError::cancelled());
     }
     let (verified, synced) = verify_while_syncing(&file, || {
-        let reader = DirectFile::open_read(tmp_path).map_err(io_err)?;
+        // Written with read-behind: the pages read back beside the writes
+        // serve this read-back (capmedia-directio).
+        let reader = DirectFile::open_read_behind(tmp_path).map_err(io_err)?;
         verify_container(reader, tmp_path, open, into_inner, progress, cancel)
     });
     drop(file);
@@ -321,8 +323,9 @@ impl MediaSink for VhdSink {
         let io_err = |e: std::io::Error| SinkError::io(format!("{}: {e}", tmp_path.display()));
         // Past the page cache (capmedia-directio), as the VHDX: the blocks
         // go to the disk in large aligned runs from a background thread,
-        // and the read-back reads the disk, not cached pages.
-        let file = DirectFile::open_rw(&tmp_path, 0).map_err(io_err)?;
+        // and are read back from the disk beside the writes.
+        let mut file = DirectFile::open_rw(&tmp_path, 0).map_err(io_err)?;
+        file.read_behind().map_err(io_err)?;
         progress.message(&format!(
             "writing a {} VHD of {} bytes to {}",
             d.vhd_type,

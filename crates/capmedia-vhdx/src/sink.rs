@@ -170,9 +170,10 @@ impl MediaSink for VhdxSink {
         let io_err = |e: std::io::Error| SinkError::io(format!("{}: {e}", tmp_path.display()));
         // Past the page cache (capmedia-directio): the VHDX's blocks go to
         // the disk in large aligned runs from a background thread, no page
-        // of it is copied into the cache, and the read-back below reads the
-        // disk, not cached pages.
-        let file = DirectFile::open_rw(&tmp_path, 0).map_err(io_err)?;
+        // of it is copied into the cache, and each run is read back from
+        // the disk beside the writes (read-behind) for the read-back below.
+        let mut file = DirectFile::open_rw(&tmp_path, 0).map_err(io_err)?;
+        file.read_behind().map_err(io_err)?;
         progress.message(&format!(
             "writing a {} VHDX of {} bytes to {}",
             d.vhdx_type,
