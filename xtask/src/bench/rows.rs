@@ -90,7 +90,8 @@ pub fn rows() -> Vec<Row> {
             about: "the physical floor of a verified capture on this machine: the 512 MiB \
                     boot image package's bytes written once past the page cache (dd \
                     oflag=direct conv=fsync) and read back once (dd iflag=direct), vs cp -r \
-                    + sync, and capture to usb-raw with a warm cache; prints each ratio",
+                    + sync, capture to usb-raw with a warm cache, and the dd write alone \
+                    (the bound for a read-back that overlaps the writes); prints each ratio",
             setup: floor,
         },
         Row {
@@ -972,6 +973,9 @@ fn floor(ctx: &Ctx) -> Result<Pair> {
         vec![
             cp_tree(&pkg, &out),
             Cmd::new("capture usb-raw (hit)", usb.line),
+            // No read-back at all: what a capture whose read-back fully
+            // overlaps its writes (read-behind) could reach at best.
+            Cmd::new("dd direct write", write.clone()),
         ],
     );
     // Warm the cache once (untimed), as capture-hit does.
@@ -982,11 +986,12 @@ fn floor(ctx: &Ctx) -> Result<Pair> {
 }
 
 fn floor_ratios(m: &[Measured]) -> Result<()> {
-    let [floor, cp, usb] = m else {
-        bail!("the floor row expects three commands, got {}", m.len());
+    let [floor, cp, usb, write] = m else {
+        bail!("the floor row expects four commands, got {}", m.len());
     };
     println!(
-        "floor: {} = {:.3} s, {:.2}x {} ({:.3} s); {} = {:.2}x the floor, {:.2}x cp",
+        "floor: {} = {:.3} s, {:.2}x {} ({:.3} s); {} = {:.2}x the floor, {:.2}x cp; \
+         {} alone (no read-back) = {:.3} s, {:.2}x cp, the capture {:.2}x that",
         floor.label,
         floor.secs,
         floor.secs / cp.secs,
@@ -994,7 +999,11 @@ fn floor_ratios(m: &[Measured]) -> Result<()> {
         cp.secs,
         usb.label,
         usb.secs / floor.secs,
-        usb.secs / cp.secs
+        usb.secs / cp.secs,
+        write.label,
+        write.secs,
+        write.secs / cp.secs,
+        usb.secs / write.secs
     );
     Ok(())
 }
