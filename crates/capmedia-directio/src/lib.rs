@@ -154,11 +154,13 @@ struct Job {
 /// took 2.40-3.05 s one after the other, 1.92-2.29 s with the read-behind
 /// (Python `pwrite`/`posix_fadvise`, four interleaved rounds; cp + sync
 /// 1.12-1.27 s). The read-back proper ([`DirectFile::open_read_behind`])
-/// then finds the pages in memory. They hold the medium's bytes: they are
-/// read after the run's direct write completed, and a direct write drops
-/// the cached pages of its range, so a range written again (a FAT, a
-/// directory) is read from the medium again. No run is reported before
-/// its write completed, so no read races a write of the same range.
+/// then finds the pages in memory. They hold the medium's bytes: a run is
+/// read only after its direct write completed, and a direct write drops
+/// the cached pages of its range before and again after it reaches the
+/// medium (the kernel's second invalidation is there for pages a read
+/// brought in meanwhile), so a range written again (a FAT, a directory),
+/// even while its earlier bytes were being read behind, is read from the
+/// medium again.
 struct ReadBehind {
     tx: Option<mpsc::Sender<(u64, u64)>>,
     handle: Option<thread::JoinHandle<()>>,

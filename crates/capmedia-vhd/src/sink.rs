@@ -171,9 +171,9 @@ pub struct WrittenContainer<'a> {
 
 /// The end of a virtual-disk sink's write (VHD, VHDX): the container's
 /// `fsync` beside its read-back ([`verify_container`] over the pages the
-/// writer's read-behind read back, `DirectFile::read_behind`), both passed before the set is committed, and
-/// the report with the image's hash from that read-back. `kind` names the
-/// format in the error.
+/// writer's read-behind read back from the disk, `DirectFile::read_behind`),
+/// both passed before the set is committed, and the report with the image's
+/// hash from that read-back. `kind` names the format in the error.
 pub fn read_back_and_commit<C>(
     w: WrittenContainer<'_>,
     plan: &MediaPlan,
