@@ -196,17 +196,6 @@ fn tls_opts(pki: &Pki, cert: Option<ClientCert>) -> DpOptions {
     }
 }
 
-/// Stream the WIM of `c` as a streamed capture does, into a new file
-/// under `dir`; returns its bytes.
-fn stream_wim(dp: &Dp, c: &capmedia_dp::PackageContent, dir: &std::path::Path) -> Vec<u8> {
-    let path = dir.join("stream");
-    let _ = fs::remove_file(&path);
-    let mut out = fs::File::create_new(&path).unwrap();
-    dp.stream_blob(c, boot_wim(c).unwrap(), &mut out, &|_| {}, &|| false)
-        .unwrap();
-    fs::read(&path).unwrap()
-}
-
 #[test]
 fn ntlm_parallel_ranges_each_authenticate_their_connection() {
     let fx = fixture(false);
@@ -216,34 +205,7 @@ fn ntlm_parallel_ranges_each_authenticate_their_connection() {
         ..ranged_opts()
     };
     let dp = Dp::open(&server.url(), opts).unwrap();
-    let c = dp.resolve(&pid(BOOT)).unwrap();
-    let src = fx.read_src(BOOT, boot_wim(&c).unwrap().path.as_str());
-    assert_eq!(stream_wim(&dp, &c, fx.dir.path()), src);
-    let log = server.log();
-    assert!(!log.contains("refused"), "{log}");
-    // The parts came on several connections at once, each authenticated
-    // by its own handshake (a handshake split over connections fails).
-    // Connections are kept between parts: no more handshakes than parts
-    // in flight (the five parts take four connections at most).
-    let after_first = auth_lines(&log);
-    assert!(
-        (2..=4).contains(&after_first),
-        "{after_first} handshakes:\n{log}"
-    );
-    // Into the cache, and again: the same bytes.
-    let cache = ContentCache::open(fx.dir.path().join("cache")).unwrap();
-    for f in dp.fetch(&c, &cache, &|_, _| {}).unwrap() {
-        assert_eq!(
-            fs::read(&f.local).unwrap(),
-            fx.read_src(BOOT, f.path.as_str())
-        );
-    }
-    let after_fetch = auth_lines(&server.log());
-    // Kept-alive, authenticated connections serve the next blob's parts.
-    assert_eq!(stream_wim(&dp, &c, fx.dir.path()), src);
-    let log = server.log();
-    assert!(!log.contains("refused"), "{log}");
-    assert_eq!(auth_lines(&log), after_fetch, "{log}");
+    ranges_authenticate_each_connection(&fx, &dp, &|| server.log(), &auth_lines);
 }
 
 #[test]

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use capmedia_content::PackageId;
-use capmedia_dp::{build_library, BuildOptions, BuiltLibrary, DpOptions, PackageSource};
+use capmedia_dp::{
+    boot_wim, build_library, BuildOptions, BuiltLibrary, ContentCache, Dp, DpOptions,
+    PackageContent, PackageSource,
+};
 use sha2::{Digest, Sha256};
 
 pub const BOOT: &str = "PS100005";
@@ -155,3 +158,51 @@ pub fn blob_path(fx: &Fixture, hash: &str) -> PathBuf {
     panic!("no blob {hash}");
 }
 pub mod server;
+
+/// Stream the WIM of `c` as a streamed capture does, into a new file under
+/// `dir`; returns its bytes.
+pub fn stream_wim(dp: &Dp, c: &PackageContent, dir: &Path) -> Vec<u8> {
+    let path = dir.join("stream");
+    let _ = fs::remove_file(&path);
+    let mut out = fs::File::create_new(&path).unwrap();
+    dp.stream_blob(c, boot_wim(c).unwrap(), &mut out, &|_| {}, &|| false)
+        .unwrap();
+    fs::read(&path).unwrap()
+}
+
+/// A DP that authenticates each connection (NTLM, Kerberos), fetched from
+/// with [`ranged_opts`]: the boot WIM is streamed, the package fetched
+/// into a cache, the WIM streamed again, each with the source's bytes.
+/// `handshakes` counts the handshakes in the server's `log`. The first
+/// stream's parts come on several connections at once, each authenticated
+/// by its own handshake (a handshake split over connections fails), and no
+/// more connections than parts in flight (the five parts take four at
+/// most); the kept-alive, authenticated connections then serve the next
+/// blob's parts with no new handshake.
+pub fn ranges_authenticate_each_connection(
+    fx: &Fixture,
+    dp: &Dp,
+    log: &dyn Fn() -> String,
+    handshakes: &dyn Fn(&str) -> usize,
+) {
+    let c = dp.resolve(&pid(BOOT)).unwrap();
+    let src = fx.read_src(BOOT, boot_wim(&c).unwrap().path.as_str());
+    assert!(stream_wim(dp, &c, fx.dir.path()) == src, "the WIM differs");
+    let text = log();
+    assert!(!text.contains("refused"), "{text}");
+    let first = handshakes(&text);
+    assert!((2..=4).contains(&first), "{first} handshakes:\n{text}");
+    let cache = ContentCache::open(fx.dir.path().join("cache")).unwrap();
+    for f in dp.fetch(&c, &cache, &|_, _| {}).unwrap() {
+        assert!(
+            fs::read(&f.local).unwrap() == fx.read_src(BOOT, f.path.as_str()),
+            "{} differs in the cache",
+            f.path.as_str()
+        );
+    }
+    let after_fetch = handshakes(&log());
+    assert!(stream_wim(dp, &c, fx.dir.path()) == src, "the WIM differs");
+    let text = log();
+    assert!(!text.contains("refused"), "{text}");
+    assert_eq!(handshakes(&text), after_fetch, "{text}");
+}
