@@ -24,7 +24,7 @@ pub use format::{
 pub use reader::{detect, VhdInfo, VhdReader};
 #[cfg(feature = "sink")]
 pub use sink::{
-    disk_error, read_back_and_commit, verify_container, verify_vhd, verify_virtual_disk, VhdSink,
-    WrittenContainer, OPT_PARTITION_SCHEME, OPT_VHD_TYPE, SINK_NAME,
+    disk_error, read_back_and_commit, verify_container, verify_vhd, verify_virtual_disk,
+    NewContainer, VhdSink, OPT_PARTITION_SCHEME, OPT_VHD_TYPE, SINK_NAME,
 };
 pub use writer::{VhdParams, VhdWriter};

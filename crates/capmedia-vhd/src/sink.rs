@@ -2,7 +2,7 @@
 //! `capmedia-disk`, no second copy of partitioning or FAT code) inside a
 //! fixed or dynamic VHD, for reference computers that are virtual machines.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use capmedia_directio::DirectFile;
 
@@ -158,24 +158,40 @@ where
     Ok((outcome, Some(blake3)))
 }
 
-/// A virtual-disk container just written: its file (flushed, not yet
-/// synced), the temporary it is, its length, and the output set that
-/// commits it.
+/// A virtual-disk container being written (VHD, VHDX): the output set
+/// and the temporary it writes, open past the page cache
+/// (capmedia-directio) with read-behind, so the blocks go to the disk in
+/// large aligned runs from background threads and each run is read back
+/// from the disk beside the writes, for [`read_back_and_commit`].
 #[derive(Debug)]
-pub struct WrittenContainer<'a> {
-    pub file: std::fs::File,
-    pub tmp_path: &'a Path,
-    pub bytes: u64,
+pub struct NewContainer {
     pub set: OutputSet,
+    pub tmp_path: PathBuf,
 }
 
-/// The end of a virtual-disk sink's write (VHD, VHDX): the container's
-/// `fsync` beside its read-back ([`verify_container`] over the pages the
-/// writer's read-behind read back from the disk, `DirectFile::read_behind`),
-/// both passed before the set is committed, and the report with the image's
-/// hash from that read-back. `kind` names the format in the error.
+impl NewContainer {
+    /// Begin the output set of `plan` (`bytes` to be written) and open its
+    /// temporary; the file goes to the format's writer.
+    pub fn begin(plan: &MediaPlan, bytes: u64) -> Result<(NewContainer, DirectFile), SinkError> {
+        let out = &plan.output;
+        let mut set = OutputSet::begin(out, OutputKind::File, bytes)?;
+        let tmp_path = set.create_file(out)?;
+        let io_err = |e: std::io::Error| SinkError::io(format!("{}: {e}", tmp_path.display()));
+        let mut file = DirectFile::open_rw(&tmp_path, 0).map_err(io_err)?;
+        file.read_behind().map_err(io_err)?;
+        Ok((NewContainer { set, tmp_path }, file))
+    }
+}
+
+/// The end of a virtual-disk sink's write (VHD, VHDX): `written` is what
+/// [`NewContainer::begin`] gave, its file now the container the format's
+/// writer finished. The file is put on the disk; its `fsync`
+/// beside its read-back ([`verify_container`] over the pages the
+/// read-behind read back from the disk), both passed before the set is
+/// committed; and the report with the image's hash from that read-back.
+/// `kind` names the format in the error.
 pub fn read_back_and_commit<C>(
-    w: WrittenContainer<'_>,
+    (new, file): (NewContainer, DirectFile),
     plan: &MediaPlan,
     (sink, kind): (&str, &str),
     open: impl FnOnce(HashingReader<DirectFile>) -> Result<C, SinkError>,
@@ -186,20 +202,17 @@ pub fn read_back_and_commit<C>(
 where
     C: std::io::Read + std::io::Seek,
 {
-    let WrittenContainer {
-        file,
-        tmp_path,
-        bytes,
-        set,
-    } = w;
+    let NewContainer { set, tmp_path } = new;
+    let tmp_path = tmp_path.as_path();
     let out = &plan.output;
     let io_err = |e: std::io::Error| SinkError::io(format!("{}: {e}", tmp_path.display()));
+    let bytes = file.len();
+    // Every run on the medium (and the writer threads gone).
+    let file = file.into_file().map_err(io_err)?;
     if cancel.is_cancelled() {
         return Err(SinkError::cancelled());
     }
     let (verified, synced) = verify_while_syncing(&file, || {
-        // Written with read-behind: the pages read back beside the writes
-        // serve this read-back (capmedia-directio).
         let reader = DirectFile::open_read_behind(tmp_path).map_err(io_err)?;
         verify_container(reader, tmp_path, open, into_inner, progress, cancel)
     });
@@ -318,14 +331,8 @@ impl MediaSink for VhdSink {
         self.check(plan)?;
         let d = decide(plan)?;
         let out = &plan.output;
-        let mut set = OutputSet::begin(out, OutputKind::File, written_bytes(plan, &d))?;
-        let tmp_path = set.create_file(out)?;
-        let io_err = |e: std::io::Error| SinkError::io(format!("{}: {e}", tmp_path.display()));
-        // Past the page cache (capmedia-directio), as the VHDX: the blocks
-        // go to the disk in large aligned runs from a background thread,
-        // and are read back from the disk beside the writes.
-        let mut file = DirectFile::open_rw(&tmp_path, 0).map_err(io_err)?;
-        file.read_behind().map_err(io_err)?;
+        let (new, file) = NewContainer::begin(plan, written_bytes(plan, &d))?;
+        let tmp_path = new.tmp_path.clone();
         progress.message(&format!(
             "writing a {} VHD of {} bytes to {}",
             d.vhd_type,
@@ -341,18 +348,8 @@ impl MediaSink for VhdSink {
         let mut vhd = VhdWriter::create(file, &params).map_err(|e| vhd_error(&tmp_path, e))?;
         write_disk(&mut vhd, d.disk_bytes, plan, d.scheme, progress, cancel).map_err(disk_error)?;
         let file = vhd.finish().map_err(|e| vhd_error(&tmp_path, e))?;
-        let bytes = file.len();
-        // Every run on the medium; the fsync runs beside the read-back and
-        // both must pass before commit.
-        let file = file.into_file().map_err(io_err)?;
-        let written = WrittenContainer {
-            file,
-            tmp_path: &tmp_path,
-            bytes,
-            set,
-        };
         read_back_and_commit(
-            written,
+            (new, file),
             plan,
             (SINK_NAME, "VHD"),
             |f| VhdReader::open(f).map_err(|e| vhd_error(&tmp_path, e)),

@@ -11,7 +11,7 @@ use capmedia_disk::{
     check_plan, min_disk_size, write_disk, DiskError, DiskLayout, PartitionScheme,
 };
 use capmedia_manifest::VerifyOutcome;
-use capmedia_sink::output::{check_output, OutputKind, OutputSet};
+use capmedia_sink::output::{check_output, OutputKind};
 use capmedia_sink::{
     Cancel, CheckReport, MediaSink, Progress, SinkError, SinkInfo, SinkOption, VerifyReport,
     VerifyRequest, WriteReport,
@@ -165,15 +165,10 @@ impl MediaSink for VhdxSink {
         self.check(plan)?;
         let d = decide(plan)?;
         let out = &plan.output;
-        let mut set = OutputSet::begin(out, OutputKind::File, written_bytes(plan, &d))?;
-        let tmp_path = set.create_file(out)?;
-        let io_err = |e: std::io::Error| SinkError::io(format!("{}: {e}", tmp_path.display()));
-        // Past the page cache (capmedia-directio): the VHDX's blocks go to
-        // the disk in large aligned runs from a background thread, no page
-        // of it is copied into the cache, and each run is read back from
-        // the disk beside the writes (read-behind) for the read-back below.
-        let mut file = DirectFile::open_rw(&tmp_path, 0).map_err(io_err)?;
-        file.read_behind().map_err(io_err)?;
+        // Past the page cache, read back beside the writes, committed after
+        // the read-back: capmedia-vhd's `NewContainer`, as the VHD.
+        let (new, file) = capmedia_vhd::NewContainer::begin(plan, written_bytes(plan, &d))?;
+        let tmp_path = new.tmp_path.clone();
         progress.message(&format!(
             "writing a {} VHDX of {} bytes to {}",
             d.vhdx_type,
@@ -189,19 +184,8 @@ impl MediaSink for VhdxSink {
         write_disk(&mut vhdx, d.disk_bytes, plan, d.scheme, progress, cancel)
             .map_err(capmedia_vhd::disk_error)?;
         let file = vhdx.finish().map_err(|e| vhdx_error(&tmp_path, e))?;
-        let bytes = file.len();
-        // Every run on the medium; the fsync runs beside the read-back and
-        // both must pass before commit (capmedia-vhd's
-        // `read_back_and_commit`).
-        let file = file.into_file().map_err(io_err)?;
-        let written = capmedia_vhd::WrittenContainer {
-            file,
-            tmp_path: &tmp_path,
-            bytes,
-            set,
-        };
         capmedia_vhd::read_back_and_commit(
-            written,
+            (new, file),
             plan,
             (SINK_NAME, "VHDX"),
             |f| VhdxReader::open(f).map_err(|e| vhdx_error(&tmp_path, e)),
