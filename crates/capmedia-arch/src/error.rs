@@ -27,45 +27,7 @@ pub enum ArchError {
         found: Vec<u8>,
     },
 
-    // ---- WIM header ----
-    /// The file does not start with `MSWIM\0\0\0` or `WLPWM\0\0\0`.
-    #[error("not a WIM file: wrong magic {found:02x?} (expected \"MSWIM\\0\\0\\0\" or \"WLPWM\\0\\0\\0\")")]
-    WrongMagic {
-        /// Up to the first 8 bytes of the file.
-        found: Vec<u8>,
-    },
-
-    /// The file is shorter than the 208-byte WIM header (or, for a pipable
-    /// WIM, than the two copies of it).
-    #[error("truncated WIM header: the file has {len} bytes, {needed} are needed")]
-    TruncatedHeader {
-        /// The file's length.
-        len: u64,
-        /// The bytes the header(s) need.
-        needed: u64,
-    },
-
-    /// The header's own size field is not 208.
-    #[error("WIM header declares size {declared}, expected 208")]
-    BadHeaderSize {
-        /// The value of the header-size field at 0x08.
-        declared: u32,
-    },
-
-    /// A pipable WIM must end with a copy of its header (wimlib writes the
-    /// final one there because a pipe cannot seek back); it does not.
-    #[error("pipable WIM has no header copy at its end (the stream is incomplete)")]
-    PipableTrailerMissing,
-
-    /// Part number 0, total 0, or part beyond total.
-    #[error("bad split-WIM part numbers: part {part} of {total}")]
-    BadPartNumber {
-        /// Part number at 0x28.
-        part: u16,
-        /// Total parts at 0x2A.
-        total: u16,
-    },
-
+    // ---- WIM header (the rest: `Wim`) ----
     /// The boot index names an image that does not exist.
     #[error("boot index {boot_index} is beyond the image count {image_count}")]
     BadBootIndex {
@@ -75,66 +37,7 @@ pub enum ArchError {
         image_count: u32,
     },
 
-    // ---- XML resource ----
-    /// The XML resource header is all zero: there is no XML to read.
-    #[error("the WIM has no XML data resource")]
-    XmlMissing,
-
-    /// The XML resource is flagged compressed; it is always stored raw, so
-    /// this is a corrupt or hostile file (and we never decompress).
-    #[error("the WIM's XML data resource is flagged compressed (flags {flags:#04x})")]
-    XmlCompressed {
-        /// The resource flag byte.
-        flags: u8,
-    },
-
-    /// The XML size is larger than any real WIM needs.
-    #[error("absurd XML size {size} bytes (limit {limit})")]
-    XmlTooLarge {
-        /// The declared size.
-        size: u64,
-        /// The limit in force.
-        limit: u64,
-    },
-
-    /// The XML resource lies (partly) beyond the end of the file.
-    #[error("XML data at offset {offset}, size {size} lies beyond the end of the file ({file_len} bytes)")]
-    XmlBeyondFile {
-        /// Declared offset.
-        offset: u64,
-        /// Declared size.
-        size: u64,
-        /// The file's length.
-        file_len: u64,
-    },
-
-    /// Stored and original sizes differ, which an uncompressed resource cannot do.
-    #[error("XML resource sizes disagree: stored {stored}, original {original}")]
-    XmlSizeMismatch {
-        /// Size in the WIM.
-        stored: u64,
-        /// Uncompressed size.
-        original: u64,
-    },
-
-    /// UTF-16 data must have an even number of bytes.
-    #[error("XML data has odd length {size}, not UTF-16")]
-    XmlOddLength {
-        /// The size in bytes.
-        size: u64,
-    },
-
-    /// The XML does not start with the UTF-16LE byte-order mark `FF FE`.
-    #[error("XML data does not start with the UTF-16LE byte-order mark")]
-    XmlMissingBom,
-
-    /// An unpaired surrogate in the UTF-16 text.
-    #[error("XML data is not valid UTF-16 (unpaired surrogate at byte {byte_offset})")]
-    XmlInvalidUtf16 {
-        /// Offset in the XML resource.
-        byte_offset: u64,
-    },
-
+    // ---- XML resource (its bytes: `Wim`) ----
     /// The text is not well-formed XML.
     #[error("XML data is not well-formed: {0}")]
     XmlSyntax(String),
@@ -226,7 +129,8 @@ pub enum ArchError {
         magic: u16,
     },
 
-    /// Any other WIM format error from capmedia-wim.
+    /// A WIM header or XML resource fault found by capmedia-wim (wrong
+    /// magic, a truncated header, a lying XML size, ...).
     #[error(transparent)]
     Wim(capmedia_wim::WimError),
 
@@ -239,18 +143,14 @@ pub enum ArchError {
 }
 
 impl From<capmedia_wim::WimError> for ArchError {
-    /// capmedia-wim reads the header and XML; its errors keep the variants
-    /// this crate has always returned for the same faults.
+    /// capmedia-wim reads the header and XML: its faults stay its own
+    /// variants ([`ArchError::Wim`]), except the few this crate also finds
+    /// by itself (I/O, an empty file, a boot index beyond the images).
     fn from(e: capmedia_wim::WimError) -> Self {
         use capmedia_wim::WimError as W;
         match e {
             W::Io(e) => ArchError::Io(e),
             W::Empty => ArchError::Empty,
-            W::WrongMagic { found } => ArchError::WrongMagic { found },
-            W::TruncatedHeader { len, needed } => ArchError::TruncatedHeader { len, needed },
-            W::BadHeaderSize { declared } => ArchError::BadHeaderSize { declared },
-            W::PipableTrailerMissing => ArchError::PipableTrailerMissing,
-            W::BadPartNumber { part, total } => ArchError::BadPartNumber { part, total },
             W::BadBootIndex {
                 boot_index,
                 image_count,
@@ -258,24 +158,6 @@ impl From<capmedia_wim::WimError> for ArchError {
                 boot_index,
                 image_count,
             },
-            W::XmlMissing => ArchError::XmlMissing,
-            W::XmlCompressed { flags } => ArchError::XmlCompressed { flags },
-            W::XmlTooLarge { size, limit } => ArchError::XmlTooLarge { size, limit },
-            W::XmlBeyondFile {
-                offset,
-                size,
-                file_len,
-            } => ArchError::XmlBeyondFile {
-                offset,
-                size,
-                file_len,
-            },
-            W::XmlSizeMismatch { stored, original } => {
-                ArchError::XmlSizeMismatch { stored, original }
-            }
-            W::XmlOddLength { size } => ArchError::XmlOddLength { size },
-            W::XmlMissingBom => ArchError::XmlMissingBom,
-            W::XmlInvalidUtf16 { byte_offset } => ArchError::XmlInvalidUtf16 { byte_offset },
             other => ArchError::Wim(other),
         }
     }

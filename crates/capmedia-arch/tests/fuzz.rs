@@ -227,15 +227,20 @@ fn mutate(rng: &mut Rng, seeds: &[Vec<u8>], input: &mut Vec<u8>) {
     }
 }
 
-/// The variant name of a result, to see how deep the fuzzer gets.
+/// The variant name of a result, to see how deep the fuzzer gets (for a
+/// fault capmedia-wim found, `ArchError::Wim(..)`, the name of its own).
 fn outcome<T, E: std::fmt::Debug>(r: &Result<T, E>) -> String {
     match r {
         Ok(_) => "Ok".into(),
-        Err(e) => format!("{e:?}")
-            .split([' ', '(', '{'])
-            .next()
-            .unwrap_or("")
-            .to_owned(),
+        Err(e) => {
+            let text = format!("{e:?}");
+            text.strip_prefix("Wim(")
+                .unwrap_or(&text)
+                .split([' ', '(', '{'])
+                .next()
+                .unwrap_or("")
+                .to_owned()
+        }
     }
 }
 

@@ -6,6 +6,7 @@ mod common;
 use std::io::Cursor;
 
 use capmedia_arch::{inspect_reader, read_pe, read_wim, read_wim_with_limit, Arch, ArchError};
+use capmedia_wim::WimError;
 use common::*;
 
 fn wim(bytes: &[u8]) -> Result<capmedia_arch::WimInfo, ArchError> {
@@ -66,8 +67,14 @@ fn empty_file() {
 fn wrong_magic() {
     let mut v = synth_wim(&good_xml(), 2, 2);
     v[0] = b'X';
-    assert!(matches!(wim(&v), Err(ArchError::WrongMagic { .. })));
-    assert!(matches!(wim(b"hello"), Err(ArchError::WrongMagic { .. })));
+    assert!(matches!(
+        wim(&v),
+        Err(ArchError::Wim(WimError::WrongMagic { .. }))
+    ));
+    assert!(matches!(
+        wim(b"hello"),
+        Err(ArchError::Wim(WimError::WrongMagic { .. }))
+    ));
     assert!(matches!(
         inspect_reader(&mut Cursor::new(b"\x7fELF\x02\x01\x01\0".as_slice()), "x"),
         Err(ArchError::UnknownFormat { .. })
@@ -81,7 +88,10 @@ fn truncated_header() {
         assert!(
             matches!(
                 wim(&v[..len]),
-                Err(ArchError::TruncatedHeader { needed: 208, .. })
+                Err(ArchError::Wim(WimError::TruncatedHeader {
+                    needed: 208,
+                    ..
+                }))
             ),
             "len {len}: {:?}",
             wim(&v[..len])
@@ -91,11 +101,14 @@ fn truncated_header() {
     let p = synth_pipable(&good_xml(), 2, 1);
     assert!(matches!(
         wim(&p[..300]),
-        Err(ArchError::TruncatedHeader { needed: 416, .. })
+        Err(ArchError::Wim(WimError::TruncatedHeader {
+            needed: 416,
+            ..
+        }))
     ));
     assert!(matches!(
         wim(&p[..p.len() - 10]),
-        Err(ArchError::PipableTrailerMissing)
+        Err(ArchError::Wim(WimError::PipableTrailerMissing))
     ));
 }
 
@@ -105,7 +118,7 @@ fn bad_header_size_field() {
     v[8] = 200;
     assert!(matches!(
         wim(&v),
-        Err(ArchError::BadHeaderSize { declared: 200 })
+        Err(ArchError::Wim(WimError::BadHeaderSize { declared: 200 }))
     ));
 }
 
@@ -115,11 +128,20 @@ fn xml_offset_or_size_beyond_file() {
     let n = xml.len() as u64;
     let mut v = synth_wim(&xml, 2, 2);
     set_xml_reshdr(&mut v, n, 0, 208 + 2, n);
-    assert!(matches!(wim(&v), Err(ArchError::XmlBeyondFile { .. })));
+    assert!(matches!(
+        wim(&v),
+        Err(ArchError::Wim(WimError::XmlBeyondFile { .. }))
+    ));
     set_xml_reshdr(&mut v, n + 2, 0, 208, n + 2);
-    assert!(matches!(wim(&v), Err(ArchError::XmlBeyondFile { .. })));
+    assert!(matches!(
+        wim(&v),
+        Err(ArchError::Wim(WimError::XmlBeyondFile { .. }))
+    ));
     set_xml_reshdr(&mut v, n, 0, u64::MAX - 4, n);
-    assert!(matches!(wim(&v), Err(ArchError::XmlBeyondFile { .. })));
+    assert!(matches!(
+        wim(&v),
+        Err(ArchError::Wim(WimError::XmlBeyondFile { .. }))
+    ));
 }
 
 #[test]
@@ -127,14 +149,20 @@ fn absurd_xml_size_is_refused_before_allocation() {
     let mut v = synth_wim(&good_xml(), 2, 2);
     // 2^56 - 1 bytes: would abort the process if allocated.
     set_xml_reshdr(&mut v, (1 << 56) - 2, 0, 208, (1 << 56) - 2);
-    assert!(matches!(wim(&v), Err(ArchError::XmlTooLarge { .. })));
+    assert!(matches!(
+        wim(&v),
+        Err(ArchError::Wim(WimError::XmlTooLarge { .. }))
+    ));
     set_xml_reshdr(&mut v, 100, 0, 208, u64::MAX);
-    assert!(matches!(wim(&v), Err(ArchError::XmlTooLarge { .. })));
+    assert!(matches!(
+        wim(&v),
+        Err(ArchError::Wim(WimError::XmlTooLarge { .. }))
+    ));
     // A caller's own lower limit applies too.
     let v = synth_wim(&good_xml(), 2, 2);
     assert!(matches!(
         read_wim_with_limit(&mut Cursor::new(&v), 16),
-        Err(ArchError::XmlTooLarge { limit: 16, .. })
+        Err(ArchError::Wim(WimError::XmlTooLarge { limit: 16, .. }))
     ));
 }
 
@@ -144,9 +172,12 @@ fn xml_size_mismatch_and_missing() {
     let n = xml.len() as u64;
     let mut v = synth_wim(&xml, 2, 2);
     set_xml_reshdr(&mut v, n, 0, 208, n - 2);
-    assert!(matches!(wim(&v), Err(ArchError::XmlSizeMismatch { .. })));
+    assert!(matches!(
+        wim(&v),
+        Err(ArchError::Wim(WimError::XmlSizeMismatch { .. }))
+    ));
     set_xml_reshdr(&mut v, 0, 0, 0, 0);
-    assert!(matches!(wim(&v), Err(ArchError::XmlMissing)));
+    assert!(matches!(wim(&v), Err(ArchError::Wim(WimError::XmlMissing))));
 }
 
 #[test]
@@ -157,7 +188,7 @@ fn compressed_xml_flag() {
     set_xml_reshdr(&mut v, n, 0x04, 208, n);
     assert!(matches!(
         wim(&v),
-        Err(ArchError::XmlCompressed { flags: 0x04 })
+        Err(ArchError::Wim(WimError::XmlCompressed { flags: 0x04 }))
     ));
     set_xml_reshdr(&mut v, n, 0x02, 208, n); // METADATA, as wimlib writes: fine
     assert!(wim(&v).is_ok());
@@ -169,7 +200,7 @@ fn odd_length_utf16() {
     xml.push(b'>');
     assert!(matches!(
         wim(&synth_wim(&xml, 2, 2)),
-        Err(ArchError::XmlOddLength { .. })
+        Err(ArchError::Wim(WimError::XmlOddLength { .. }))
     ));
 }
 
@@ -180,13 +211,15 @@ fn invalid_utf16() {
     xml.extend_from_slice(&utf16_bom("</WIM>")[2..]);
     assert!(matches!(
         wim(&synth_wim(&xml, 0, 0)),
-        Err(ArchError::XmlInvalidUtf16 { byte_offset: 12 })
+        Err(ArchError::Wim(WimError::XmlInvalidUtf16 {
+            byte_offset: 12
+        }))
     ));
     let mut xml = utf16_bom("<WIM></WIM>");
     xml.extend_from_slice(&0xDC00u16.to_le_bytes()); // lone low surrogate
     assert!(matches!(
         wim(&synth_wim(&xml, 0, 0)),
-        Err(ArchError::XmlInvalidUtf16 { .. })
+        Err(ArchError::Wim(WimError::XmlInvalidUtf16 { .. }))
     ));
 }
 
@@ -195,14 +228,14 @@ fn missing_bom() {
     let xml = good_xml();
     assert!(matches!(
         wim(&synth_wim(&xml[2..], 2, 2)),
-        Err(ArchError::XmlMissingBom)
+        Err(ArchError::Wim(WimError::XmlMissingBom))
     ));
     // UTF-8 XML is not what a WIM holds.
     let utf8 = wim_xml(&[("a", 0)]).into_bytes();
     let even = &utf8[..utf8.len() & !1];
     assert!(matches!(
         wim(&synth_wim(even, 1, 0)),
-        Err(ArchError::XmlMissingBom)
+        Err(ArchError::Wim(WimError::XmlMissingBom))
     ));
 }
 
@@ -294,7 +327,7 @@ fn bad_part_numbers() {
         v[0x2A..0x2C].copy_from_slice(&total.to_le_bytes());
         let got = wim(&v);
         assert!(
-            matches!(got, Err(ArchError::BadPartNumber { part: p, total: t }) if (p, t) == (part, total)),
+            matches!(got, Err(ArchError::Wim(WimError::BadPartNumber { part: p, total: t })) if (p, t) == (part, total)),
             "{part}/{total}: {got:?}"
         );
     }

@@ -118,7 +118,10 @@ fn pipable_wim_reads_the_trailing_header() {
     let cut = &bytes[..bytes.len() - 1];
     let e = capmedia_arch::read_wim(&mut std::io::Cursor::new(cut)).unwrap_err();
     assert!(
-        matches!(e, capmedia_arch::ArchError::PipableTrailerMissing),
+        matches!(
+            e,
+            capmedia_arch::ArchError::Wim(capmedia_wim::WimError::PipableTrailerMissing)
+        ),
         "{e:?}"
     );
 }
