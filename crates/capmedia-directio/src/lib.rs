@@ -429,20 +429,27 @@ impl DirectFile {
     /// From now on, read each run back into the page cache as soon as it
     /// is on the medium, beside the writes (see [`ReadBehind`]); the
     /// read-back then opens the medium with
-    /// [`DirectFile::open_read_behind`]. Without direct I/O the pages are
-    /// in memory already and this does nothing.
-    pub fn read_behind(&mut self) -> io::Result<()> {
-        if self.direct && self.behind.is_none() {
+    /// [`DirectFile::open_read_behind`]. `bytes` is about how much will be
+    /// written: where that is more than half the memory the kernel has
+    /// available, the first pages would leave the cache before the
+    /// read-back reached them and be read twice, so there is no
+    /// read-behind (returns false) and the read-back reads the medium
+    /// itself. Without direct I/O the pages are in memory already and this
+    /// does nothing.
+    pub fn read_behind(&mut self, bytes: u64) -> io::Result<bool> {
+        if self.direct && self.behind.is_none() && fits_in_memory(bytes) {
             self.behind = Some(ReadBehind::start(self.file.try_clone()?));
         }
-        Ok(())
+        Ok(self.behind.is_some())
     }
 
     /// Open a medium written with [`DirectFile::read_behind`] for its
     /// read-back: through the page cache, so the pages read behind the
-    /// writer serve it and what is missing is read from the medium. The
-    /// file's cached pages are dropped when the handle goes, so a large
-    /// medium does not stay in memory.
+    /// writer serve it and what is missing (all of it, where there was no
+    /// read-behind) is read from the medium, in the same windows as direct
+    /// reads. Each window's pages are dropped from the cache once copied,
+    /// and the rest when the handle goes, so the cache does not keep the
+    /// medium.
     pub fn open_read_behind(path: &Path) -> io::Result<DirectFile> {
         let mut f = Self::from_file(File::open(path)?, false)?;
         f.read_back = true;
@@ -588,6 +595,15 @@ impl DirectFile {
                 buf
             }
         };
+        if self.read_back {
+            // The window holds these bytes now: the cache need not.
+            let _ = rustix::fs::fadvise(
+                &self.file,
+                at,
+                std::num::NonZeroU64::new(WINDOW as u64),
+                rustix::fs::Advice::DontNeed,
+            );
+        }
         // Reading on: fetch the next window while this one is used.
         let sequential = self.last_window.is_some_and(|l| l + WINDOW as u64 == at);
         if sequential && end < self.len {
@@ -736,6 +752,23 @@ impl DirectFile {
         self.behind = None;
         // A second handle: `self` (and its `Drop`) goes with this one.
         self.file.try_clone()
+    }
+}
+
+/// Whether `bytes` fit in half the memory the kernel reports available
+/// (`MemAvailable` in `/proc/meminfo`); yes where that cannot be read.
+fn fits_in_memory(bytes: u64) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/meminfo") else {
+        return true;
+    };
+    let kib = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match kib {
+        Some(kib) => bytes <= kib.saturating_mul(1024) / 2,
+        None => true,
     }
 }
 

@@ -146,7 +146,7 @@ fn read_behind_then_rewrite_reads_the_new_bytes() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let path = dir.path().join("medium");
     let mut f = DirectFile::create_new(&path).unwrap();
-    f.read_behind().unwrap();
+    assert_eq!(f.read_behind(9 << 20).unwrap(), f.is_direct());
     let mut model = bytes(9 << 20, 1);
     f.write_at(&model, 0).unwrap();
     f.flush_all().unwrap();
@@ -160,4 +160,23 @@ fn read_behind_then_rewrite_reads_the_new_bytes() {
     let mut got = Vec::new();
     back.read_to_end(&mut got).unwrap();
     assert!(got == model, "the read-back saw stale cached bytes");
+}
+
+/// A medium of more than half the memory available gets no read-behind
+/// (its first pages would leave the cache before the read-back came to
+/// them); the read-back then reads the medium itself, the same bytes.
+#[test]
+fn no_read_behind_beyond_memory_and_the_read_back_reads_the_medium() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = dir.path().join("medium");
+    let mut f = DirectFile::create_new(&path).unwrap();
+    assert!(!f.read_behind(u64::MAX).unwrap());
+    let model = bytes((5 << 20) + 3, 9);
+    f.write_at(&model, 0).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    let mut back = DirectFile::open_read_behind(&path).unwrap();
+    let mut got = Vec::new();
+    back.read_to_end(&mut got).unwrap();
+    assert!(got == model, "the read-back differs");
 }

@@ -487,7 +487,7 @@ fn write_and_read_back(
         let tmp = out.create_file(&v.output)?;
         let mut file = DirectFile::open_rw(&tmp, 0)
             .map_err(IsoError::io(format!("cannot open {}", tmp.display())))?;
-        file.read_behind()
+        file.read_behind(v.size)
             .map_err(IsoError::io(format!("cannot open {}", tmp.display())))?;
         temps.push(tmp);
         let manifest = || final_manifest(plan, v);

@@ -212,7 +212,7 @@ impl UsbRawSink {
         let mut out =
             DirectFile::open_rw(&tmp_path, 0).map_err(|e| io_err("cannot open", &tmp_path, e))?;
         // The read-back's reads go beside the writes (capmedia-directio).
-        out.read_behind()
+        out.read_behind(size)
             .map_err(|e| io_err("cannot open", &tmp_path, e))?;
         write_disk(&mut out, size, plan, scheme, progress, cancel).map_err(disk_err)?;
         // Every run on the medium (and the writer thread gone); the fsync
@@ -250,7 +250,7 @@ impl UsbRawSink {
         let mut f = DirectFile::open_rw(path, libc::O_EXCL)
             .map_err(|e| io_err("cannot open (exclusively)", path, e))?;
         let size = f.len();
-        f.read_behind()
+        f.read_behind(plan.content_bytes())
             .map_err(|e| io_err("cannot open", path, e))?;
         write_disk(&mut f, size, plan, scheme, progress, cancel).map_err(|e| match e {
             DiskError::Cancelled => SinkError::cancelled(),

@@ -178,7 +178,7 @@ impl NewContainer {
         let tmp_path = set.create_file(out)?;
         let io_err = |e: std::io::Error| SinkError::io(format!("{}: {e}", tmp_path.display()));
         let mut file = DirectFile::open_rw(&tmp_path, 0).map_err(io_err)?;
-        file.read_behind().map_err(io_err)?;
+        file.read_behind(bytes).map_err(io_err)?;
         Ok((NewContainer { set, tmp_path }, file))
     }
 }
