@@ -156,10 +156,18 @@ fn read_behind_then_rewrite_reads_the_new_bytes() {
     model[4090..4090 + again.len()].copy_from_slice(&again);
     f.sync_all().unwrap();
     drop(f);
-    let mut back = DirectFile::open_read_behind(&path).unwrap();
+    assert!(
+        read_back(&path) == model,
+        "the read-back saw stale cached bytes"
+    );
+}
+
+/// The whole medium at `path` as the sinks' read-back reads it.
+fn read_back(path: &std::path::Path) -> Vec<u8> {
+    let mut back = DirectFile::open_read_behind(path).unwrap();
     let mut got = Vec::new();
     back.read_to_end(&mut got).unwrap();
-    assert!(got == model, "the read-back saw stale cached bytes");
+    got
 }
 
 /// A medium of more than half the memory available gets no read-behind
@@ -175,8 +183,5 @@ fn no_read_behind_beyond_memory_and_the_read_back_reads_the_medium() {
     f.write_at(&model, 0).unwrap();
     f.sync_all().unwrap();
     drop(f);
-    let mut back = DirectFile::open_read_behind(&path).unwrap();
-    let mut got = Vec::new();
-    back.read_to_end(&mut got).unwrap();
-    assert!(got == model, "the read-back differs");
+    assert!(read_back(&path) == model, "the read-back differs");
 }
