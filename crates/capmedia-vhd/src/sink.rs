@@ -183,10 +183,10 @@ impl NewContainer {
     }
 }
 
-/// The end of a virtual-disk sink's write (VHD, VHDX): `written` is what
-/// [`NewContainer::begin`] gave, its file now the container the format's
-/// writer finished. The file is put on the disk; its `fsync`
-/// beside its read-back ([`verify_container`] over the pages the
+/// The end of a virtual-disk sink's write (VHD, VHDX): `(new, file)` is
+/// what [`NewContainer::begin`] gave, the file now holding the container
+/// the format's writer finished. The file is put on the disk; its `fsync`
+/// runs beside its read-back ([`verify_container`] over the pages the
 /// read-behind read back from the disk), both passed before the set is
 /// committed; and the report with the image's hash from that read-back.
 /// `kind` names the format in the error.
