@@ -380,6 +380,13 @@ fn streamed(
         };
         let bytes = std::fs::read(src).unwrap();
         let path = dir.join(format!("s{i}"));
+        // A stream of its own: no file, no verdict left by an earlier one
+        // of the same name (a stale `.ok` would end this stream early).
+        assert!(
+            !path.exists() && !stream::ok_marker(&path).exists(),
+            "{} is in use",
+            path.display()
+        );
         std::fs::File::create(&path).unwrap();
         feeds.push((
             path.clone(),
@@ -493,6 +500,8 @@ fn streamed_entries_give_the_same_medium() {
     assert!(ra.outputs.len() >= 2, "{} volumes", ra.outputs.len());
     let mut plan_b = staged.clone();
     plan_b.output = sb.clone();
+    let streams = t.path().join("streams-set");
+    std::fs::create_dir_all(&streams).unwrap();
     let (plan_b, feeder) = streamed(
         &plan_b,
         &streams,
