@@ -78,10 +78,9 @@ impl DpAccess {
         self.client_cert(opts)
     }
 
-    /// `user@REALM` for an http(s):// DP, when no password was given and
-    /// the ticket cache holds a valid ticket of that principal: Kerberos
-    /// then, and no password asked for. SMB DPs log on with a password
-    /// (NTLM) only.
+    /// `user@REALM`, when no password was given and the ticket cache
+    /// holds a valid ticket of that principal: Kerberos then, and no
+    /// password asked for.
     fn kerberos_principal(&self, dp: &str, account: &Account) -> Option<String> {
         if self.dp_no_kerberos || self.dp_password_file.is_some() {
             return None;
@@ -119,7 +118,7 @@ impl DpAccess {
         }
         prompt(&format!("password of {account}")).with_context(|| {
             let kinit = if account.upn {
-                format!(" (or, for an http(s):// DP, get a Kerberos ticket with kinit {account})")
+                format!(" (or get a Kerberos ticket with kinit {account})")
             } else {
                 String::new()
             };
@@ -129,14 +128,18 @@ impl DpAccess {
 }
 
 /// The principal of `account` when Kerberos can stand in for its password
-/// on `dp`: an http(s):// DP (SMB DPs log on with NTLM only), a
-/// `user@REALM` account, no password set in the environment (a password
-/// given is a password meant), and a valid ticket of it in the cache. The
-/// capture and the wizard decide alike through this.
+/// on `dp`: a DP reached over the network (http(s)://, smb:// or
+/// `\\server\share`), a `user@REALM` account, no password set in the
+/// environment (a password given is a password meant), and a valid ticket
+/// of it in the cache. The capture and the wizard decide alike through
+/// this.
 pub fn kerberos_ticket(dp: &str, account: &Account) -> Option<String> {
     let lower = dp.to_ascii_lowercase();
-    let http = lower.starts_with("http://") || lower.starts_with("https://");
-    if !http || !account.upn || std::env::var_os(PASSWORD_ENV).is_some() {
+    let remote = ["http://", "https://", "smb://"]
+        .iter()
+        .any(|p| lower.starts_with(p))
+        || dp.starts_with("\\\\");
+    if !remote || !account.upn || std::env::var_os(PASSWORD_ENV).is_some() {
         return None;
     }
     let principal = account.to_string();

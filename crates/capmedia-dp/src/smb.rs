@@ -5,7 +5,10 @@
 //! The `smb` crate (smb-rs) speaks the protocol, with signing, encryption
 //! and NTLM through `sspi`; its thread-based sync API is used, so no async
 //! runtime is pulled in. Its TCP transport is replaced by ours
-//! ([`crate::smb_tcp`]: `TCP_NODELAY`, resumable receive). This module maps
+//! ([`crate::smb_tcp`]: `TCP_NODELAY`, resumable receive). A logon with a
+//! Kerberos ticket instead of a password goes through `capmedia-smb2`
+//! (the `smb` crate logs on only with a password), behind the same handles
+//! ([`Link`], [`TreeH`], [`FileH`], [`DirH`]). This module maps
 //! the library layout onto share paths, connects lazily (the first request
 //! names the file and package it was for, so the errors do too), finds
 //! FileLib blobs on the `SCCMContentLib<D..Z>$` shares of a library that
@@ -171,19 +174,194 @@ struct FileRoot {
 }
 
 /// A connected share and the connection it lives on.
-type Connected = (Arc<Conn>, Arc<Tree>);
+type Connected = (Arc<Conn>, TreeH);
+
+/// How a connection speaks SMB, by how it logs on.
+enum Link {
+    /// A password (NTLM) or a guest session: the `smb` crate.
+    Ntlm {
+        connection: Connection,
+        /// The logon, made with the first tree (the main share's);
+        /// further shares are connected on it.
+        session: Mutex<Option<Arc<Session>>>,
+    },
+    /// A Kerberos ticket from the cache: `capmedia-smb2`. The mutex
+    /// makes the one logon, with the first tree.
+    Kerberos {
+        client: capmedia_smb2::Client,
+        logon: Mutex<bool>,
+    },
+}
+
+/// Errors of either SMB client, or of the ticket, for [`SmbBackend::map_err`].
+enum SmbErr {
+    Crate(::smb::Error),
+    Own(capmedia_smb2::Error),
+    Ticket(capmedia_gssapi::KerberosError),
+}
+
+impl From<::smb::Error> for SmbErr {
+    fn from(e: ::smb::Error) -> Self {
+        SmbErr::Crate(e)
+    }
+}
+
+impl From<capmedia_smb2::Error> for SmbErr {
+    fn from(e: capmedia_smb2::Error) -> Self {
+        SmbErr::Own(e)
+    }
+}
+
+/// A connected share.
+#[derive(Clone)]
+enum TreeH {
+    Ntlm(Arc<Tree>),
+    Kerberos(capmedia_smb2::Tree),
+}
+
+/// An open blob or library file.
+enum FileH {
+    Ntlm(::smb::File),
+    Kerberos(capmedia_smb2::Handle),
+}
+
+/// An open library folder.
+enum DirH {
+    Ntlm(::smb::Directory),
+    Kerberos(capmedia_smb2::Handle),
+}
+
+enum Opened {
+    File(FileH),
+    Dir(DirH),
+}
+
+impl TreeH {
+    fn open(&self, path: &str) -> Result<Opened, SmbErr> {
+        match self {
+            TreeH::Ntlm(t) => {
+                match t.create(path, &FileCreateArgs::make_open_existing(read_access()))? {
+                    Resource::File(f) => Ok(Opened::File(FileH::Ntlm(f))),
+                    Resource::Directory(d) => Ok(Opened::Dir(DirH::Ntlm(d))),
+                    Resource::Pipe(p) => {
+                        let _ = p.close();
+                        Err(SmbErr::Own(capmedia_smb2::Error::Protocol(
+                            "a pipe where a file or folder was expected".into(),
+                        )))
+                    }
+                }
+            }
+            TreeH::Kerberos(t) => {
+                let h = t.open(path)?;
+                Ok(if h.is_dir() {
+                    Opened::Dir(DirH::Kerberos(h))
+                } else {
+                    Opened::File(FileH::Kerberos(h))
+                })
+            }
+        }
+    }
+}
+
+impl Opened {
+    fn close(&self) {
+        match self {
+            Opened::File(f) => f.close(),
+            Opened::Dir(d) => d.close(),
+        }
+    }
+}
+
+impl FileH {
+    fn len(&self) -> u64 {
+        match self {
+            FileH::Ntlm(f) => f.get_len().unwrap_or(0),
+            FileH::Kerberos(h) => h.size(),
+        }
+    }
+
+    /// Read at `offset` into `buf` (one READ), blocking until it comes.
+    fn read_block(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        match self {
+            FileH::Ntlm(f) => f.read_block(buf, offset, None, false),
+            FileH::Kerberos(h) => {
+                let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+                h.start_read(offset, len)
+                    .and_then(|r| r.wait_into(buf))
+                    .map_err(|e| match e {
+                        capmedia_smb2::Error::Io(e) => e,
+                        e if matches!(
+                            e.status(),
+                            Some(status::ACCESS_DENIED | status::NETWORK_ACCESS_DENIED)
+                        ) =>
+                        {
+                            io::Error::new(io::ErrorKind::PermissionDenied, e.to_string())
+                        }
+                        e => io::Error::other(e.to_string()),
+                    })
+            }
+        }
+    }
+
+    fn close(&self) {
+        let _ = match self {
+            FileH::Ntlm(f) => f.close().map_err(|_| ()),
+            FileH::Kerberos(h) => h.close().map_err(|_| ()),
+        };
+    }
+}
+
+impl DirH {
+    /// The entries (name, folder?, size), `.` and `..` left out, at most
+    /// `max` (an error beyond).
+    fn entries(&self, max: usize) -> Result<Vec<(String, bool, u64)>, SmbErr> {
+        let mut out = Vec::new();
+        match self {
+            DirH::Ntlm(d) => {
+                for item in d.query::<FileDirectoryInformation>("*")? {
+                    let info = item?;
+                    let name = info.file_name.to_string();
+                    if name == "." || name == ".." {
+                        continue;
+                    }
+                    if out.len() >= max {
+                        return Err(SmbErr::Own(capmedia_smb2::Error::TooManyEntries(max)));
+                    }
+                    out.push((name, info.file_attributes.directory(), info.end_of_file));
+                }
+            }
+            DirH::Kerberos(h) => {
+                // Two more for `.` and `..`.
+                for e in h.list(max.saturating_add(2))? {
+                    if e.name == "." || e.name == ".." {
+                        continue;
+                    }
+                    if out.len() >= max {
+                        return Err(SmbErr::Own(capmedia_smb2::Error::TooManyEntries(max)));
+                    }
+                    out.push((e.name, e.is_dir, e.size));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn close(&self) {
+        let _ = match self {
+            DirH::Ntlm(d) => d.close().map_err(|_| ()),
+            DirH::Kerberos(h) => h.close().map_err(|_| ()),
+        };
+    }
+}
 
 /// The live SMB connection, its session and the trees connected so far.
 /// Replaced as a whole after a transport failure, so that a retry starts
 /// from a fresh connection.
 struct Conn {
-    connection: Connection,
-    /// The logon, made with the first tree (the main share's); further
-    /// shares are connected on it.
-    session: Mutex<Option<Arc<Session>>>,
+    link: Link,
     /// Share name (lower case) to its tree; `None`: the server has no
     /// such share (remembered for probed drive shares).
-    trees: Mutex<HashMap<String, Option<Arc<Tree>>>>,
+    trees: Mutex<HashMap<String, Option<TreeH>>>,
     /// The READ size: [`READ_CHUNK`] or the server's maximum if smaller.
     read_chunk: usize,
     /// Set when the connection is no longer fit for use; the next request
@@ -199,7 +377,10 @@ impl std::fmt::Debug for Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        let _ = self.connection.close();
+        // A Kerberos client closes with its last clone.
+        if let Link::Ntlm { connection, .. } = &self.link {
+            let _ = connection.close();
+        }
     }
 }
 
@@ -213,6 +394,9 @@ pub(crate) struct SmbBackend {
     root: SmbPath,
     filelibs: Vec<FileRoot>,
     credentials: Option<Arc<Credentials>>,
+    /// Log on with the ticket cache when no password is given: `Some`
+    /// (with the principal asked for, if any) when Kerberos is allowed.
+    kerberos: Option<Option<String>>,
     connect_timeout: Duration,
     read_timeout: Duration,
     retries: u32,
@@ -283,6 +467,8 @@ impl SmbBackend {
             root,
             filelibs,
             credentials: opts.credentials.clone(),
+            kerberos: (opts.kerberos && opts.credentials.is_none())
+                .then(|| opts.kerberos_principal.clone()),
             connect_timeout: opts.connect_timeout,
             read_timeout: opts.read_timeout,
             retries: opts.retries,
@@ -295,9 +481,26 @@ impl SmbBackend {
 
     /// The account as messages show it.
     fn account(&self) -> String {
-        match &self.credentials {
-            Some(c) => c.account.to_string(),
-            None => "anonymous (guest)".into(),
+        match (&self.credentials, &self.kerberos) {
+            (Some(c), _) => c.account.to_string(),
+            (None, Some(Some(p))) => p.clone(),
+            (None, Some(None)) if self.use_kerberos() => format!(
+                "the Kerberos ticket's principal ({})",
+                capmedia_gssapi::ccache_name()
+            ),
+            _ => "anonymous (guest)".into(),
+        }
+    }
+
+    /// Whether to log on with a Kerberos ticket: no password given,
+    /// Kerberos allowed, and a valid ticket in the cache (the asked-for
+    /// principal's, which must then be there; else the default one's,
+    /// without which the logon is a guest's, as before).
+    fn use_kerberos(&self) -> bool {
+        match &self.kerberos {
+            Some(Some(_)) => true,
+            Some(None) => capmedia_gssapi::have_ticket(None).is_ok(),
+            None => false,
         }
     }
 
@@ -363,8 +566,33 @@ impl SmbBackend {
         }
         *guard = None;
         let stream = self.reach()?;
-        let anonymous = self.credentials.is_none();
         let timeout = self.read_timeout.max(self.connect_timeout);
+        let what = format!("\\\\{}", self.server);
+        if self.use_kerberos() {
+            let client = capmedia_smb2::Client::connect(
+                stream,
+                capmedia_smb2::Config {
+                    timeout,
+                    credits: CREDITS,
+                },
+            )
+            .map_err(|e| self.map_err(e, &what))?;
+            let read_chunk = usize::try_from(client.max_read())
+                .unwrap_or(READ_CHUNK)
+                .clamp(64 << 10, READ_CHUNK);
+            let c = Arc::new(Conn {
+                link: Link::Kerberos {
+                    client,
+                    logon: Mutex::new(false),
+                },
+                trees: Mutex::new(HashMap::new()),
+                read_chunk,
+                broken: AtomicBool::new(false),
+            });
+            *guard = Some(c.clone());
+            return Ok(c);
+        }
+        let anonymous = self.credentials.is_none();
         let config = ConnectionConfig {
             port: Some(self.port),
             timeout: Some(timeout),
@@ -375,7 +603,6 @@ impl SmbBackend {
             credits_backlog: Some(CREDITS),
             ..ConnectionConfig::default()
         };
-        let what = format!("\\\\{}", self.server);
         let tcp = crate::smb_tcp::Tcp::new(stream, timeout)
             .map_err(|e| BackendError::Transient(format!("{what}: {e}")))?;
         let connection =
@@ -389,8 +616,10 @@ impl SmbBackend {
             .unwrap_or(READ_CHUNK)
             .clamp(64 << 10, READ_CHUNK);
         let c = Arc::new(Conn {
-            connection,
-            session: Mutex::new(None),
+            link: Link::Ntlm {
+                connection,
+                session: Mutex::new(None),
+            },
             trees: Mutex::new(HashMap::new()),
             read_chunk,
             broken: AtomicBool::new(false),
@@ -416,42 +645,36 @@ impl SmbBackend {
         if let Some(t) = conn.trees.lock().map_err(|_| poisoned())?.get(&key) {
             return Ok(t.clone().map(|t| (conn.clone(), t)));
         }
-        let unc = UncPath::new(&self.server)
-            .and_then(|u| u.with_share(share))
-            .map_err(|e| BackendError::Other(format!("\\\\{}\\{share}: {e}", self.server)))?;
         let main = &self.root.share;
-        let connected = if share.eq_ignore_ascii_case(main) {
-            let identity = match &self.credentials {
-                // The one place the password leaves capmedia: moved into
-                // the SMB crate's own secret for the NTLM exchange.
-                Some(c) => identity(&c.account.to_string(), c.password.expose().to_owned()),
-                None => identity("", String::new()),
-            };
-            identity
-                .and_then(|id| conn.connection.authenticate(id))
-                .and_then(|session| {
-                    let session = Arc::new(session);
-                    let tree = session.tree_connect(&unc)?;
-                    if let Ok(mut s) = conn.session.lock() {
-                        *s = Some(session);
-                    }
-                    Ok(Arc::new(tree))
-                })
+        let connected: Result<TreeH, SmbErr> = if share.eq_ignore_ascii_case(main) {
+            self.logon_tree(&conn, share)
         } else {
             // Further shares (FileLib on other drives) share the main
             // share's session: one logon, and a missing share costs one
             // TREE_CONNECT, not a logon.
             self.tree(main, false)?;
-            let session = conn.session.lock().map_err(|_| poisoned())?.clone();
-            let Some(session) = session else {
-                // The main share was connected on a newer connection
-                // meanwhile: start over on that one.
-                return Err(BackendError::Transient(format!(
-                    "\\\\{}\\{share}: the connection was replaced",
-                    self.server
-                )));
-            };
-            session.tree_connect(&unc).map(Arc::new)
+            match &conn.link {
+                Link::Ntlm { session, .. } => {
+                    let session = session.lock().map_err(|_| poisoned())?.clone();
+                    let Some(session) = session else {
+                        // The main share was connected on a newer
+                        // connection meanwhile: start over on that one.
+                        return Err(BackendError::Transient(format!(
+                            "\\\\{}\\{share}: the connection was replaced",
+                            self.server
+                        )));
+                    };
+                    UncPath::new(&self.server)
+                        .and_then(|u| u.with_share(share))
+                        .and_then(|unc| session.tree_connect(&unc))
+                        .map(|t| TreeH::Ntlm(Arc::new(t)))
+                        .map_err(SmbErr::from)
+                }
+                Link::Kerberos { client, .. } => client
+                    .tree_connect(&self.server, share)
+                    .map(TreeH::Kerberos)
+                    .map_err(SmbErr::from),
+            }
         };
         match connected {
             Ok(t) => {
@@ -476,13 +699,58 @@ impl SmbBackend {
         }
     }
 
+    /// Log on (with the password, as a guest, or with the Kerberos
+    /// ticket) and connect the main share.
+    fn logon_tree(&self, conn: &Conn, share: &str) -> Result<TreeH, SmbErr> {
+        match &conn.link {
+            Link::Ntlm { connection, session } => {
+                let unc = UncPath::new(&self.server).and_then(|u| u.with_share(share))?;
+                let identity = match &self.credentials {
+                    // The one place the password leaves capmedia: moved
+                    // into the SMB crate's own secret for the NTLM exchange.
+                    Some(c) => identity(&c.account.to_string(), c.password.expose().to_owned()),
+                    None => identity("", String::new()),
+                };
+                let s = Arc::new(identity.and_then(|id| connection.authenticate(id))?);
+                let tree = s.tree_connect(&unc)?;
+                if let Ok(mut slot) = session.lock() {
+                    *slot = Some(s);
+                }
+                Ok(TreeH::Ntlm(Arc::new(tree)))
+            }
+            Link::Kerberos { client, logon } => {
+                let mut done = logon.lock().map_err(|_| {
+                    SmbErr::Own(capmedia_smb2::Error::Io(io::Error::other(
+                        "a thread panicked while logging on",
+                    )))
+                })?;
+                if !*done {
+                    let principal = self.kerberos.clone().flatten();
+                    let mut ctx = capmedia_gssapi::ClientContext::new(
+                        "cifs",
+                        &self.server,
+                        principal.as_deref(),
+                        capmedia_gssapi::FLAG_MUTUAL | capmedia_gssapi::FLAG_INTEG,
+                    )
+                    .map_err(SmbErr::Ticket)?;
+                    let mut gss = Gss {
+                        ctx: &mut ctx,
+                        failed: None,
+                    };
+                    let r = client.logon(&mut gss);
+                    if let Some(e) = gss.failed {
+                        return Err(SmbErr::Ticket(e));
+                    }
+                    r?;
+                    *done = true;
+                }
+                Ok(TreeH::Kerberos(client.tree_connect(&self.server, share)?))
+            }
+        }
+    }
+
     /// Open `rel` (relative to the share root) on `share`.
-    fn open(
-        &self,
-        share: &str,
-        rel: &[&str],
-        access: FileAccessMask,
-    ) -> Result<(Arc<Conn>, Resource), BackendError> {
+    fn open(&self, share: &str, rel: &[&str]) -> Result<(Arc<Conn>, Opened), BackendError> {
         let (conn, tree) = self
             .tree(share, false)?
             .ok_or_else(|| BackendError::NoShare {
@@ -490,7 +758,7 @@ impl SmbBackend {
                 account: self.account(),
             })?;
         let path = rel.join("\\");
-        match tree.create(&path, &FileCreateArgs::make_open_existing(access)) {
+        match tree.open(&path) {
             Ok(r) => Ok((conn, r)),
             Err(e) => {
                 let err = self.map_err(e, &self.unc_of(share, rel));
@@ -511,57 +779,83 @@ impl SmbBackend {
     }
 
     /// NT status and transport failures as the DP layer understands them.
-    fn map_err(&self, e: ::smb::Error, what: &str) -> BackendError {
+    fn map_err(&self, e: impl Into<SmbErr>, what: &str) -> BackendError {
+        let e = match e.into() {
+            SmbErr::Crate(e) => e,
+            SmbErr::Own(e) => return self.map_own_err(e, what),
+            SmbErr::Ticket(e) => return kerberos_error(e),
+        };
         let code = match &e {
             ::smb::Error::ReceivedErrorMessage(c, _) | ::smb::Error::UnexpectedMessageStatus(c) => {
                 Some(*c)
             }
             _ => None,
         };
+        if let Some(code) = code {
+            return self.map_status(code, e.to_string(), what);
+        }
+        match e {
+            ::smb::Error::IoError(_)
+            | ::smb::Error::TransportError(_)
+            | ::smb::Error::ConnectionStopped
+            | ::smb::Error::OperationTimeout(..)
+            | ::smb::Error::ChannelRecvError(_) => BackendError::Transient(format!("{what}: {e}")),
+            // NTLM refused before the server could say why (e.g. a guest
+            // session the server does not allow).
+            ::smb::Error::SspiError(_) | ::smb::Error::UnsupportedAuthenticationMechanism(_) => {
+                BackendError::Logon {
+                    account: self.account(),
+                    detail: e.to_string(),
+                }
+            }
+            e => BackendError::Other(format!("{what}: {e}")),
+        }
+    }
+
+    /// `capmedia-smb2`'s failures (the Kerberos logon's connection).
+    fn map_own_err(&self, e: capmedia_smb2::Error, what: &str) -> BackendError {
+        use capmedia_smb2::Error as E;
+        if let Some(code) = e.status() {
+            return self.map_status(code, e.to_string(), what);
+        }
+        match e {
+            e if e.is_transient() => BackendError::Transient(format!("{what}: {e}")),
+            E::TooManyEntries(n) => BackendError::Other(format!(
+                "{what} has more than {n} entries; no DP folder holds that many"
+            )),
+            E::Auth(detail) => BackendError::Kerberos(format!(
+                "the Kerberos logon to {what} as {} failed: {detail}",
+                self.account()
+            )),
+            e => BackendError::Other(format!("{what}: {e}")),
+        }
+    }
+
+    /// An NT status as the DP layer understands it.
+    fn map_status(&self, code: u32, text: String, what: &str) -> BackendError {
         let account = self.account();
         match code {
-            Some(
-                status::LOGON_FAILURE
-                | status::WRONG_PASSWORD
-                | status::NO_SUCH_USER
-                | status::ACCOUNT_RESTRICTION
-                | status::PASSWORD_EXPIRED
-                | status::ACCOUNT_DISABLED
-                | status::ACCOUNT_LOCKED_OUT,
-            ) => BackendError::Logon {
+            status::LOGON_FAILURE
+            | status::WRONG_PASSWORD
+            | status::NO_SUCH_USER
+            | status::ACCOUNT_RESTRICTION
+            | status::PASSWORD_EXPIRED
+            | status::ACCOUNT_DISABLED
+            | status::ACCOUNT_LOCKED_OUT => BackendError::Logon {
                 account,
-                detail: e.to_string(),
+                detail: text,
             },
-            Some(status::ACCESS_DENIED | status::NETWORK_ACCESS_DENIED) => {
+            status::ACCESS_DENIED | status::NETWORK_ACCESS_DENIED => {
                 BackendError::Denied(format!("{what}: access denied to account {account}"))
             }
-            Some(status::BAD_NETWORK_NAME) => BackendError::NoShare {
+            status::BAD_NETWORK_NAME => BackendError::NoShare {
                 share: what.to_owned(),
                 account,
             },
-            Some(
-                status::OBJECT_NAME_NOT_FOUND
-                | status::OBJECT_PATH_NOT_FOUND
-                | status::NO_SUCH_FILE,
-            ) => BackendError::NotFound,
-            Some(_) => BackendError::Other(format!("{what}: {e}")),
-            None => match e {
-                ::smb::Error::IoError(_)
-                | ::smb::Error::TransportError(_)
-                | ::smb::Error::ConnectionStopped
-                | ::smb::Error::OperationTimeout(..)
-                | ::smb::Error::ChannelRecvError(_) => {
-                    BackendError::Transient(format!("{what}: {e}"))
-                }
-                // NTLM refused before the server could say why (e.g. a
-                // guest session the server does not allow).
-                ::smb::Error::SspiError(_)
-                | ::smb::Error::UnsupportedAuthenticationMechanism(_) => BackendError::Logon {
-                    account,
-                    detail: e.to_string(),
-                },
-                e => BackendError::Other(format!("{what}: {e}")),
-            },
+            status::OBJECT_NAME_NOT_FOUND | status::OBJECT_PATH_NOT_FOUND | status::NO_SUCH_FILE => {
+                BackendError::NotFound
+            }
+            _ => BackendError::Other(format!("{what}: {text}")),
         }
     }
 
@@ -610,9 +904,8 @@ impl SmbBackend {
     }
 
     /// Open blob `hash` on the first FileLib root holding it.
-    fn open_blob_file(&self, hash: &str) -> Result<Option<(Arc<Conn>, ::smb::File)>, BackendError> {
+    fn open_blob_file(&self, hash: &str) -> Result<Option<(Arc<Conn>, FileH)>, BackendError> {
         let prefix = hash.get(..4).ok_or(BackendError::NotFound)?;
-        let access = read_access();
         for with_probed in [false, true] {
             let roots = self.filelib_roots(with_probed)?;
             let skip = if with_probed { self.filelibs.len() } else { 0 };
@@ -620,10 +913,10 @@ impl SmbBackend {
                 let mut rel: Vec<&str> = root.filelib.iter().map(String::as_str).collect();
                 rel.push(prefix);
                 rel.push(hash);
-                match self.open(&root.share, &rel, access) {
-                    Ok((conn, Resource::File(f))) => return Ok(Some((conn, f))),
+                match self.open(&root.share, &rel) {
+                    Ok((conn, Opened::File(f))) => return Ok(Some((conn, f))),
                     Ok((_, other)) => {
-                        close(&other);
+                        other.close();
                         return Err(BackendError::Other(format!(
                             "{} is not a file",
                             self.unc_of(&root.share, &rel)
@@ -652,12 +945,34 @@ fn poisoned() -> BackendError {
     BackendError::Other("SMB connection state poisoned by a panicked thread".into())
 }
 
-fn close(r: &Resource) {
-    let _ = match r {
-        Resource::File(f) => f.close(),
-        Resource::Directory(d) => d.close(),
-        Resource::Pipe(p) => p.close(),
-    };
+/// The logon's security context for `capmedia-smb2`, keeping the
+/// ticket's own error (no ticket, expired, no SPN...) to report it by name.
+struct Gss<'a> {
+    ctx: &'a mut capmedia_gssapi::ClientContext,
+    failed: Option<capmedia_gssapi::KerberosError>,
+}
+
+impl capmedia_smb2::SecurityContext for Gss<'_> {
+    fn step(&mut self, input: Option<&[u8]>) -> Result<Option<Vec<u8>>, String> {
+        self.ctx.step(input).map_err(|e| {
+            let text = e.to_string();
+            self.failed = Some(e);
+            text
+        })
+    }
+
+    fn is_complete(&self) -> bool {
+        self.ctx.is_complete()
+    }
+
+    fn session_key(&self) -> Result<Vec<u8>, String> {
+        self.ctx.session_key().map_err(|e| e.to_string())
+    }
+}
+
+/// A ticket that cannot be used, as the DP layer reports it.
+fn kerberos_error(e: capmedia_gssapi::KerberosError) -> BackendError {
+    BackendError::Kerberos(e.to_string())
 }
 
 /// The logon identity for the `smb` crate (as its `Client` makes it).
@@ -688,7 +1003,7 @@ struct SmbReader {
     hash: Option<String>,
     /// Keeps the connection (and its worker threads) alive while reading.
     conn: Arc<Conn>,
-    file: Arc<::smb::File>,
+    file: Arc<FileH>,
     /// The next offset to ask for.
     ask: u64,
     /// The offset of the next byte handed out.
@@ -710,7 +1025,7 @@ impl SmbReader {
         backend: SmbBackend,
         hash: Option<&str>,
         conn: Arc<Conn>,
-        file: ::smb::File,
+        file: FileH,
         pos: u64,
         end: u64,
     ) -> Self {
@@ -747,7 +1062,7 @@ impl SmbReader {
                 .name("smb-read".into())
                 .spawn(move || {
                     let r = match buf.get_mut(..len) {
-                        Some(b) => file.read_block(b, offset, None, false),
+                        Some(b) => file.read_block(b, offset),
                         None => Ok(0),
                     };
                     (buf, r)
@@ -882,7 +1197,7 @@ impl Drop for SmbReader {
     fn drop(&mut self) {
         self.drain();
         if !self.conn.broken.load(Ordering::Relaxed) {
-            let _ = self.file.close();
+            self.file.close();
         }
     }
 }
@@ -891,46 +1206,34 @@ impl Backend for SmbBackend {
     fn list(&self, lib: Lib, rel: &[&str]) -> Result<Vec<ListingEntry>, BackendError> {
         let path = self.lib_path(lib, rel);
         let shown = self.unc_of(&self.root.share, &path);
-        let access = read_access();
-        let (conn, res) = self.open(&self.root.share, &path, access)?;
+        let (conn, res) = self.open(&self.root.share, &path)?;
         let dir = match res {
-            Resource::Directory(d) => d,
+            Opened::Dir(d) => d,
             other => {
-                close(&other);
+                other.close();
                 return Err(BackendError::Other(format!("{shown} is not a folder")));
             }
         };
         let result = (|| {
             let mut out = Vec::new();
-            let iter = dir
-                .query::<FileDirectoryInformation>("*")
-                .map_err(|e| self.map_err(e, &shown))?;
-            for item in iter {
-                let info = item.map_err(|e| self.map_err(e, &shown))?;
-                let name = info.file_name.to_string();
-                if name == "." || name == ".." {
-                    continue;
-                }
-                if out.len() >= MAX_LISTING_ENTRIES {
-                    return Err(BackendError::Other(format!(
-                        "{shown} has more than {MAX_LISTING_ENTRIES} entries; no DP folder holds that many"
-                    )));
-                }
+            for (name, is_dir, size) in dir
+                .entries(MAX_LISTING_ENTRIES)
+                .map_err(|e| self.map_err(e, &shown))?
+            {
                 check_name(&name).map_err(|r| BackendError::Unsafe {
                     name: name.clone(),
                     reason: r.into(),
                 })?;
-                let is_dir = info.file_attributes.directory();
                 out.push(ListingEntry {
                     name,
                     is_dir,
-                    size: (!is_dir).then_some(info.end_of_file),
+                    size: (!is_dir).then_some(size),
                 });
             }
             out.sort_by(|a, b| a.name.cmp(&b.name));
             Ok(out)
         })();
-        let _ = dir.close();
+        dir.close();
         if matches!(result, Err(BackendError::Transient(_))) {
             self.reset(&conn);
         }
@@ -940,18 +1243,17 @@ impl Backend for SmbBackend {
     fn read_small(&self, lib: Lib, rel: &[&str], limit: u64) -> Result<Vec<u8>, BackendError> {
         let path = self.lib_path(lib, rel);
         let shown = self.unc_of(&self.root.share, &path);
-        let access = read_access();
-        let (conn, res) = self.open(&self.root.share, &path, access)?;
+        let (conn, res) = self.open(&self.root.share, &path)?;
         let file = match res {
-            Resource::File(f) => f,
+            Opened::File(f) => f,
             other => {
-                close(&other);
+                other.close();
                 return Err(BackendError::Other(format!("{shown} is not a file")));
             }
         };
-        let len = file.get_len().unwrap_or(0);
+        let len = file.len();
         if len > limit {
-            let _ = file.close();
+            file.close();
             return Err(BackendError::Other(format!(
                 "{shown} is larger than {limit} bytes"
             )));
@@ -974,8 +1276,8 @@ impl Backend for SmbBackend {
     fn stat_blob(&self, hash: &str) -> Result<Option<u64>, BackendError> {
         match self.open_blob_file(hash)? {
             Some((_, f)) => {
-                let len = f.get_len().unwrap_or(0);
-                let _ = f.close();
+                let len = f.len();
+                f.close();
                 Ok(Some(len))
             }
             None => Ok(None),
@@ -984,7 +1286,7 @@ impl Backend for SmbBackend {
 
     fn open_blob(&self, hash: &str, offset: u64, len: Option<u64>) -> Result<Blob, BackendError> {
         let (conn, file) = self.open_blob_file(hash)?.ok_or(BackendError::NotFound)?;
-        let size = file.get_len().unwrap_or(0);
+        let size = file.len();
         let end = match len {
             Some(n) => offset.saturating_add(n).min(size),
             None => size,

@@ -18,8 +18,9 @@
 //!   the system library reads them all as `kinit` and `klist` do.
 //!
 //! So `libgssapi_krb5.so.2` (Debian `libgssapi-krb5-2`, present wherever
-//! `kinit` is) is opened with `libloading` on first use, and only the nine
-//! functions of RFC 2744 that an initiator needs are bound. Without the
+//! `kinit` is) is opened with `libloading` on first use, and only the
+//! functions of RFC 2744 that an initiator needs are bound, and RFC 5587's
+//! `gss_inquire_sec_context_by_oid` for the session key SMB signs with. Without the
 //! library capmedia builds and runs as before; Kerberos is then an error
 //! naming the package.
 //!
@@ -118,6 +119,12 @@ struct BufferDesc {
 }
 
 #[repr(C)]
+struct BufferSetDesc {
+    count: usize,
+    elements: *mut BufferDesc,
+}
+
+#[repr(C)]
 struct OidDesc {
     length: OmUint32,
     elements: *mut c_void,
@@ -159,6 +166,15 @@ type InitSecContextFn = unsafe extern "C" fn(
 type DeleteSecContextFn =
     unsafe extern "C" fn(*mut OmUint32, *mut *mut c_void, *mut BufferDesc) -> OmUint32;
 type ReleaseBufferFn = unsafe extern "C" fn(*mut OmUint32, *mut BufferDesc) -> OmUint32;
+/// `gss_inquire_sec_context_by_oid` (RFC 5587's extension, in MIT since
+/// 1.8): the context's session key, among others.
+type InquireByOidFn = unsafe extern "C" fn(
+    *mut OmUint32,
+    *mut c_void,
+    *const OidDesc,
+    *mut *mut BufferSetDesc,
+) -> OmUint32;
+type ReleaseBufferSetFn = unsafe extern "C" fn(*mut OmUint32, *mut *mut BufferSetDesc) -> OmUint32;
 type DisplayStatusFn = unsafe extern "C" fn(
     *mut OmUint32,
     OmUint32,
@@ -178,6 +194,8 @@ struct Library {
     delete_sec_context: DeleteSecContextFn,
     release_buffer: ReleaseBufferFn,
     display_status: DisplayStatusFn,
+    inquire_by_oid: InquireByOidFn,
+    release_buffer_set: ReleaseBufferSetFn,
     // Kept last and alive as long as any function pointer above may be called.
     _lib: libloading::Library,
 }
@@ -227,6 +245,8 @@ fn bind(lib: libloading::Library) -> Result<Library, KerberosError> {
         delete_sec_context: sym(&lib, "gss_delete_sec_context")?,
         release_buffer: sym(&lib, "gss_release_buffer")?,
         display_status: sym(&lib, "gss_display_status")?,
+        inquire_by_oid: sym(&lib, "gss_inquire_sec_context_by_oid")?,
+        release_buffer_set: sym(&lib, "gss_release_buffer_set")?,
         _lib: lib,
     })
 }
@@ -246,6 +266,10 @@ pub fn available() -> Result<(), KerberosError> {
 const NT_HOSTBASED_SERVICE: &[u8] = b"\x2a\x86\x48\x86\xf7\x12\x01\x02\x01\x04";
 /// GSS_KRB5_NT_PRINCIPAL_NAME, 1.2.840.113554.1.2.2.1: `user@REALM`.
 const NT_KRB5_PRINCIPAL: &[u8] = b"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02\x01";
+/// GSS_C_INQ_SSPI_SESSION_KEY, 1.2.840.113554.1.2.2.5.5: the session key
+/// as Windows' SSPI gives it (the acceptor's subkey if it sent one), which
+/// SMB derives its signing keys from.
+const INQ_SSPI_SESSION_KEY: &[u8] = b"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02\x05\x05";
 /// SPNEGO, 1.3.6.1.5.5.2: what HTTP `Negotiate` (RFC 4559) and SMB carry.
 const MECH_SPNEGO: &[u8] = b"\x2b\x06\x01\x05\x05\x02";
 
@@ -626,6 +650,53 @@ impl ClientContext {
         }
         self.complete = major & GSS_S_CONTINUE_NEEDED == 0;
         Ok(token)
+    }
+
+    /// The established context's session key (what SMB signs with). An
+    /// error before the context is complete.
+    pub fn session_key(&self) -> Result<Vec<u8>, KerberosError> {
+        if !self.complete || self.raw.is_null() {
+            return Err(KerberosError::Other {
+                detail: "no session key before the context is established".into(),
+            });
+        }
+        let lib = &self.lib;
+        let what = oid(INQ_SSPI_SESSION_KEY);
+        let mut set: *mut BufferSetDesc = ptr::null_mut();
+        let mut minor = 0;
+        // SAFETY: the context handle is the library's own and established;
+        // `set` is allocated by the library and released below.
+        let major = unsafe { (lib.inquire_by_oid)(&mut minor, self.raw, &what, &mut set) };
+        let key = if major & ERROR_MASK != 0 || set.is_null() {
+            None
+        } else {
+            // SAFETY: a non-null set from the library holds `count`
+            // buffers at `elements`; the key is its first, `length` bytes
+            // at `value` (MIT returns the key, then its enctype).
+            unsafe {
+                let s = &*set;
+                if s.count >= 1 && !s.elements.is_null() {
+                    let b = &*s.elements;
+                    (!b.value.is_null() && b.length > 0 && b.length <= 1024).then(|| {
+                        std::slice::from_raw_parts(b.value as *const u8, b.length).to_vec()
+                    })
+                } else {
+                    None
+                }
+            }
+        };
+        if !set.is_null() {
+            let mut m = 0;
+            // SAFETY: `set` was allocated by the library and is released once.
+            unsafe { (lib.release_buffer_set)(&mut m, &mut set) };
+        }
+        key.ok_or_else(|| KerberosError::Other {
+            detail: if major & ERROR_MASK != 0 {
+                describe(lib, major, minor)
+            } else {
+                "the context has no session key".into()
+            },
+        })
     }
 }
 
