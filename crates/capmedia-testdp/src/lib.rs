@@ -563,6 +563,16 @@ pub struct Samba {
 /// modes apply to it (root's would not).
 pub const SMB_USER: &str = "daemon";
 
+/// The host name of a Kerberos test SMB server ([`Samba::start_kerberos`]):
+/// its service principal is `cifs/localhost@`[`KRB_REALM`].
+pub const SMB_KRB_HOST: &str = "localhost";
+
+/// A second name of a Kerberos test SMB server (`cifs/capmedia-smb`), for
+/// clients that refuse Kerberos with the name `localhost`, as Samba's
+/// smbclient does: they connect to 127.0.0.1 and ask for a ticket to this
+/// name, which resolves nowhere.
+pub const SMB_KRB_ALIAS: &str = "capmedia-smb";
+
 /// The `samba` executable paths, or an error naming the packages.
 fn samba_tool(name: &str, pkg: &str) -> io::Result<PathBuf> {
     system_tool(name, pkg, "samba samba-common-bin smbclient")
@@ -588,13 +598,88 @@ impl Samba {
     /// with `password`. Every folder and its parents must be readable by
     /// that user (see [`Samba::open_up`]).
     pub fn start(shares: &[(&str, &Path)], password: &str) -> io::Result<Samba> {
-        let smbd = samba_tool("smbd", "samba")?;
         let dir = tempfile::tempdir()?;
         let (conf_path, port) = Samba::configure(dir.path(), shares, password)?;
+        Samba::spawn(dir, &conf_path, port, &[])
+    }
+
+    /// Like [`Samba::start`], and smbd also accepts Kerberos logons for the
+    /// realm of `kdc` (SPNEGO offers Kerberos before NTLM). The service
+    /// principals `cifs/`[`SMB_KRB_HOST`] and `cifs/`[`SMB_KRB_ALIAS`] are
+    /// made in `kdc` (kept if they exist, so several servers can share one
+    /// KDC), and their keys written to a keytab only this smbd reads.
+    /// smbd maps a ticket's client `name@REALM` to the unix account `name`
+    /// (no passdb entry needed): [`SMB_USER`]'s ticket logs on as it, a
+    /// principal without a unix account is refused at SESSION_SETUP with
+    /// `STATUS_ACCESS_DENIED`. Every session must be signed (`server
+    /// signing = mandatory`). Get a user's ticket with [`Kdc::ticket`]; the
+    /// share's address for Kerberos is [`Samba::url_by_name`].
+    pub fn start_kerberos(
+        shares: &[(&str, &Path)],
+        password: &str,
+        kdc: &Kdc,
+    ) -> io::Result<Samba> {
+        let dir = tempfile::tempdir()?;
+        let keytab = dir.path().join("cifs.keytab");
+        let services: Vec<String> = [SMB_KRB_HOST, SMB_KRB_ALIAS]
+            .iter()
+            .map(|h| format!("cifs/{h}"))
+            .collect();
+        for p in &services {
+            // Without +no_auth_data_required MIT's KDC (1.20+) puts a PAC in
+            // every ticket, and smbd as a standalone server refuses tickets
+            // with a PAC ("Unexpected PAC ... in standalone mode",
+            // NT_STATUS_BAD_TOKEN_TYPE). addprinc of an existing principal
+            // only prints an error: the principal and its key are kept.
+            kdc.kadmin(&format!("addprinc -randkey +no_auth_data_required {p}"))?;
+        }
+        // -norandkey: the keys stay as they are, so the keytab of another
+        // server of this KDC stays valid.
+        kdc.kadmin(&format!(
+            "ktadd -norandkey -k {} {}",
+            keytab.display(),
+            services.join(" ")
+        ))?;
+        if !keytab.exists() {
+            return Err(io::Error::other(format!(
+                "kadmin wrote no keytab for {services:?}: {}",
+                kdc.log()
+            )));
+        }
+        // The realm makes smbd offer Kerberos in SPNEGO; the dedicated
+        // keytab accepts a ticket for any principal in it. log level 3
+        // shows the dialect, the mapped user and why a logon failed, in
+        // Samba::log.
+        let extra = format!(
+            "  realm = {KRB_REALM}\n  kerberos method = dedicated keytab\n  \
+             dedicated keytab file = FILE:{}\n  server signing = mandatory\n  log level = 3\n",
+            keytab.display()
+        );
+        let (conf_path, port) = Samba::configure_with(dir.path(), shares, password, &extra)?;
+        Samba::spawn(
+            dir,
+            &conf_path,
+            port,
+            &[
+                ("KRB5_CONFIG", kdc.krb5_conf()),
+                // No replay cache under /var/tmp.
+                ("KRB5RCACHETYPE", PathBuf::from("none")),
+            ],
+        )
+    }
+
+    fn spawn(
+        dir: tempfile::TempDir,
+        conf_path: &Path,
+        port: u16,
+        env: &[(&str, PathBuf)],
+    ) -> io::Result<Samba> {
+        let smbd = samba_tool("smbd", "samba")?;
         let log = fs::File::create(dir.path().join("stdout.log"))?;
         let child = Command::new(&smbd)
             .args(["--foreground", "--no-process-group", "--debug-stdout"])
             .arg(format!("--configfile={}", conf_path.display()))
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -619,6 +704,17 @@ impl Samba {
         d: &Path,
         shares: &[(&str, &Path)],
         password: &str,
+    ) -> io::Result<(PathBuf, u16)> {
+        Samba::configure_with(d, shares, password, "")
+    }
+
+    /// [`Samba::configure`] with `extra` lines at the end of `[global]`
+    /// (a parameter given twice takes its last value).
+    fn configure_with(
+        d: &Path,
+        shares: &[(&str, &Path)],
+        password: &str,
+        extra: &str,
     ) -> io::Result<(PathBuf, u16)> {
         let smbpasswd = samba_tool("smbpasswd", "samba-common-bin")?;
         for sub in ["private", "lock", "state", "cache", "pid", "ncalrpc"] {
@@ -661,6 +757,7 @@ impl Samba {
   aio write size = 0
 "#
         );
+        conf.push_str(extra);
         for (name, path) in shares {
             let _ = write!(
                 conf,
@@ -731,6 +828,58 @@ impl Samba {
     /// `smb://127.0.0.1:<port>/<share>`.
     pub fn url(&self, share: &str) -> String {
         format!("smb://127.0.0.1:{}/{share}", self.port)
+    }
+
+    /// `smb://localhost:<port>/<share>`, for Kerberos: the client asks
+    /// for a ticket to `cifs/localhost` (GSSAPI `cifs@localhost`), which
+    /// it cannot for an address. `localhost` is 127.0.0.1 only on the test
+    /// machines (smbd does not listen on ::1).
+    pub fn url_by_name(&self, share: &str) -> String {
+        format!("smb://{SMB_KRB_HOST}:{}/{share}", self.port)
+    }
+
+    /// Run Samba's `smbclient` (Debian `smbclient`) on `share` with
+    /// Kerberos only (`--use-kerberos=required`), the tickets in `ccache`
+    /// and `kdc`'s configuration, and run `commands` (`-c`), e.g. `ls`.
+    /// smbclient will not use Kerberos with the name `localhost` (nor an
+    /// address), so it asks for `cifs/`[`SMB_KRB_ALIAS`] and connects to
+    /// 127.0.0.1 (`-I`). A client `smb.conf` in this server's folder keeps
+    /// it from reading the system's. Returns its exit status, stdout and
+    /// stderr; its `-d3` log says the dialect and signing.
+    pub fn smbclient_kerberos(
+        &self,
+        kdc: &Kdc,
+        ccache: &Path,
+        share: &str,
+        commands: &str,
+    ) -> io::Result<std::process::Output> {
+        let smbclient = samba_tool("smbclient", "smbclient")?;
+        let d = self.dir.path().join("client");
+        for sub in ["cache", "lock", "state", "private"] {
+            fs::create_dir_all(d.join(sub))?;
+        }
+        let dd = d.display();
+        let conf = d.join("smb.conf");
+        fs::write(
+            &conf,
+            format!(
+                "[global]\n  client min protocol = SMB2_10\n  cache directory = {dd}/cache\n  \
+                 lock directory = {dd}/lock\n  state directory = {dd}/state\n  \
+                 private dir = {dd}/private\n"
+            ),
+        )?;
+        Command::new(smbclient)
+            .arg("-s")
+            .arg(&conf)
+            .arg(format!("//{SMB_KRB_ALIAS}/{share}"))
+            .args(["-I", "127.0.0.1", "-p", &self.port.to_string()])
+            // -N: no password prompt (there is no terminal to read it).
+            .args(["-N", "--use-kerberos=required", "-d3", "-c", commands])
+            .env("KRB5_CONFIG", kdc.krb5_conf())
+            .env("KRB5CCNAME", format!("FILE:{}", ccache.display()))
+            .env("KRB5RCACHETYPE", "none")
+            .stdin(Stdio::null())
+            .output()
     }
 
     /// The smbd log so far, for a failing test's message.
@@ -929,6 +1078,29 @@ impl Kdc {
             .arg(format!("FILE:{}", ccache.display()))
             .arg(principal);
         run_tool(self.env_into(cmd), "kinit").map(|_| ())
+    }
+
+    /// Make `principal` (`daemon`) if it does not exist and get its
+    /// ticket-granting ticket into a cache file of its own; returns the
+    /// cache's path (give it as `KRB5CCNAME=FILE:<path>`).
+    pub fn ticket(&self, principal: &str) -> io::Result<PathBuf> {
+        let keytab = self
+            .dir
+            .path()
+            .join(format!("{}.keytab", principal.replace('/', "_")));
+        // addprinc of an existing principal only prints an error; ktadd
+        // -norandkey keeps its key, so earlier tickets stay valid.
+        self.kadmin(&format!("addprinc -randkey {principal}"))?;
+        self.kadmin(&format!(
+            "ktadd -norandkey -k {} {principal}",
+            keytab.display()
+        ))?;
+        let ccache = self
+            .dir
+            .path()
+            .join(format!("{}.ccache", principal.replace('/', "_")));
+        self.kinit(principal, &keytab, &ccache)?;
+        Ok(ccache)
     }
 
     /// What the KDC logged (tickets issued, errors).
