@@ -198,6 +198,9 @@ enum SmbErr {
     Crate(::smb::Error),
     Own(capmedia_smb2::Error),
     Ticket(capmedia_gssapi::KerberosError),
+    /// The server refused the ticket's logon (any status at SESSION_SETUP,
+    /// ACCESS_DENIED included: the principal has no account there).
+    Refused(capmedia_smb2::Error),
 }
 
 impl From<::smb::Error> for SmbErr {
@@ -703,7 +706,10 @@ impl SmbBackend {
     /// ticket) and connect the main share.
     fn logon_tree(&self, conn: &Conn, share: &str) -> Result<TreeH, SmbErr> {
         match &conn.link {
-            Link::Ntlm { connection, session } => {
+            Link::Ntlm {
+                connection,
+                session,
+            } => {
                 let unc = UncPath::new(&self.server).and_then(|u| u.with_share(share))?;
                 let identity = match &self.credentials {
                     // The one place the password leaves capmedia: moved
@@ -741,7 +747,10 @@ impl SmbBackend {
                     if let Some(e) = gss.failed {
                         return Err(SmbErr::Ticket(e));
                     }
-                    r?;
+                    r.map_err(|e| match e.status() {
+                        Some(_) => SmbErr::Refused(e),
+                        None => SmbErr::Own(e),
+                    })?;
                     *done = true;
                 }
                 Ok(TreeH::Kerberos(client.tree_connect(&self.server, share)?))
@@ -784,6 +793,13 @@ impl SmbBackend {
             SmbErr::Crate(e) => e,
             SmbErr::Own(e) => return self.map_own_err(e, what),
             SmbErr::Ticket(e) => return kerberos_error(e),
+            SmbErr::Refused(e) => {
+                return BackendError::Kerberos(format!(
+                    "{what} refused the logon of {} ({e}): the principal has no account \
+                     on the DP, or no right to reach it over the network",
+                    self.account()
+                ))
+            }
         };
         let code = match &e {
             ::smb::Error::ReceivedErrorMessage(c, _) | ::smb::Error::UnexpectedMessageStatus(c) => {
@@ -852,9 +868,9 @@ impl SmbBackend {
                 share: what.to_owned(),
                 account,
             },
-            status::OBJECT_NAME_NOT_FOUND | status::OBJECT_PATH_NOT_FOUND | status::NO_SUCH_FILE => {
-                BackendError::NotFound
-            }
+            status::OBJECT_NAME_NOT_FOUND
+            | status::OBJECT_PATH_NOT_FOUND
+            | status::NO_SUCH_FILE => BackendError::NotFound,
             _ => BackendError::Other(format!("{what}: {text}")),
         }
     }

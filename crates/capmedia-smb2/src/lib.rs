@@ -34,8 +34,8 @@ use sha2::Digest as _;
 
 mod wire;
 
-pub use wire::{parse_any, status, DirEntry};
 use wire::{cmd, Header, HEADER_LEN};
+pub use wire::{parse_any, status, DirEntry};
 
 /// The largest message accepted from a server: a READ answer of the
 /// largest READ asked for ([`MAX_READ`]) and its header, with room.
@@ -162,7 +162,10 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("dialect", &format_args!("{:#06x}", self.inner.negotiated.dialect))
+            .field(
+                "dialect",
+                &format_args!("{:#06x}", self.inner.negotiated.dialect),
+            )
             .finish()
     }
 }
@@ -337,8 +340,7 @@ impl Pending {
                 return Err(Error::Timeout(name, self.inner.config.timeout));
             }
         };
-        if answer.header.command != self.command || answer.header.flags & wire::FLAG_RESPONSE == 0
-        {
+        if answer.header.command != self.command || answer.header.flags & wire::FLAG_RESPONSE == 0 {
             return Err(Error::Protocol(format!(
                 "the answer to {name} is not one (command {})",
                 answer.header.command
@@ -430,8 +432,14 @@ impl Client {
     /// Send a request; `charge` credits are spent (waiting for them if
     /// need be). Signed when the session is set up.
     fn send(&self, command: u16, tree_id: u32, body: &[u8], charge: u16) -> Result<Pending, Error> {
-        self.send_raw(command, tree_id, body, charge, self.inner.session.get().map(|s| s.0))
-            .map(|(p, _)| p)
+        self.send_raw(
+            command,
+            tree_id,
+            body,
+            charge,
+            self.inner.session.get().map(|s| s.0),
+        )
+        .map(|(p, _)| p)
     }
 
     fn send_raw(

@@ -98,7 +98,9 @@ fn u64_at(b: &[u8], at: usize) -> Result<u64, Error> {
 }
 
 fn short(need: usize) -> Error {
-    Error::Protocol(format!("a message shorter than its fields ({need} bytes needed)"))
+    Error::Protocol(format!(
+        "a message shorter than its fields ({need} bytes needed)"
+    ))
 }
 
 /// `len` bytes at `offset` of `msg` (offsets count from the header's start).
@@ -235,7 +237,9 @@ pub struct Negotiated {
 pub fn parse_negotiate(msg: &[u8]) -> Result<Negotiated, Error> {
     let b = msg.get(HEADER_LEN..).ok_or_else(|| short(HEADER_LEN))?;
     if u16_at(b, 0)? != 65 {
-        return Err(Error::Protocol("a NEGOTIATE answer of the wrong size".into()));
+        return Err(Error::Protocol(
+            "a NEGOTIATE answer of the wrong size".into(),
+        ));
     }
     let dialect = u16_at(b, 4)?;
     let off = usize::from(u16_at(b, 56)?);
@@ -270,7 +274,9 @@ pub fn session_setup(token: &[u8]) -> Result<Vec<u8>, Error> {
 pub fn parse_session_setup(msg: &[u8]) -> Result<(u16, Vec<u8>), Error> {
     let b = msg.get(HEADER_LEN..).ok_or_else(|| short(HEADER_LEN))?;
     if u16_at(b, 0)? != 9 {
-        return Err(Error::Protocol("a SESSION_SETUP answer of the wrong size".into()));
+        return Err(Error::Protocol(
+            "a SESSION_SETUP answer of the wrong size".into(),
+        ));
     }
     let flags = u16_at(b, 2)?;
     let off = usize::from(u16_at(b, 4)?);
@@ -280,7 +286,8 @@ pub fn parse_session_setup(msg: &[u8]) -> Result<(u16, Vec<u8>), Error> {
 
 pub fn tree_connect(unc: &str) -> Result<Vec<u8>, Error> {
     let path = utf16(unc);
-    let len = u16::try_from(path.len()).map_err(|_| Error::Protocol("a share path too long".into()))?;
+    let len =
+        u16::try_from(path.len()).map_err(|_| Error::Protocol("a share path too long".into()))?;
     let mut b = Vec::with_capacity(8 + path.len());
     b.extend_from_slice(&9u16.to_le_bytes());
     b.extend_from_slice(&0u16.to_le_bytes());
@@ -294,7 +301,9 @@ pub fn tree_connect(unc: &str) -> Result<Vec<u8>, Error> {
 pub fn parse_tree_connect(msg: &[u8]) -> Result<u32, Error> {
     let b = msg.get(HEADER_LEN..).ok_or_else(|| short(HEADER_LEN))?;
     if u16_at(b, 0)? != 16 {
-        return Err(Error::Protocol("a TREE_CONNECT answer of the wrong size".into()));
+        return Err(Error::Protocol(
+            "a TREE_CONNECT answer of the wrong size".into(),
+        ));
     }
     u32_at(b, 4)
 }
@@ -437,7 +446,9 @@ pub struct DirEntry {
 pub fn parse_query_directory(msg: &[u8], out: &mut Vec<DirEntry>, max: usize) -> Result<(), Error> {
     let b = msg.get(HEADER_LEN..).ok_or_else(|| short(HEADER_LEN))?;
     if u16_at(b, 0)? != 9 {
-        return Err(Error::Protocol("a QUERY_DIRECTORY answer of the wrong size".into()));
+        return Err(Error::Protocol(
+            "a QUERY_DIRECTORY answer of the wrong size".into(),
+        ));
     }
     let off = usize::from(u16_at(b, 2)?);
     let len = usize::try_from(u32_at(b, 4)?).unwrap_or(usize::MAX);
@@ -454,7 +465,9 @@ pub fn parse_query_directory(msg: &[u8], out: &mut Vec<DirEntry>, max: usize) ->
         let name_len = usize::try_from(u32_at(e, 60)?).unwrap_or(usize::MAX);
         let raw = slice_at(e, 64, name_len)?;
         if !name_len.is_multiple_of(2) {
-            return Err(Error::Protocol("a file name of an odd number of bytes".into()));
+            return Err(Error::Protocol(
+                "a file name of an odd number of bytes".into(),
+            ));
         }
         let units: Vec<u16> = raw
             .chunks_exact(2)
@@ -476,7 +489,9 @@ pub fn parse_query_directory(msg: &[u8], out: &mut Vec<DirEntry>, max: usize) ->
         // Entries move forward by at least a header: no loop on a
         // hostile offset.
         if next < 64 {
-            return Err(Error::Protocol("a folder entry that does not move forward".into()));
+            return Err(Error::Protocol(
+                "a folder entry that does not move forward".into(),
+            ));
         }
         at = at
             .checked_add(next)

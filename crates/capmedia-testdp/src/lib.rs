@@ -619,6 +619,17 @@ impl Samba {
         password: &str,
         kdc: &Kdc,
     ) -> io::Result<Samba> {
+        Samba::start_kerberos_with(shares, password, kdc, "")
+    }
+
+    /// [`Samba::start_kerberos`] with more `[global]` lines (e.g. `server
+    /// max protocol = SMB3_02`, for a client's SMB 3.0.2 path).
+    pub fn start_kerberos_with(
+        shares: &[(&str, &Path)],
+        password: &str,
+        kdc: &Kdc,
+        global: &str,
+    ) -> io::Result<Samba> {
         let dir = tempfile::tempdir()?;
         let keytab = dir.path().join("cifs.keytab");
         let services: Vec<String> = [SMB_KRB_HOST, SMB_KRB_ALIAS]
@@ -652,7 +663,7 @@ impl Samba {
         // Samba::log.
         let extra = format!(
             "  realm = {KRB_REALM}\n  kerberos method = dedicated keytab\n  \
-             dedicated keytab file = FILE:{}\n  server signing = mandatory\n  log level = 3\n",
+             dedicated keytab file = FILE:{}\n  server signing = mandatory\n  log level = 3\n{global}",
             keytab.display()
         );
         let (conf_path, port) = Samba::configure_with(dir.path(), shares, password, &extra)?;
