@@ -6,6 +6,9 @@
 //! Each capture is checked as capture.rs checks its own: the report lists
 //! exactly the outputs with their BLAKE3, and `capmedia verify` accepts
 //! them. The password must never appear in any output, report or cache.
+//! A capture with a Kerberos ticket instead of a password runs against a
+//! real MIT KDC and a Samba accepting Kerberos; no piece of the ticket
+//! cache or the keys may appear anywhere either.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -17,7 +20,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 use capmedia_sample::X64_PACKAGE;
-use capmedia_testdp::{Samba, SMB_USER};
+use capmedia_testdp::{Kdc, Samba, KRB_REALM, SMB_USER};
 
 const PASSWORD: &str = "Cm-Smb-Secret-4711";
 const EPOCH: &str = "1700000000";
@@ -103,17 +106,50 @@ fn samba() -> Samba {
     .unwrap()
 }
 
+/// How a test logs on.
+enum Auth<'a> {
+    /// `TESTDP\daemon` with this password (from the environment).
+    Password(&'a str),
+    /// The ticket cache `KRB5CCNAME` of the realm whose `krb5.conf` is
+    /// given, as `--dp-user` if given (else the cache's default).
+    Ticket {
+        krb5_conf: PathBuf,
+        ccache: PathBuf,
+        user: Option<String>,
+    },
+}
+
 /// `capmedia` with the built plugins, the account, and the password from
 /// the environment (never argv).
 fn capmedia(args: &[&str], password: &str) -> Output {
+    capmedia_as(args, &Auth::Password(password))
+}
+
+fn capmedia_as(args: &[&str], auth: &Auth) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_capmedia"));
     c.args(args);
     if args.first() == Some(&"capture") {
         c.arg("--plugin-dir").arg(bin_dir());
     }
-    c.args(["--dp-user", &format!("TESTDP\\{SMB_USER}")])
-        .env_remove("CAPMEDIA_PLUGIN_PATH")
-        .env("CAPMEDIA_DP_PASSWORD", password)
+    match auth {
+        Auth::Password(password) => {
+            c.args(["--dp-user", &format!("TESTDP\\{SMB_USER}")])
+                .env("CAPMEDIA_DP_PASSWORD", password);
+        }
+        Auth::Ticket {
+            krb5_conf,
+            ccache,
+            user,
+        } => {
+            if let Some(u) = user {
+                c.args(["--dp-user", u]);
+            }
+            c.env("KRB5_CONFIG", krb5_conf)
+                .env("KRB5CCNAME", format!("FILE:{}", ccache.display()))
+                .env_remove("CAPMEDIA_DP_PASSWORD");
+        }
+    }
+    c.env_remove("CAPMEDIA_PLUGIN_PATH")
         .env("SOURCE_DATE_EPOCH", EPOCH)
         .stdin(Stdio::null())
         .output()
@@ -144,6 +180,26 @@ fn contains(hay: &[u8], needle: &str) -> bool {
 /// and `capmedia verify`, and that the password is nowhere.
 fn capture_over_smb(sink: &str, extra: &[&str], file: &str) {
     let smb = samba();
+    capture_from(
+        &smb,
+        &smb.url("SCCMContentLib$"),
+        &Auth::Password(PASSWORD),
+        sink,
+        extra,
+        file,
+    );
+}
+
+/// Capture from `url` on `smb` as `auth`, check the outputs; returns the
+/// run's output and the cache folder's files' contents, for secret checks.
+fn capture_from(
+    smb: &Samba,
+    url: &str,
+    auth: &Auth,
+    sink: &str,
+    extra: &[&str],
+    file: &str,
+) -> (Output, Vec<Vec<u8>>) {
     let scratch = tempfile::tempdir().unwrap();
     let (out_dir, cache, staging) = (
         scratch.path().join("out"),
@@ -154,11 +210,10 @@ fn capture_over_smb(sink: &str, extra: &[&str], file: &str) {
         fs::create_dir(d).unwrap();
     }
     let out = out_dir.join(file);
-    let url = smb.url("SCCMContentLib$");
     let mut args = vec![
         "capture",
         "--dp",
-        &url,
+        url,
         "--boot-image",
         X64_PACKAGE,
         "--sink",
@@ -174,7 +229,7 @@ fn capture_over_smb(sink: &str, extra: &[&str], file: &str) {
         "--json",
     ];
     args.extend_from_slice(extra);
-    let o = capmedia(&args, PASSWORD);
+    let o = capmedia_as(&args, auth);
     assert!(o.status.success(), "{}\n{}", show(&o), smb.log());
     let report = common::json_doc(&o);
     assert_eq!(report["sink"], sink, "{report:#}");
@@ -209,14 +264,12 @@ fn capture_over_smb(sink: &str, extra: &[&str], file: &str) {
         "the output folder holds exactly the outputs"
     );
     // The password is in no output, report or cached file.
+    let cached: Vec<Vec<u8>> = files(&cache).iter().map(|f| fs::read(f).unwrap()).collect();
     assert!(!contains(&o.stdout, PASSWORD) && !contains(&o.stderr, PASSWORD));
-    for f in files(&cache) {
-        assert!(
-            !contains(&fs::read(&f).unwrap(), PASSWORD),
-            "{}",
-            f.display()
-        );
+    for f in &cached {
+        assert!(!contains(f, PASSWORD));
     }
+    (o, cached)
 }
 
 #[test]
@@ -298,4 +351,55 @@ fn a_wrong_password_writes_nothing_and_never_shows() {
             assert!(!contains(&fs::read(&f).unwrap(), wrong), "{}", f.display());
         }
     }
+}
+
+/// A Kerberos ticket instead of a password: `--dp-user daemon@REALM` with
+/// that principal's ticket in the cache (no password anywhere, none asked
+/// for), then `dp list` with no account at all (the cache's default
+/// principal). No piece of the ticket cache or of the user's keytab shows
+/// in any output, report or cached file.
+#[test]
+fn capture_and_dp_list_over_smb_with_a_kerberos_ticket() {
+    let (lib, second) = split_sample();
+    let kdc = Kdc::start().unwrap_or_else(|e| panic!("{e}"));
+    let smb = Samba::start_kerberos(
+        &[("SCCMContentLib$", lib), ("SCCMContentLibD$", second)],
+        PASSWORD,
+        &kdc,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let ccache = kdc.ticket(SMB_USER).unwrap();
+    let url = smb.url_by_name("SCCMContentLib$");
+    let principal = format!("{SMB_USER}@{KRB_REALM}");
+    let named = Auth::Ticket {
+        krb5_conf: kdc.krb5_conf(),
+        ccache: ccache.clone(),
+        user: Some(principal.clone()),
+    };
+    let (o, cached) = capture_from(&smb, &url, &named, "usb-raw", &[], "capture.img");
+    let log = smb.log();
+    assert!(
+        log.contains(&principal),
+        "no Kerberos logon in the smbd log: {log}"
+    );
+
+    let default = Auth::Ticket {
+        krb5_conf: kdc.krb5_conf(),
+        ccache: ccache.clone(),
+        user: None,
+    };
+    let o2 = capmedia_as(&["dp", "list", "--dp", &url, "--json"], &default);
+    assert!(o2.status.success(), "{}\n{}", show(&o2), smb.log());
+    assert!(text(&o2.stdout).contains(X64_PACKAGE), "{}", show(&o2));
+
+    let mut all = String::new();
+    for o in [&o, &o2] {
+        all.push_str(&text(&o.stdout));
+        all.push_str(&text(&o.stderr));
+    }
+    for f in &cached {
+        all.push_str(&String::from_utf8_lossy(f));
+    }
+    let tickets = fs::read(&ccache).unwrap();
+    common::assert_no_piece_of("the ticket cache", &tickets, &all);
 }

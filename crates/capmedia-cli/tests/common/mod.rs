@@ -124,3 +124,30 @@ pub fn json_doc(o: &Output) -> serde_json::Value {
     );
     v
 }
+
+/// Every 15-byte piece of `secret` as hex and as base64 (at each of the
+/// three alignments a longer base64 text can have), none of which may
+/// appear in `text`: a key, a ticket or a token leaked whole or in part
+/// would show one of them.
+pub fn assert_no_piece_of(what: &str, secret: &[u8], text: &str) {
+    use base64::prelude::{Engine, BASE64_STANDARD};
+    assert!(secret.len() > 40, "{what}: a real file");
+    let lower = text.to_ascii_lowercase();
+    for w in secret.windows(15) {
+        let hex: String = w.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(!lower.contains(&hex), "{what} (hex) leaked: {text}");
+        let b64 = BASE64_STANDARD.encode(w);
+        assert!(!text.contains(&b64), "{what} (base64) leaked: {text}");
+    }
+    // No Authorization or WWW-Authenticate token either.
+    for (i, _) in text.match_indices("Negotiate ") {
+        let after: String = text[i + 10..].chars().take(16).collect();
+        assert!(
+            !(after.len() == 16
+                && after
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c))),
+            "a Negotiate token in {what}: {text}"
+        );
+    }
+}
