@@ -125,7 +125,7 @@ fn capmedia(args: &[&str], password: &str) -> Output {
     capmedia_as(args, &Auth::Password(password))
 }
 
-fn capmedia_as(args: &[&str], auth: &Auth) -> Output {
+fn capmedia_as(args: &[&str], auth: &Auth<'_>) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_capmedia"));
     c.args(args);
     if args.first() == Some(&"capture") {
@@ -195,7 +195,7 @@ fn capture_over_smb(sink: &str, extra: &[&str], file: &str) {
 fn capture_from(
     smb: &Samba,
     url: &str,
-    auth: &Auth,
+    auth: &Auth<'_>,
     sink: &str,
     extra: &[&str],
     file: &str,

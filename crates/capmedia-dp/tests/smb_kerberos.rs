@@ -145,27 +145,37 @@ fn a_ticket_logs_on_to_smb_with_no_password_and_failures_are_named() {
         .unwrap_err();
     assert!(err.to_string().contains("kinit bob@"), "{err}");
 
-    // SMB 3.0.2 (no pre-authentication integrity: its own signing key
-    // derivation) works the same.
+    // A server that requires encryption (it refuses any request after the
+    // logon that is not): AES-128-GCM on 3.1.1, and on SMB 3.0.2 (no
+    // pre-authentication integrity, keys of their own derivation)
+    // AES-128-CCM.
     let shares = [
         ("SCCMContentLib$", fx.lib.as_path()),
         ("SCCMContentLibD$", fx.second.as_path()),
     ];
-    let smb302 = Samba::start_kerberos_with(
-        &shares,
-        "An-unused-Pa55word",
-        &kdc,
-        "  server max protocol = SMB3_02\n",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let dp302 = Dp::open(&smb302.url_by_name("SCCMContentLib$"), quick_opts()).unwrap();
-    let unspread = dp302.resolve(&pid(OTHER)).unwrap();
-    assert!(!dp302
-        .fetch(&unspread, &cache, &|_, _| {})
-        .unwrap()
-        .is_empty());
-    let log = smb302.log();
-    assert!(log.contains("Selected protocol SMB3_02"), "{log}");
+    for (n, (global, dialect)) in [
+        ("", "SMB3_11"),
+        ("  server max protocol = SMB3_02\n", "SMB3_02"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let conf = format!("{global}  server smb encrypt = required\n");
+        let sealed = Samba::start_kerberos_with(&shares, "An-unused-Pa55word", &kdc, &conf)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let dp = Dp::open(&sealed.url_by_name("SCCMContentLib$"), quick_opts()).unwrap();
+        let other = dp.resolve(&pid(OTHER)).unwrap();
+        let c = ContentCache::open(fx.dir.path().join(format!("sealed{n}"))).unwrap();
+        let got = dp
+            .fetch(&other, &c, &|_, _| {})
+            .unwrap_or_else(|e| panic!("{dialect}: {e}\n{}", sealed.log()));
+        assert!(!got.is_empty());
+        let log = sealed.log();
+        assert!(
+            log.contains(&format!("Selected protocol {dialect}")),
+            "{log}"
+        );
+    }
 
     // No ticket and Kerberos not wanted: a guest logon, which this server
     // refuses.

@@ -13,13 +13,16 @@
 //! CREATE, QUERY_DIRECTORY, READ with several in flight, and CLOSE. That
 //! is what is here; the crypto comes from RustCrypto crates.
 //!
+//! Encryption: where the session or a share requires it, messages travel
+//! encrypted (AES-128-GCM on 3.1.1, AES-128-CCM on 3.0 and 3.0.2, keys from
+//! the same KDF); a server that requires it but offers neither is refused
+//! with [`Error::Unsupported`].
+//!
 //! Threads: one reader thread per connection hands each answer to the
 //! request waiting for it (by message id), so READs from many threads share
 //! one connection, each costing the credits its length needs. Every answer
-//! on a signed session is checked against its signature before use.
-//!
-//! Not done: SMB encryption. A share or session that requires it is
-//! refused with [`Error::Unsupported`], naming the cause.
+//! on a signed session is checked against its signature (or, encrypted,
+//! its AEAD tag) before use.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -29,6 +32,10 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aes_gcm::aead::AeadInPlace as _;
+use aes_gcm::KeyInit as _;
 use cmac::Mac as _;
 use sha2::Digest as _;
 
@@ -119,11 +126,107 @@ impl Default for Config {
     }
 }
 
-/// One answer: its header and the whole message.
+/// One answer: its header and the whole message, and whether it came
+/// encrypted (its AEAD tag then stands for a signature).
 #[derive(Debug)]
 struct Answer {
     header: Header,
     msg: Vec<u8>,
+    encrypted: bool,
+}
+
+/// The logon's keys.
+#[derive(Debug)]
+struct Session {
+    id: u64,
+    signing: [u8; 16],
+    /// The keys to encrypt with, if the server can.
+    crypt: Option<Crypt>,
+    /// The server wants every message of the session encrypted.
+    encrypt_all: bool,
+}
+
+/// The cipher and the keys of both directions.
+#[derive(Debug)]
+struct Crypt {
+    cipher: u16,
+    /// Client to server, server to client.
+    c2s: [u8; 16],
+    s2c: [u8; 16],
+    /// Nonces never repeat under a key: a counter (keys are per session).
+    next_nonce: AtomicU64,
+}
+
+type Ccm = ccm::Ccm<aes::Aes128, ccm::consts::U16, ccm::consts::U11>;
+
+impl Crypt {
+    fn gcm(&self) -> bool {
+        self.cipher == wire::CIPHER_AES128_GCM
+    }
+
+    /// `msg` (an unsigned SMB2 message) as a transform header and
+    /// ciphertext.
+    fn seal(&self, session_id: u64, msg: Vec<u8>) -> Result<Vec<u8>, Error> {
+        let mut nonce = [0u8; 16];
+        let n = self.next_nonce.fetch_add(1, Ordering::Relaxed);
+        nonce[..8].copy_from_slice(&n.to_le_bytes());
+        let size =
+            u32::try_from(msg.len()).map_err(|_| Error::Protocol("a message over 4 GiB".into()))?;
+        let mut t = wire::transform(&nonce, size, session_id);
+        let mut body = msg;
+        let aad = t[20..].to_vec();
+        let tag = if self.gcm() {
+            aes_gcm::Aes128Gcm::new((&self.c2s).into()).encrypt_in_place_detached(
+                aes_gcm::Nonce::from_slice(&nonce[..12]),
+                &aad,
+                &mut body,
+            )
+        } else {
+            Ccm::new((&self.c2s).into()).encrypt_in_place_detached(
+                ccm::Nonce::<ccm::consts::U11>::from_slice(&nonce[..11]),
+                &aad,
+                &mut body,
+            )
+        }
+        .map_err(|_| Error::Protocol("a message the cipher cannot encrypt".into()))?;
+        t[4..20].copy_from_slice(&tag);
+        let mut out = Vec::with_capacity(wire::TRANSFORM_LEN + body.len());
+        out.extend_from_slice(&t);
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    /// The SMB2 message inside an encrypted one, if its tag is right.
+    fn open(&self, session_id: u64, mut msg: Vec<u8>) -> Result<Vec<u8>, Error> {
+        let t = wire::parse_transform(&msg)?;
+        if t.session_id != session_id {
+            return Err(Error::Protocol(
+                "an encrypted message of another session".into(),
+            ));
+        }
+        let aad = msg
+            .get(20..wire::TRANSFORM_LEN)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default();
+        let mut body = msg.split_off(wire::TRANSFORM_LEN);
+        let ok = if self.gcm() {
+            aes_gcm::Aes128Gcm::new((&self.s2c).into()).decrypt_in_place_detached(
+                aes_gcm::Nonce::from_slice(&t.nonce[..12]),
+                &aad,
+                &mut body,
+                (&t.tag).into(),
+            )
+        } else {
+            Ccm::new((&self.s2c).into()).decrypt_in_place_detached(
+                ccm::Nonce::<ccm::consts::U11>::from_slice(&t.nonce[..11]),
+                &aad,
+                &mut body,
+                (&t.tag).into(),
+            )
+        };
+        ok.map_err(|_| Error::BadSignature("an encrypted answer"))?;
+        Ok(body)
+    }
 }
 
 type Waiter = SyncSender<Result<Answer, Arc<io::Error>>>;
@@ -145,8 +248,8 @@ struct Inner {
     more_credits: Condvar,
     config: Config,
     negotiated: wire::Negotiated,
-    /// The logon: its id and signing key (set once).
-    session: OnceLock<(u64, [u8; 16])>,
+    /// The logon: its id and keys (set once).
+    session: OnceLock<Session>,
     /// The connection's pre-authentication hash (3.1.1) after NEGOTIATE.
     preauth: [u8; 64],
 }
@@ -286,10 +389,27 @@ fn read_message(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
 /// grant credits. Ends on a transport failure, failing every waiter.
 fn reader(inner: Arc<Inner>, mut stream: TcpStream) {
     let why = loop {
-        let msg = match read_message(&mut stream) {
+        let mut msg = match read_message(&mut stream) {
             Ok(m) => m,
             Err(e) => break e,
         };
+        let encrypted = msg.starts_with(b"\xfdSMB");
+        if encrypted {
+            let opened = match inner.session.get() {
+                Some(Session {
+                    id, crypt: Some(c), ..
+                }) => c.open(*id, msg),
+                _ => Err(Error::Protocol(
+                    "an encrypted message before the logon's keys exist".into(),
+                )),
+            };
+            msg = match opened {
+                Ok(m) => m,
+                // A message that does not decrypt cannot be told apart
+                // from a forged one: the connection is not trusted further.
+                Err(e) => break io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
+            };
+        }
         let header = match wire::parse_header(&msg) {
             Ok(h) => h,
             Err(e) => break io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
@@ -304,7 +424,11 @@ fn reader(inner: Arc<Inner>, mut stream: TcpStream) {
             continue;
         }
         if let Some(w) = st.waiting.remove(&header.message_id) {
-            let _ = w.send(Ok(Answer { header, msg }));
+            let _ = w.send(Ok(Answer {
+                header,
+                msg,
+                encrypted,
+            }));
         }
         // An answer nobody waits for (a timed-out request's) is dropped.
     };
@@ -346,10 +470,14 @@ impl Pending {
                 answer.header.command
             )));
         }
-        // On a signed session every answer is signed: an unsigned one
-        // (or one that does not match) is not believed.
-        if let Some((_, key)) = self.inner.session.get() {
-            if answer.header.flags & wire::FLAG_SIGNED == 0 || !verify(key, &answer.msg) {
+        // On a signed session every answer is signed (or came encrypted,
+        // its tag checked): an unsigned one, or one that does not match,
+        // is not believed.
+        if let Some(s) = self.inner.session.get() {
+            if !answer.encrypted
+                && (answer.header.flags & wire::FLAG_SIGNED == 0
+                    || !verify(&s.signing, &answer.msg))
+            {
                 return Err(Error::BadSignature(name));
             }
         }
@@ -431,13 +559,21 @@ impl Client {
 
     /// Send a request; `charge` credits are spent (waiting for them if
     /// need be). Signed when the session is set up.
-    fn send(&self, command: u16, tree_id: u32, body: &[u8], charge: u16) -> Result<Pending, Error> {
+    fn send(
+        &self,
+        command: u16,
+        tree_id: u32,
+        body: &[u8],
+        charge: u16,
+        encrypt: bool,
+    ) -> Result<Pending, Error> {
         self.send_raw(
             command,
             tree_id,
             body,
             charge,
-            self.inner.session.get().map(|s| s.0),
+            self.inner.session.get().map(|s| s.id),
+            encrypt,
         )
         .map(|(p, _)| p)
     }
@@ -449,6 +585,7 @@ impl Client {
         body: &[u8],
         charge: u16,
         session_id: Option<u64>,
+        encrypt: bool,
     ) -> Result<(Pending, Vec<u8>), Error> {
         let inner = &self.inner;
         let charge = charge.max(1);
@@ -495,10 +632,17 @@ impl Client {
             session_id.unwrap_or(0),
         );
         msg.extend_from_slice(body);
-        if let Some((_, key)) = inner.session.get() {
-            sign(key, &mut msg);
+        let mut sealed = None;
+        if let Some(s) = inner.session.get() {
+            match &s.crypt {
+                // Encrypted messages are not signed: the tag covers them.
+                Some(c) if encrypt || s.encrypt_all => {
+                    sealed = Some(c.seal(s.id, msg.clone())?);
+                }
+                _ => sign(&s.signing, &mut msg),
+            }
         }
-        if let Err(e) = send_frame(&mut stream, &msg) {
+        if let Err(e) = send_frame(&mut stream, sealed.as_deref().unwrap_or(&msg)) {
             if let Ok(mut st) = inner.state.lock() {
                 st.waiting.remove(&message_id);
             }
@@ -516,8 +660,14 @@ impl Client {
         ))
     }
 
-    fn request(&self, command: u16, tree_id: u32, body: &[u8]) -> Result<Answer, Error> {
-        let a = self.send(command, tree_id, body, 1)?.wait()?;
+    fn request(
+        &self,
+        command: u16,
+        tree_id: u32,
+        body: &[u8],
+        encrypt: bool,
+    ) -> Result<Answer, Error> {
+        let a = self.send(command, tree_id, body, 1, encrypt)?.wait()?;
         check(&a, command)?;
         Ok(a)
     }
@@ -542,7 +692,7 @@ impl Client {
         for _ in 0..6 {
             let body = wire::session_setup(&token)?;
             let (pending, sent) =
-                self.send_raw(cmd::SESSION_SETUP, 0, &body, 1, Some(session_id))?;
+                self.send_raw(cmd::SESSION_SETUP, 0, &body, 1, Some(session_id), false)?;
             preauth = sha512(&[&preauth, &sent]);
             let a = pending.wait()?;
             session_id = a.header.session_id;
@@ -575,10 +725,12 @@ impl Client {
                                 .into(),
                         ));
                     }
-                    if flags & wire::SESSION_FLAG_ENCRYPT_DATA != 0 {
+                    let encrypt_all = flags & wire::SESSION_FLAG_ENCRYPT_DATA != 0;
+                    let cipher = self.inner.negotiated.cipher;
+                    if encrypt_all && cipher.is_none() {
                         return Err(Error::Unsupported(
-                            "the server requires SMB encryption for this session, which \
-                             capmedia's Kerberos SMB client does not do yet"
+                            "the server requires SMB encryption for this session but offered \
+                             no cipher this client speaks (AES-128-GCM, AES-128-CCM)"
                                 .into(),
                         ));
                     }
@@ -587,7 +739,8 @@ impl Client {
                     for (d, s) in k.iter_mut().zip(&key) {
                         *d = *s;
                     }
-                    let signing = if self.dialect() == wire::DIALECT_311 {
+                    let v311 = self.dialect() == wire::DIALECT_311;
+                    let signing = if v311 {
                         kdf(&k, b"SMBSigningKey\0", &preauth)
                     } else {
                         kdf(&k, b"SMB2AESCMAC\0", b"SmbSign\0")
@@ -595,7 +748,31 @@ impl Client {
                     if a.header.flags & wire::FLAG_SIGNED == 0 || !verify(&signing, &a.msg) {
                         return Err(Error::BadSignature("SESSION_SETUP"));
                     }
-                    let _ = self.inner.session.set((session_id, signing));
+                    let crypt = cipher.map(|cipher| {
+                        let (c2s, s2c) = if v311 {
+                            (
+                                kdf(&k, b"SMBC2SCipherKey\0", &preauth),
+                                kdf(&k, b"SMBS2CCipherKey\0", &preauth),
+                            )
+                        } else {
+                            (
+                                kdf(&k, b"SMB2AESCCM\0", b"ServerIn \0"),
+                                kdf(&k, b"SMB2AESCCM\0", b"ServerOut\0"),
+                            )
+                        };
+                        Crypt {
+                            cipher,
+                            c2s,
+                            s2c,
+                            next_nonce: AtomicU64::new(0),
+                        }
+                    });
+                    let _ = self.inner.session.set(Session {
+                        id: session_id,
+                        signing,
+                        crypt,
+                        encrypt_all,
+                    });
                     return Ok(());
                 }
                 s => {
@@ -612,18 +789,27 @@ impl Client {
     /// Connect to `share` on `server` (as the UNC path names it).
     pub fn tree_connect(&self, server: &str, share: &str) -> Result<Tree, Error> {
         let body = wire::tree_connect(&format!("\\\\{server}\\{share}"))?;
-        let a = self.request(cmd::TREE_CONNECT, 0, &body)?;
+        let a = self.request(cmd::TREE_CONNECT, 0, &body, false)?;
         let flags = wire::parse_tree_connect(&a.msg)?;
-        if flags & wire::SHAREFLAG_ENCRYPT_DATA != 0 {
+        let encrypt = flags & wire::SHAREFLAG_ENCRYPT_DATA != 0;
+        if encrypt && self.inner.negotiated.cipher.is_none() {
             return Err(Error::Unsupported(format!(
-                "\\\\{server}\\{share} requires SMB encryption, which capmedia's Kerberos SMB \
-                 client does not do yet"
+                "\\\\{server}\\{share} requires SMB encryption but the server offered no \
+                 cipher this client speaks (AES-128-GCM, AES-128-CCM)"
             )));
         }
         Ok(Tree {
             client: self.clone(),
             id: a.header.tree_id,
+            encrypt,
         })
+    }
+
+    /// Whether every message of the session travels encrypted (the
+    /// server's choice; a share may ask for it alone, see
+    /// [`Tree::encrypts`]).
+    pub fn encrypts(&self) -> bool {
+        self.inner.session.get().is_some_and(|s| s.encrypt_all)
     }
 }
 
@@ -656,14 +842,21 @@ fn check(a: &Answer, command: u16) -> Result<(), Error> {
 pub struct Tree {
     client: Client,
     id: u32,
+    /// The share asks for encryption.
+    encrypt: bool,
 }
 
 impl Tree {
+    /// Whether messages to this share travel encrypted.
+    pub fn encrypts(&self) -> bool {
+        self.encrypt || self.client.encrypts()
+    }
+
     /// Open `path` (`\`-separated, relative to the share) for reading.
     pub fn open(&self, path: &str) -> Result<Handle, Error> {
         let a = self
             .client
-            .request(cmd::CREATE, self.id, &wire::create(path)?)?;
+            .request(cmd::CREATE, self.id, &wire::create(path)?, self.encrypt)?;
         let o = wire::parse_create(&a.msg)?;
         Ok(Handle {
             tree: self.clone(),
@@ -730,6 +923,7 @@ impl Handle {
             self.tree.id,
             &wire::read(&self.file_id, offset, len),
             charge,
+            self.tree.encrypt,
         )?;
         Ok(PendingRead {
             pending,
@@ -751,6 +945,7 @@ impl Handle {
                     self.tree.id,
                     &wire::query_directory(&self.file_id, first, chunk),
                     1,
+                    self.tree.encrypt,
                 )?
                 .wait()?;
             first = false;
@@ -771,7 +966,12 @@ impl Handle {
     pub fn close(&self) -> Result<(), Error> {
         self.tree
             .client
-            .request(cmd::CLOSE, self.tree.id, &wire::close(&self.file_id))
+            .request(
+                cmd::CLOSE,
+                self.tree.id,
+                &wire::close(&self.file_id),
+                self.tree.encrypt,
+            )
             .map(|_| ())
     }
 }

@@ -53,6 +53,16 @@ pub const DIALECT_311: u16 = 0x0311;
 
 /// Client capability: multi-credit requests (READs over 64 KiB).
 pub const CAP_LARGE_MTU: u32 = 0x4;
+/// Capability (3.0, 3.0.2): the client or server can encrypt (AES-128-CCM).
+pub const CAP_ENCRYPTION: u32 = 0x40;
+/// Ciphers ([MS-SMB2] 2.2.3.1.2), the 128-bit ones this client offers.
+pub const CIPHER_AES128_CCM: u16 = 1;
+pub const CIPHER_AES128_GCM: u16 = 2;
+/// Negotiate context types.
+const CTX_PREAUTH: u16 = 1;
+const CTX_ENCRYPTION: u16 = 2;
+/// The transform header of an encrypted message.
+pub const TRANSFORM_LEN: usize = 52;
 /// Share flag: the share must be reached encrypted.
 pub const SHAREFLAG_ENCRYPT_DATA: u32 = 0x8000;
 /// Session flags.
@@ -123,9 +133,8 @@ pub fn parse_header(msg: &[u8]) -> Result<Header, Error> {
     match msg.get(..4) {
         Some(b"\xfeSMB") => {}
         Some(b"\xfdSMB") => {
-            return Err(Error::Unsupported(
-                "the server encrypted a message; this client does not decrypt (the share or \
-                 session asks for SMB encryption)"
+            return Err(Error::Protocol(
+                "an encrypted message where none can be (before the logon, or inside another)"
                     .into(),
             ))
         }
@@ -198,11 +207,11 @@ pub fn negotiate(client_guid: [u8; 16], salt: [u8; 32]) -> Vec<u8> {
     b.extend_from_slice(&(DIALECTS.len() as u16).to_le_bytes());
     b.extend_from_slice(&SIGNING_ENABLED.to_le_bytes());
     b.extend_from_slice(&0u16.to_le_bytes());
-    b.extend_from_slice(&CAP_LARGE_MTU.to_le_bytes());
+    b.extend_from_slice(&(CAP_LARGE_MTU | CAP_ENCRYPTION).to_le_bytes());
     b.extend_from_slice(&client_guid);
     let ctx_offset_at = b.len();
     b.extend_from_slice(&0u32.to_le_bytes()); // context offset, set below
-    b.extend_from_slice(&1u16.to_le_bytes()); // one context
+    b.extend_from_slice(&2u16.to_le_bytes()); // two contexts
     b.extend_from_slice(&0u16.to_le_bytes());
     for d in DIALECTS {
         b.extend_from_slice(&d.to_le_bytes());
@@ -212,13 +221,21 @@ pub fn negotiate(client_guid: [u8; 16], salt: [u8; 32]) -> Vec<u8> {
     let offset = (HEADER_LEN + b.len()) as u32;
     b[ctx_offset_at..ctx_offset_at + 4].copy_from_slice(&offset.to_le_bytes());
     // SMB2_PREAUTH_INTEGRITY_CAPABILITIES: one algorithm (SHA-512), a salt.
-    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&CTX_PREAUTH.to_le_bytes());
     b.extend_from_slice(&(4u16 + 2 + 32).to_le_bytes());
     b.extend_from_slice(&0u32.to_le_bytes());
     b.extend_from_slice(&1u16.to_le_bytes());
     b.extend_from_slice(&32u16.to_le_bytes());
     b.extend_from_slice(&1u16.to_le_bytes());
     b.extend_from_slice(&salt);
+    pad8(&mut b);
+    // SMB2_ENCRYPTION_CAPABILITIES: GCM preferred, CCM.
+    b.extend_from_slice(&CTX_ENCRYPTION.to_le_bytes());
+    b.extend_from_slice(&6u16.to_le_bytes());
+    b.extend_from_slice(&0u32.to_le_bytes());
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&CIPHER_AES128_GCM.to_le_bytes());
+    b.extend_from_slice(&CIPHER_AES128_CCM.to_le_bytes());
     b
 }
 
@@ -232,6 +249,9 @@ pub struct Negotiated {
     pub max_read: u32,
     /// The server's first security token (SPNEGO's mechanism list).
     pub token: Vec<u8>,
+    /// The cipher the server chose, if it can encrypt with one this
+    /// client offered.
+    pub cipher: Option<u16>,
 }
 
 pub fn parse_negotiate(msg: &[u8]) -> Result<Negotiated, Error> {
@@ -244,14 +264,97 @@ pub fn parse_negotiate(msg: &[u8]) -> Result<Negotiated, Error> {
     let dialect = u16_at(b, 4)?;
     let off = usize::from(u16_at(b, 56)?);
     let len = usize::from(u16_at(b, 58)?);
+    let capabilities = u32_at(b, 24)?;
+    let cipher = if dialect == DIALECT_311 {
+        negotiate_cipher(msg, u32_at(b, 60)?, u16_at(b, 6)?)?
+    } else {
+        (capabilities & CAP_ENCRYPTION != 0).then_some(CIPHER_AES128_CCM)
+    };
     Ok(Negotiated {
         dialect,
         security_mode: u16_at(b, 2)?,
-        capabilities: u32_at(b, 24)?,
+        capabilities,
         max_transact: u32_at(b, 28)?,
         max_read: u32_at(b, 32)?,
         token: slice_at(msg, off, len)?.to_vec(),
+        cipher,
     })
+}
+
+/// The cipher of a 3.1.1 NEGOTIATE answer's encryption context, if it has
+/// one naming a cipher this client offered. At most `count` contexts are
+/// read, each inside the message.
+fn negotiate_cipher(msg: &[u8], offset: u32, count: u16) -> Result<Option<u16>, Error> {
+    let mut at = usize::try_from(offset).unwrap_or(usize::MAX);
+    let mut cipher = None;
+    for _ in 0..count {
+        let ty = u16_at(msg, at)?;
+        let len = usize::from(u16_at(msg, at + 2)?);
+        let data = slice_at(msg, at + 8, len)?;
+        if ty == CTX_ENCRYPTION {
+            let n = u16_at(data, 0)?;
+            let c = u16_at(data, 2)?;
+            if n != 1 {
+                return Err(Error::Protocol(format!(
+                    "the server chose {n} ciphers where one was expected"
+                )));
+            }
+            cipher = [CIPHER_AES128_GCM, CIPHER_AES128_CCM]
+                .contains(&c)
+                .then_some(c);
+        }
+        at = (at + 8 + len).next_multiple_of(8);
+    }
+    Ok(cipher)
+}
+
+/// The transform header fields of an encrypted message: the tag, the
+/// nonce, the original size and the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transform {
+    pub tag: [u8; 16],
+    pub nonce: [u8; 16],
+    pub size: u32,
+    pub session_id: u64,
+}
+
+pub fn parse_transform(msg: &[u8]) -> Result<Transform, Error> {
+    if msg.get(..4) != Some(b"\xfdSMB") {
+        return Err(Error::Protocol("not an encrypted SMB message".into()));
+    }
+    let field = |r: std::ops::Range<usize>| -> Result<[u8; 16], Error> {
+        msg.get(r)
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| short(TRANSFORM_LEN))
+    };
+    let t = Transform {
+        tag: field(4..20)?,
+        nonce: field(20..36)?,
+        size: u32_at(msg, 36)?,
+        session_id: u64_at(msg, 44)?,
+    };
+    if u16_at(msg, 42)? != 1 {
+        return Err(Error::Protocol(
+            "an encrypted message of an unknown kind".into(),
+        ));
+    }
+    if usize::try_from(t.size).ok() != Some(msg.len() - TRANSFORM_LEN) {
+        return Err(Error::Protocol(
+            "an encrypted message whose size is not the one its header gives".into(),
+        ));
+    }
+    Ok(t)
+}
+
+/// A transform header (the tag left zero, filled in once encrypted).
+pub fn transform(nonce: &[u8; 16], size: u32, session_id: u64) -> [u8; TRANSFORM_LEN] {
+    let mut t = [0u8; TRANSFORM_LEN];
+    t[..4].copy_from_slice(b"\xfdSMB");
+    t[20..36].copy_from_slice(nonce);
+    t[36..40].copy_from_slice(&size.to_le_bytes());
+    t[42..44].copy_from_slice(&1u16.to_le_bytes());
+    t[44..52].copy_from_slice(&session_id.to_le_bytes());
+    t
 }
 
 pub fn session_setup(token: &[u8]) -> Result<Vec<u8>, Error> {
@@ -503,6 +606,7 @@ pub fn parse_query_directory(msg: &[u8], out: &mut Vec<DirEntry>, max: usize) ->
 /// valid header): the fuzz target's entry point.
 pub fn parse_any(data: &[u8]) {
     let _ = parse_header(data);
+    let _ = parse_transform(data);
     let mut msg = header(0, 0, 0, 0, 0, 0);
     msg.extend_from_slice(data);
     for m in [data, msg.as_slice()] {
