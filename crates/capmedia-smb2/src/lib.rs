@@ -1006,6 +1006,32 @@ mod tests {
     }
 
     #[test]
+    fn sealed_messages_open_and_a_changed_byte_is_refused() {
+        for cipher in [wire::CIPHER_AES128_GCM, wire::CIPHER_AES128_CCM] {
+            // The same key both ways, so a sealed message opens here.
+            let c = Crypt {
+                cipher,
+                c2s: [9; 16],
+                s2c: [9; 16],
+                next_nonce: AtomicU64::new(7),
+            };
+            let mut msg = wire::header(cmd::READ, 1, 1, 5, 1, 0x55);
+            msg.extend_from_slice(&wire::read(&[1; 16], 0, 4096));
+            let sealed = c.seal(0x55, msg.clone()).unwrap();
+            assert_eq!(sealed.len(), wire::TRANSFORM_LEN + msg.len());
+            assert_ne!(&sealed[wire::TRANSFORM_LEN..], &msg[..]);
+            assert_eq!(c.open(0x55, sealed.clone()).unwrap(), msg);
+            // Nonces differ from message to message.
+            let again = c.seal(0x55, msg.clone()).unwrap();
+            assert_ne!(sealed[20..36], again[20..36]);
+            let mut bad = sealed.clone();
+            bad[wire::TRANSFORM_LEN + 3] ^= 1;
+            assert!(matches!(c.open(0x55, bad), Err(Error::BadSignature(_))));
+            assert!(c.open(0x56, sealed).is_err());
+        }
+    }
+
+    #[test]
     fn random_values_differ() {
         assert_ne!(random::<32>(), random::<32>());
     }
