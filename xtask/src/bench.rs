@@ -65,6 +65,9 @@ pub struct Pair {
     /// Judges the medians after the row (e.g. that peak RSS stays flat as
     /// content grows); an error fails the bench with its message.
     pub check: Option<Check>,
+    /// What the row's servers live in (capmedia-testdp's, killed on
+    /// drop): dropped with the pair, after the teardown.
+    pub keep: Vec<Box<dyn std::any::Any>>,
 }
 
 impl Pair {
@@ -76,6 +79,7 @@ impl Pair {
             before_each: None,
             teardown: None,
             check: None,
+            keep: Vec::new(),
         }
     }
 }
