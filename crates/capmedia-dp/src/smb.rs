@@ -673,10 +673,20 @@ impl SmbBackend {
                         .map(|t| TreeH::Ntlm(Arc::new(t)))
                         .map_err(SmbErr::from)
                 }
-                Link::Kerberos { client, .. } => client
-                    .tree_connect(&self.server, share)
-                    .map(TreeH::Kerberos)
-                    .map_err(SmbErr::from),
+                Link::Kerberos { client, logon } => {
+                    if !*logon.lock().map_err(|_| poisoned())? {
+                        // As above: the logon happened on a newer
+                        // connection.
+                        return Err(BackendError::Transient(format!(
+                            "\\\\{}\\{share}: the connection was replaced",
+                            self.server
+                        )));
+                    }
+                    client
+                        .tree_connect(&self.server, share)
+                        .map(TreeH::Kerberos)
+                        .map_err(SmbErr::from)
+                }
             }
         };
         match connected {
