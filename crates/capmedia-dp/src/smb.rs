@@ -487,10 +487,9 @@ impl SmbBackend {
         match (&self.credentials, &self.kerberos) {
             (Some(c), _) => c.account.to_string(),
             (None, Some(Some(p))) => p.clone(),
-            (None, Some(None)) if self.use_kerberos() => format!(
-                "the Kerberos ticket's principal ({})",
-                capmedia_gssapi::ccache_name()
-            ),
+            (None, Some(None)) if self.use_kerberos() => {
+                capmedia_gssapi::describe_default_principal()
+            }
             _ => "anonymous (guest)".into(),
         }
     }

@@ -332,12 +332,8 @@ impl WinAuth {
 
     /// Who is authenticating, for messages.
     pub(crate) fn account(&self) -> String {
-        self.given_account().unwrap_or_else(|| {
-            format!(
-                "the Kerberos ticket's principal ({})",
-                capmedia_gssapi::ccache_name()
-            )
-        })
+        self.given_account()
+            .unwrap_or_else(capmedia_gssapi::describe_default_principal)
     }
 
     /// Whether a password for NTLM was given.

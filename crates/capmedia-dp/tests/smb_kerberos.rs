@@ -91,7 +91,9 @@ fn a_ticket_logs_on_to_smb_with_no_password_and_failures_are_named() {
     assert!(matches!(err, DpError::NoReadAccess { .. }), "{err}");
     let msg = err.to_string();
     assert!(
-        msg.contains(&setup.sha256) && msg.contains(BOOT) && msg.contains("Kerberos ticket"),
+        msg.contains(&setup.sha256)
+            && msg.contains(BOOT)
+            && msg.contains(&format!("{SMB_USER}@{KRB_REALM}")),
         "{msg}"
     );
     assert!(!cache2.contains(setup));
@@ -115,7 +117,12 @@ fn a_ticket_logs_on_to_smb_with_no_password_and_failures_are_named() {
     assert!(matches!(err, DpError::Kerberos { .. }), "{err}");
     let msg = err.to_string();
     assert!(
-        msg.contains("refused the logon") && msg.contains("stranger.ccache") && msg.contains(BOOT),
+        msg.contains("refused the logon")
+            && msg.contains(&format!(
+                "stranger@{KRB_REALM} (the Kerberos ticket in FILE:"
+            ))
+            && msg.contains("stranger.ccache")
+            && msg.contains(BOOT),
         "{msg}"
     );
 

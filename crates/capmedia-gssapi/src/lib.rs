@@ -19,7 +19,8 @@
 //!
 //! So `libgssapi_krb5.so.2` (Debian `libgssapi-krb5-2`, present wherever
 //! `kinit` is) is opened with `libloading` on first use, and only the
-//! functions of RFC 2744 that an initiator needs are bound, and RFC 5587's
+//! functions of RFC 2744 that an initiator needs are bound (and two to name
+//! the cache's principal in messages), and RFC 5587's
 //! `gss_inquire_sec_context_by_oid` for the session key SMB signs with. Without the
 //! library capmedia builds and runs as before; Kerberos is then an error
 //! naming the package.
@@ -166,6 +167,20 @@ type InitSecContextFn = unsafe extern "C" fn(
 type DeleteSecContextFn =
     unsafe extern "C" fn(*mut OmUint32, *mut *mut c_void, *mut BufferDesc) -> OmUint32;
 type ReleaseBufferFn = unsafe extern "C" fn(*mut OmUint32, *mut BufferDesc) -> OmUint32;
+type InquireCredFn = unsafe extern "C" fn(
+    *mut OmUint32,
+    *mut c_void,
+    *mut *mut c_void,
+    *mut OmUint32,
+    *mut c_int,
+    *mut *mut c_void,
+) -> OmUint32;
+type DisplayNameFn = unsafe extern "C" fn(
+    *mut OmUint32,
+    *mut c_void,
+    *mut BufferDesc,
+    *mut *mut OidDesc,
+) -> OmUint32;
 /// `gss_inquire_sec_context_by_oid` (RFC 5587's extension, in MIT since
 /// 1.8): the context's session key, among others.
 type InquireByOidFn = unsafe extern "C" fn(
@@ -195,6 +210,8 @@ struct Library {
     release_buffer: ReleaseBufferFn,
     display_status: DisplayStatusFn,
     inquire_by_oid: InquireByOidFn,
+    inquire_cred: InquireCredFn,
+    display_name: DisplayNameFn,
     release_buffer_set: ReleaseBufferSetFn,
     // Kept last and alive as long as any function pointer above may be called.
     _lib: libloading::Library,
@@ -246,6 +263,8 @@ fn bind(lib: libloading::Library) -> Result<Library, KerberosError> {
         release_buffer: sym(&lib, "gss_release_buffer")?,
         display_status: sym(&lib, "gss_display_status")?,
         inquire_by_oid: sym(&lib, "gss_inquire_sec_context_by_oid")?,
+        inquire_cred: sym(&lib, "gss_inquire_cred")?,
+        display_name: sym(&lib, "gss_display_name")?,
         release_buffer_set: sym(&lib, "gss_release_buffer_set")?,
         _lib: lib,
     })
@@ -513,6 +532,63 @@ fn acquire(lib: &Arc<Library>, principal: Option<&str>) -> Result<Cred, Kerberos
         });
     }
     Ok(cred)
+}
+
+/// The principal (`user@REALM`) whose valid ticket the cache holds by
+/// default, for messages ("access denied to account alice@EXAMPLE.COM").
+/// Asks no KDC.
+pub fn default_principal() -> Result<String, KerberosError> {
+    let lib = library()?;
+    let cred = acquire(&lib, None)?;
+    let mut name: *mut c_void = ptr::null_mut();
+    let mut minor = 0;
+    // SAFETY: `cred.raw` is the library's own credential; only the name
+    // is asked for (the other outputs null); `name` is released below.
+    let major = unsafe {
+        (lib.inquire_cred)(
+            &mut minor,
+            cred.raw,
+            &mut name,
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+        )
+    };
+    let name = Name {
+        lib: &lib,
+        raw: name,
+    };
+    if major & ERROR_MASK != 0 || name.raw.is_null() {
+        return Err(classify(&lib, major, minor, None, None));
+    }
+    let mut buf = BufferDesc {
+        length: 0,
+        value: ptr::null_mut(),
+    };
+    // SAFETY: `name.raw` is a name the library made; `buf` is released
+    // below; the name type is not asked for (null).
+    let major = unsafe { (lib.display_name)(&mut minor, name.raw, &mut buf, ptr::null_mut()) };
+    let text = if major & ERROR_MASK == 0 && !buf.value.is_null() && buf.length < 4096 {
+        // SAFETY: the library returned `length` bytes at `value`.
+        let bytes = unsafe { std::slice::from_raw_parts(buf.value as *const u8, buf.length) };
+        Some(String::from_utf8_lossy(bytes).into_owned())
+    } else {
+        None
+    };
+    let mut m = 0;
+    // SAFETY: `buf` was filled by the library (or is empty).
+    unsafe { (lib.release_buffer)(&mut m, &mut buf) };
+    text.ok_or_else(|| classify(&lib, major, minor, None, None))
+}
+
+/// The cache's default principal as messages show it: `alice@EXAMPLE.COM
+/// (the Kerberos ticket in FILE:/tmp/krb5cc_1000)`, or, when it cannot be
+/// named, `the Kerberos ticket's principal (FILE:/tmp/krb5cc_1000)`.
+pub fn describe_default_principal() -> String {
+    match default_principal() {
+        Ok(p) => format!("{p} (the Kerberos ticket in {})", ccache_name()),
+        Err(_) => format!("the Kerberos ticket's principal ({})", ccache_name()),
+    }
 }
 
 /// Whether the ticket cache holds a ticket that is still valid: the
