@@ -152,23 +152,30 @@ fn a_ticket_logs_on_to_smb_with_no_password_and_failures_are_named() {
         .unwrap_err();
     assert!(err.to_string().contains("kinit bob@"), "{err}");
 
-    // A server that requires encryption (it refuses any request after the
-    // logon that is not): AES-128-GCM on 3.1.1, and on SMB 3.0.2 (no
-    // pre-authentication integrity, keys of their own derivation)
-    // AES-128-CCM.
+    // Signing with AES-CMAC on 3.1.1 (the server otherwise picks GMAC,
+    // as above); and a server that requires encryption (it refuses any
+    // request after the logon that is not): AES-128-GCM on 3.1.1, and on
+    // SMB 3.0.2 (no pre-authentication integrity, keys of their own
+    // derivation) AES-128-CCM.
     let shares = [
         ("SCCMContentLib$", fx.lib.as_path()),
         ("SCCMContentLibD$", fx.second.as_path()),
     ];
-    for (n, (global, dialect)) in [
-        ("", "SMB3_11"),
-        ("  server max protocol = SMB3_02\n", "SMB3_02"),
+    for (n, (conf, dialect)) in [
+        (
+            "  server smb3 signing algorithms = AES-128-CMAC\n",
+            "SMB3_11",
+        ),
+        ("  server smb encrypt = required\n", "SMB3_11"),
+        (
+            "  server max protocol = SMB3_02\n  server smb encrypt = required\n",
+            "SMB3_02",
+        ),
     ]
     .into_iter()
     .enumerate()
     {
-        let conf = format!("{global}  server smb encrypt = required\n");
-        let sealed = Samba::start_kerberos_with(&shares, "An-unused-Pa55word", &kdc, &conf)
+        let sealed = Samba::start_kerberos_with(&shares, "An-unused-Pa55word", &kdc, conf)
             .unwrap_or_else(|e| panic!("{e}"));
         let dp = Dp::open(&sealed.url_by_name("SCCMContentLib$"), quick_opts()).unwrap();
         let other = dp.resolve(&pid(OTHER)).unwrap();

@@ -58,9 +58,13 @@ pub const CAP_ENCRYPTION: u32 = 0x40;
 /// Ciphers ([MS-SMB2] 2.2.3.1.2), the 128-bit ones this client offers.
 pub const CIPHER_AES128_CCM: u16 = 1;
 pub const CIPHER_AES128_GCM: u16 = 2;
+/// Signing algorithms ([MS-SMB2] 2.2.3.1.7), the ones this client offers.
+pub const SIGNING_AES_CMAC: u16 = 1;
+pub const SIGNING_AES_GMAC: u16 = 2;
 /// Negotiate context types.
 const CTX_PREAUTH: u16 = 1;
 const CTX_ENCRYPTION: u16 = 2;
+const CTX_SIGNING: u16 = 8;
 /// The transform header of an encrypted message.
 pub const TRANSFORM_LEN: usize = 52;
 /// Share flag: the share must be reached encrypted.
@@ -211,7 +215,7 @@ pub fn negotiate(client_guid: [u8; 16], salt: [u8; 32]) -> Vec<u8> {
     b.extend_from_slice(&client_guid);
     let ctx_offset_at = b.len();
     b.extend_from_slice(&0u32.to_le_bytes()); // context offset, set below
-    b.extend_from_slice(&2u16.to_le_bytes()); // two contexts
+    b.extend_from_slice(&3u16.to_le_bytes()); // three contexts
     b.extend_from_slice(&0u16.to_le_bytes());
     for d in DIALECTS {
         b.extend_from_slice(&d.to_le_bytes());
@@ -236,6 +240,14 @@ pub fn negotiate(client_guid: [u8; 16], salt: [u8; 32]) -> Vec<u8> {
     b.extend_from_slice(&2u16.to_le_bytes());
     b.extend_from_slice(&CIPHER_AES128_GCM.to_le_bytes());
     b.extend_from_slice(&CIPHER_AES128_CCM.to_le_bytes());
+    pad8(&mut b);
+    // SMB2_SIGNING_CAPABILITIES: GMAC preferred, CMAC.
+    b.extend_from_slice(&CTX_SIGNING.to_le_bytes());
+    b.extend_from_slice(&6u16.to_le_bytes());
+    b.extend_from_slice(&0u32.to_le_bytes());
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&SIGNING_AES_GMAC.to_le_bytes());
+    b.extend_from_slice(&SIGNING_AES_CMAC.to_le_bytes());
     b
 }
 
@@ -252,6 +264,8 @@ pub struct Negotiated {
     /// The cipher the server chose, if it can encrypt with one this
     /// client offered.
     pub cipher: Option<u16>,
+    /// The signing algorithm the server chose (3.1.1); `None`: AES-CMAC.
+    pub signing: Option<u16>,
 }
 
 pub fn parse_negotiate(msg: &[u8]) -> Result<Negotiated, Error> {
@@ -265,10 +279,13 @@ pub fn parse_negotiate(msg: &[u8]) -> Result<Negotiated, Error> {
     let off = usize::from(u16_at(b, 56)?);
     let len = usize::from(u16_at(b, 58)?);
     let capabilities = u32_at(b, 24)?;
-    let cipher = if dialect == DIALECT_311 {
-        negotiate_cipher(msg, u32_at(b, 60)?, u16_at(b, 6)?)?
+    let (cipher, signing) = if dialect == DIALECT_311 {
+        negotiate_contexts(msg, u32_at(b, 60)?, u16_at(b, 6)?)?
     } else {
-        (capabilities & CAP_ENCRYPTION != 0).then_some(CIPHER_AES128_CCM)
+        (
+            (capabilities & CAP_ENCRYPTION != 0).then_some(CIPHER_AES128_CCM),
+            None,
+        )
     };
     Ok(Negotiated {
         dialect,
@@ -278,15 +295,21 @@ pub fn parse_negotiate(msg: &[u8]) -> Result<Negotiated, Error> {
         max_read: u32_at(b, 32)?,
         token: slice_at(msg, off, len)?.to_vec(),
         cipher,
+        signing,
     })
 }
 
-/// The cipher of a 3.1.1 NEGOTIATE answer's encryption context, if it has
-/// one naming a cipher this client offered. At most `count` contexts are
-/// read, each inside the message.
-fn negotiate_cipher(msg: &[u8], offset: u32, count: u16) -> Result<Option<u16>, Error> {
+/// The cipher and signing algorithm of a 3.1.1 NEGOTIATE answer's
+/// contexts, where it names ones this client offered. At most `count`
+/// contexts are read, each inside the message.
+fn negotiate_contexts(
+    msg: &[u8],
+    offset: u32,
+    count: u16,
+) -> Result<(Option<u16>, Option<u16>), Error> {
     let mut at = usize::try_from(offset).unwrap_or(usize::MAX);
     let mut cipher = None;
+    let mut signing = None;
     for _ in 0..count {
         let ty = u16_at(msg, at)?;
         let len = usize::from(u16_at(msg, at + 2)?);
@@ -303,9 +326,19 @@ fn negotiate_cipher(msg: &[u8], offset: u32, count: u16) -> Result<Option<u16>, 
                 .contains(&c)
                 .then_some(c);
         }
+        if ty == CTX_SIGNING {
+            let n = u16_at(data, 0)?;
+            let a = u16_at(data, 2)?;
+            if n != 1 || ![SIGNING_AES_GMAC, SIGNING_AES_CMAC].contains(&a) {
+                return Err(Error::Protocol(format!(
+                    "the server chose signing algorithm {a} (of {n}), not one offered"
+                )));
+            }
+            signing = Some(a);
+        }
         at = (at + 8 + len).next_multiple_of(8);
     }
-    Ok(cipher)
+    Ok((cipher, signing))
 }
 
 /// The transform header fields of an encrypted message: the tag, the
@@ -632,8 +665,9 @@ mod tests {
         assert_eq!(ctx % 8, 0);
         assert_eq!(u16_at(&n, ctx).unwrap(), 1);
         assert!(n.windows(32).any(|w| w == [2; 32]));
-        // The encryption context comes last: GCM, then CCM.
+        // The signing context comes last: GMAC, then CMAC.
         assert_eq!(&n[n.len() - 6..], &[2, 0, 2, 0, 1, 0]);
+        assert_eq!(&n[n.len() - 14..n.len() - 12], &[8, 0]);
         let c = create("PkgLib\\X.INI").unwrap();
         assert_eq!(u16_at(&c, 44).unwrap() as usize, HEADER_LEN + 56);
         assert_eq!(c.len(), 56 + 24);
