@@ -570,7 +570,7 @@ impl SmbBackend {
         let stream = self.reach()?;
         let timeout = self.read_timeout.max(self.connect_timeout);
         let what = format!("\\\\{}", self.server);
-        if self.use_kerberos() {
+        let (link, max_read) = if self.use_kerberos() {
             let client = capmedia_smb2::Client::connect(
                 stream,
                 capmedia_smb2::Config {
@@ -579,51 +579,45 @@ impl SmbBackend {
                 },
             )
             .map_err(|e| self.map_err(e, &what))?;
-            let read_chunk = usize::try_from(client.max_read())
-                .unwrap_or(READ_CHUNK)
-                .clamp(64 << 10, READ_CHUNK);
-            let c = Arc::new(Conn {
-                link: Link::Kerberos {
-                    client,
-                    logon: Mutex::new(false),
-                },
-                trees: Mutex::new(HashMap::new()),
-                read_chunk,
-                broken: AtomicBool::new(false),
-            });
-            *guard = Some(c.clone());
-            return Ok(c);
-        }
-        let anonymous = self.credentials.is_none();
-        let config = ConnectionConfig {
-            port: Some(self.port),
-            timeout: Some(timeout),
-            // Guest sessions cannot sign; a DP that allows them has
-            // chosen so. With an account, every message is signed (or
-            // encrypted, if the share asks for it) and checked.
-            allow_unsigned_guest_access: anonymous,
-            credits_backlog: Some(CREDITS),
-            ..ConnectionConfig::default()
-        };
-        let tcp = crate::smb_tcp::Tcp::new(stream, timeout)
-            .map_err(|e| BackendError::Transient(format!("{what}: {e}")))?;
-        let connection =
-            Connection::from_transport(Box::new(tcp), &self.server, Guid::generate(), config)
-                .map_err(|e| self.map_err(e, &what))?;
-        let max_read = connection
-            .conn_info()
-            .map(|i| i.negotiation.max_read_size)
-            .unwrap_or(0);
-        let read_chunk = usize::try_from(max_read)
-            .unwrap_or(READ_CHUNK)
-            .clamp(64 << 10, READ_CHUNK);
-        let c = Arc::new(Conn {
-            link: Link::Ntlm {
+            let max_read = u64::from(client.max_read());
+            let link = Link::Kerberos {
+                client,
+                logon: Mutex::new(false),
+            };
+            (link, max_read)
+        } else {
+            let anonymous = self.credentials.is_none();
+            let config = ConnectionConfig {
+                port: Some(self.port),
+                timeout: Some(timeout),
+                // Guest sessions cannot sign; a DP that allows them has
+                // chosen so. With an account, every message is signed (or
+                // encrypted, if the share asks for it) and checked.
+                allow_unsigned_guest_access: anonymous,
+                credits_backlog: Some(CREDITS),
+                ..ConnectionConfig::default()
+            };
+            let tcp = crate::smb_tcp::Tcp::new(stream, timeout)
+                .map_err(|e| BackendError::Transient(format!("{what}: {e}")))?;
+            let connection =
+                Connection::from_transport(Box::new(tcp), &self.server, Guid::generate(), config)
+                    .map_err(|e| self.map_err(e, &what))?;
+            let max_read = connection
+                .conn_info()
+                .map(|i| u64::from(i.negotiation.max_read_size))
+                .unwrap_or(0);
+            let link = Link::Ntlm {
                 connection,
                 session: Mutex::new(None),
-            },
+            };
+            (link, max_read)
+        };
+        let c = Arc::new(Conn {
+            link,
             trees: Mutex::new(HashMap::new()),
-            read_chunk,
+            read_chunk: usize::try_from(max_read)
+                .unwrap_or(READ_CHUNK)
+                .clamp(64 << 10, READ_CHUNK),
             broken: AtomicBool::new(false),
         });
         *guard = Some(c.clone());

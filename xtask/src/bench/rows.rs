@@ -367,13 +367,23 @@ fn dp_http(ctx: &Ctx) -> Result<Pair> {
 /// that lives as long as the row.
 const SMB_BENCH_PASSWORD: &str = "bench-Pa55";
 
-fn dp_smb(ctx: &Ctx) -> Result<Pair> {
+/// What both SMB rows start from: the tools checked, the library (shared
+/// with the other DP rows, readable by smbd's user), the fetch example and
+/// the output folder.
+fn smb_row_parts(ctx: &Ctx) -> Result<(PathBuf, PathBuf, PathBuf)> {
     need("smbd", "samba")?;
     need("smbclient", "smbclient")?;
     let lib = dp_library(ctx)?;
-    let bench = example("capmedia-dp", "dp_bench")?;
-    let out = ctx.work.join("out");
     capmedia_testdp::Samba::open_up(&lib)?;
+    Ok((
+        lib,
+        example("capmedia-dp", "dp_bench")?,
+        ctx.work.join("out"),
+    ))
+}
+
+fn dp_smb(ctx: &Ctx) -> Result<Pair> {
+    let (lib, bench, out) = smb_row_parts(ctx)?;
     let smb = Samba::start(&ctx.work.join("samba"), &lib)?;
     let url = format!("smb://127.0.0.1:{}/SCCMContentLib$", smb.port);
     let user = capmedia_testdp::SMB_USER;
@@ -448,12 +458,7 @@ fn dp_smb(ctx: &Ctx) -> Result<Pair> {
 /// The smb row with a Kerberos ticket instead of a password: the KDC and
 /// smbd are the test DP's own (capmedia-testdp), alive as long as the row.
 fn dp_smb_kerberos(ctx: &Ctx) -> Result<Pair> {
-    need("smbd", "samba")?;
-    need("smbclient", "smbclient")?;
-    let lib = dp_library(ctx)?;
-    let bench = example("capmedia-dp", "dp_bench")?;
-    let out = ctx.work.join("out");
-    capmedia_testdp::Samba::open_up(&lib)?;
+    let (lib, bench, out) = smb_row_parts(ctx)?;
     let kdc = capmedia_testdp::Kdc::start()?;
     // The test mode logs at level 3 (dialects, logons); a bench wants
     // the server's default quiet.
