@@ -25,7 +25,6 @@ mod listing;
 mod path;
 mod range;
 mod smb;
-mod smb_tcp;
 mod winauth;
 
 use std::collections::BTreeMap;

@@ -1,15 +1,16 @@
 //! The SMB backend: a DP's `SCCMContentLib$` share read directly over SMB
-//! 2/3 (`smb://dp01/SCCMContentLib$` or `\\dp01\SCCMContentLib$`), with no
+//! 3 (`smb://dp01/SCCMContentLib$` or `\\dp01\SCCMContentLib$`), with no
 //! mount, no root and no `cifs-utils`.
 //!
-//! The `smb` crate (smb-rs) speaks the protocol, with signing, encryption
-//! and NTLM through `sspi`; its thread-based sync API is used, so no async
-//! runtime is pulled in. Its TCP transport is replaced by ours
-//! ([`crate::smb_tcp`]: `TCP_NODELAY`, resumable receive). A logon with a
-//! Kerberos ticket instead of a password goes through `capmedia-smb2`
-//! (the `smb` crate logs on only with a password), behind the same handles
-//! ([`Link`], [`TreeH`], [`FileH`], [`DirH`]). This module maps
-//! the library layout onto share paths, connects lazily (the first request
+//! `capmedia-smb2` speaks the protocol (signing, encryption, several READs
+//! in flight on one connection); this module gives it the logon's tokens:
+//! NTLM from `sspi` with a password (or as a guest), or Kerberos from the
+//! ticket cache through `capmedia-gssapi`. Why not the `smb` crate, which
+//! earlier versions used: it logs on only through `sspi` with a password
+//! (no Kerberos from a ticket cache), cannot wait for an interim
+//! STATUS_PENDING answer to a READ, and its transport needed replacing for
+//! throughput; see `capmedia-smb2`'s crate docs. This module maps the
+//! library layout onto share paths, connects lazily (the first request
 //! names the file and package it was for, so the errors do too), finds
 //! FileLib blobs on the `SCCMContentLib<D..Z>$` shares of a library that
 //! spans drives, streams blobs with several READs in flight, and turns NT
@@ -20,14 +21,11 @@ use std::io::{self, Read};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use ::smb::{
-    Connection, ConnectionConfig, FileAccessMask, FileCreateArgs, FileDirectoryInformation, GetLen,
-    Guid, Resource, Session, Tree, UncPath,
-};
 use percent_encoding::percent_decode_str;
+
+use capmedia_smb2::{Client, DirEntry, Handle, PendingRead, Tree};
 
 use crate::backend::{Backend, Blob, Lib};
 use crate::error::BackendError;
@@ -36,10 +34,9 @@ use crate::{Credentials, DpOptions};
 
 /// The size of one SMB READ (less if the server negotiated less). Several
 /// in flight keep the link busy, so a READ need not be big; and each
-/// answer costs two fresh buffers of its size (the transport's message and
-/// the crate's copy of the data), which at 1 MiB glibc keeps returning to
-/// the kernel and faulting in anew (measured on 127.0.0.1, 256 MiB: 0.8 s
-/// of system time at 1 MiB, 0.45 s at 256 KiB, and 35-45% less wall time).
+/// answer costs a fresh buffer of its size, which at 1 MiB glibc keeps
+/// returning to the kernel and faulting in anew (measured on 127.0.0.1,
+/// 256 MiB: 0.8 s of system time at 1 MiB, 0.45 s at 256 KiB).
 const READ_CHUNK: usize = 256 << 10;
 
 /// READs in flight per blob stream: one READ at a time waits a round trip
@@ -48,19 +45,12 @@ const READ_CHUNK: usize = 256 << 10;
 const READS_IN_FLIGHT: usize = 8;
 
 /// Credits the client keeps asking for: a 256 KiB READ costs 4, so 512
-/// cover [`READS_IN_FLIGHT`] for 16 fetch threads (the crate's default,
-/// 128, only for 4).
+/// cover [`READS_IN_FLIGHT`] for 16 fetch threads.
 const CREDITS: u16 = 512;
 
 /// Reconnections one blob stream may make in a row without progress, on a
-/// READ the crate cannot finish (below).
+/// READ that failed for a reason other than access.
 const READ_RECONNECTS: u32 = 3;
-
-/// How the `smb` crate 0.11 words its refusal of an interim STATUS_PENDING
-/// answer to a READ (its `read_block` does not wait for the final answer).
-/// The final answer then arrives unclaimed and its credits are lost, so
-/// the connection is replaced and the READ asked again on the new one.
-const PENDING_REFUSED: &str = "Async command is not allowed";
 
 /// The standard SMB port.
 const SMB_PORT: u16 = 445;
@@ -174,197 +164,50 @@ struct FileRoot {
 }
 
 /// A connected share and the connection it lives on.
-type Connected = (Arc<Conn>, TreeH);
+type Connected = (Arc<Conn>, Tree);
 
-/// How a connection speaks SMB, by how it logs on.
-enum Link {
-    /// A password (NTLM) or a guest session: the `smb` crate.
-    Ntlm {
-        connection: Connection,
-        /// The logon, made with the first tree (the main share's);
-        /// further shares are connected on it.
-        session: Mutex<Option<Arc<Session>>>,
-    },
-    /// A Kerberos ticket from the cache: `capmedia-smb2`. The mutex
-    /// makes the one logon, with the first tree.
-    Kerberos {
-        client: capmedia_smb2::Client,
-        logon: Mutex<bool>,
-    },
-}
-
-/// Errors of either SMB client, or of the ticket, for [`SmbBackend::map_err`].
+/// Why a request failed: the SMB client's error, the ticket's, or a logon
+/// the server refused (with the client's error), for [`SmbBackend::map_err`].
 enum SmbErr {
-    Crate(::smb::Error),
-    Own(capmedia_smb2::Error),
+    Client(capmedia_smb2::Error),
     Ticket(capmedia_gssapi::KerberosError),
-    /// The server refused the ticket's logon (any status at SESSION_SETUP,
-    /// ACCESS_DENIED included: the principal has no account there).
     Refused(capmedia_smb2::Error),
-}
-
-impl From<::smb::Error> for SmbErr {
-    fn from(e: ::smb::Error) -> Self {
-        SmbErr::Crate(e)
-    }
 }
 
 impl From<capmedia_smb2::Error> for SmbErr {
     fn from(e: capmedia_smb2::Error) -> Self {
-        SmbErr::Own(e)
+        SmbErr::Client(e)
     }
 }
 
-/// A connected share.
-#[derive(Clone)]
-enum TreeH {
-    Ntlm(Arc<Tree>),
-    Kerberos(capmedia_smb2::Tree),
-}
-
-/// An open blob or library file.
-enum FileH {
-    Ntlm(::smb::File),
-    Kerberos(capmedia_smb2::Handle),
-}
-
-/// An open library folder.
-enum DirH {
-    Ntlm(::smb::Directory),
-    Kerberos(capmedia_smb2::Handle),
-}
-
-enum Opened {
-    File(FileH),
-    Dir(DirH),
-}
-
-impl TreeH {
-    fn open(&self, path: &str) -> Result<Opened, SmbErr> {
-        match self {
-            TreeH::Ntlm(t) => {
-                match t.create(path, &FileCreateArgs::make_open_existing(read_access()))? {
-                    Resource::File(f) => Ok(Opened::File(FileH::Ntlm(f))),
-                    Resource::Directory(d) => Ok(Opened::Dir(DirH::Ntlm(d))),
-                    Resource::Pipe(p) => {
-                        let _ = p.close();
-                        Err(SmbErr::Own(capmedia_smb2::Error::Protocol(
-                            "a pipe where a file or folder was expected".into(),
-                        )))
-                    }
-                }
-            }
-            TreeH::Kerberos(t) => {
-                let h = t.open(path)?;
-                Ok(if h.is_dir() {
-                    Opened::Dir(DirH::Kerberos(h))
-                } else {
-                    Opened::File(FileH::Kerberos(h))
-                })
-            }
+/// A READ's failure as the stream reports it: an access the server
+/// refuses reads as `PermissionDenied`.
+fn read_error(e: capmedia_smb2::Error) -> io::Error {
+    match e {
+        capmedia_smb2::Error::Io(e) => e,
+        e if matches!(
+            e.status(),
+            Some(status::ACCESS_DENIED | status::NETWORK_ACCESS_DENIED)
+        ) =>
+        {
+            io::Error::new(io::ErrorKind::PermissionDenied, e.to_string())
         }
+        e => io::Error::other(e.to_string()),
     }
 }
 
-impl Opened {
-    fn close(&self) {
-        match self {
-            Opened::File(f) => f.close(),
-            Opened::Dir(d) => d.close(),
-        }
-    }
-}
-
-impl FileH {
-    fn len(&self) -> u64 {
-        match self {
-            FileH::Ntlm(f) => f.get_len().unwrap_or(0),
-            FileH::Kerberos(h) => h.size(),
-        }
-    }
-
-    /// Read at `offset` into `buf` (one READ), blocking until it comes.
-    fn read_block(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        match self {
-            FileH::Ntlm(f) => f.read_block(buf, offset, None, false),
-            FileH::Kerberos(h) => {
-                let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-                h.start_read(offset, len)
-                    .and_then(|r| r.wait_into(buf))
-                    .map_err(|e| match e {
-                        capmedia_smb2::Error::Io(e) => e,
-                        e if matches!(
-                            e.status(),
-                            Some(status::ACCESS_DENIED | status::NETWORK_ACCESS_DENIED)
-                        ) =>
-                        {
-                            io::Error::new(io::ErrorKind::PermissionDenied, e.to_string())
-                        }
-                        e => io::Error::other(e.to_string()),
-                    })
-            }
-        }
-    }
-
-    fn close(&self) {
-        let _ = match self {
-            FileH::Ntlm(f) => f.close().map_err(|_| ()),
-            FileH::Kerberos(h) => h.close().map_err(|_| ()),
-        };
-    }
-}
-
-impl DirH {
-    /// The entries (name, folder?, size), `.` and `..` left out, at most
-    /// `max` (an error beyond).
-    fn entries(&self, max: usize) -> Result<Vec<(String, bool, u64)>, SmbErr> {
-        let mut out = Vec::new();
-        match self {
-            DirH::Ntlm(d) => {
-                for item in d.query::<FileDirectoryInformation>("*")? {
-                    let info = item?;
-                    let name = info.file_name.to_string();
-                    if name == "." || name == ".." {
-                        continue;
-                    }
-                    if out.len() >= max {
-                        return Err(SmbErr::Own(capmedia_smb2::Error::TooManyEntries(max)));
-                    }
-                    out.push((name, info.file_attributes.directory(), info.end_of_file));
-                }
-            }
-            DirH::Kerberos(h) => {
-                // Two more for `.` and `..`.
-                for e in h.list(max.saturating_add(2))? {
-                    if e.name == "." || e.name == ".." {
-                        continue;
-                    }
-                    if out.len() >= max {
-                        return Err(SmbErr::Own(capmedia_smb2::Error::TooManyEntries(max)));
-                    }
-                    out.push((e.name, e.is_dir, e.size));
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    fn close(&self) {
-        let _ = match self {
-            DirH::Ntlm(d) => d.close().map_err(|_| ()),
-            DirH::Kerberos(h) => h.close().map_err(|_| ()),
-        };
-    }
-}
-
-/// The live SMB connection, its session and the trees connected so far.
+/// The live SMB connection, its logon and the trees connected so far.
 /// Replaced as a whole after a transport failure, so that a retry starts
 /// from a fresh connection.
 struct Conn {
-    link: Link,
+    client: Client,
+    /// Set once the logon, made with the first tree (the main share's),
+    /// succeeded; further shares are connected on it. The mutex makes the
+    /// one logon.
+    logon: Mutex<bool>,
     /// Share name (lower case) to its tree; `None`: the server has no
     /// such share (remembered for probed drive shares).
-    trees: Mutex<HashMap<String, Option<TreeH>>>,
+    trees: Mutex<HashMap<String, Option<Tree>>>,
     /// The READ size: [`READ_CHUNK`] or the server's maximum if smaller.
     read_chunk: usize,
     /// Set when the connection is no longer fit for use; the next request
@@ -375,15 +218,6 @@ struct Conn {
 impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Conn")
-    }
-}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        // A Kerberos client closes with its last clone.
-        if let Link::Ntlm { connection, .. } = &self.link {
-            let _ = connection.close();
-        }
     }
 }
 
@@ -570,54 +404,21 @@ impl SmbBackend {
         let stream = self.reach()?;
         let timeout = self.read_timeout.max(self.connect_timeout);
         let what = format!("\\\\{}", self.server);
-        let (link, max_read) = if self.use_kerberos() {
-            let client = capmedia_smb2::Client::connect(
-                stream,
-                capmedia_smb2::Config {
-                    timeout,
-                    credits: CREDITS,
-                },
-            )
-            .map_err(|e| self.map_err(e, &what))?;
-            let max_read = u64::from(client.max_read());
-            let link = Link::Kerberos {
-                client,
-                logon: Mutex::new(false),
-            };
-            (link, max_read)
-        } else {
-            let anonymous = self.credentials.is_none();
-            let config = ConnectionConfig {
-                port: Some(self.port),
-                timeout: Some(timeout),
-                // Guest sessions cannot sign; a DP that allows them has
-                // chosen so. With an account, every message is signed (or
-                // encrypted, if the share asks for it) and checked.
-                allow_unsigned_guest_access: anonymous,
-                credits_backlog: Some(CREDITS),
-                ..ConnectionConfig::default()
-            };
-            let tcp = crate::smb_tcp::Tcp::new(stream, timeout)
-                .map_err(|e| BackendError::Transient(format!("{what}: {e}")))?;
-            let connection =
-                Connection::from_transport(Box::new(tcp), &self.server, Guid::generate(), config)
-                    .map_err(|e| self.map_err(e, &what))?;
-            let max_read = connection
-                .conn_info()
-                .map(|i| u64::from(i.negotiation.max_read_size))
-                .unwrap_or(0);
-            let link = Link::Ntlm {
-                connection,
-                session: Mutex::new(None),
-            };
-            (link, max_read)
-        };
+        let client = Client::connect(
+            stream,
+            capmedia_smb2::Config {
+                timeout,
+                credits: CREDITS,
+            },
+        )
+        .map_err(|e| self.map_err(e, &what))?;
         let c = Arc::new(Conn {
-            link,
-            trees: Mutex::new(HashMap::new()),
-            read_chunk: usize::try_from(max_read)
+            read_chunk: usize::try_from(client.max_read())
                 .unwrap_or(READ_CHUNK)
                 .clamp(64 << 10, READ_CHUNK),
+            client,
+            logon: Mutex::new(false),
+            trees: Mutex::new(HashMap::new()),
             broken: AtomicBool::new(false),
         });
         *guard = Some(c.clone());
@@ -633,7 +434,7 @@ impl SmbBackend {
         }
     }
 
-    /// The tree of `share`, connecting (and authenticating) on first use.
+    /// The tree of `share`, connecting (and logging on) on first use.
     /// `Ok(None)` if the server has no such share and `probing`.
     fn tree(&self, share: &str, probing: bool) -> Result<Option<Connected>, BackendError> {
         let conn = self.conn()?;
@@ -642,45 +443,24 @@ impl SmbBackend {
             return Ok(t.clone().map(|t| (conn.clone(), t)));
         }
         let main = &self.root.share;
-        let connected: Result<TreeH, SmbErr> = if share.eq_ignore_ascii_case(main) {
+        let connected: Result<Tree, SmbErr> = if share.eq_ignore_ascii_case(main) {
             self.logon_tree(&conn, share)
         } else {
             // Further shares (FileLib on other drives) share the main
             // share's session: one logon, and a missing share costs one
             // TREE_CONNECT, not a logon.
             self.tree(main, false)?;
-            match &conn.link {
-                Link::Ntlm { session, .. } => {
-                    let session = session.lock().map_err(|_| poisoned())?.clone();
-                    let Some(session) = session else {
-                        // The main share was connected on a newer
-                        // connection meanwhile: start over on that one.
-                        return Err(BackendError::Transient(format!(
-                            "\\\\{}\\{share}: the connection was replaced",
-                            self.server
-                        )));
-                    };
-                    UncPath::new(&self.server)
-                        .and_then(|u| u.with_share(share))
-                        .and_then(|unc| session.tree_connect(&unc))
-                        .map(|t| TreeH::Ntlm(Arc::new(t)))
-                        .map_err(SmbErr::from)
-                }
-                Link::Kerberos { client, logon } => {
-                    if !*logon.lock().map_err(|_| poisoned())? {
-                        // As above: the logon happened on a newer
-                        // connection.
-                        return Err(BackendError::Transient(format!(
-                            "\\\\{}\\{share}: the connection was replaced",
-                            self.server
-                        )));
-                    }
-                    client
-                        .tree_connect(&self.server, share)
-                        .map(TreeH::Kerberos)
-                        .map_err(SmbErr::from)
-                }
+            if !*conn.logon.lock().map_err(|_| poisoned())? {
+                // The main share was connected on a newer connection
+                // meanwhile: start over on that one.
+                return Err(BackendError::Transient(format!(
+                    "\\\\{}\\{share}: the connection was replaced",
+                    self.server
+                )));
             }
+            conn.client
+                .tree_connect(&self.server, share)
+                .map_err(SmbErr::from)
         };
         match connected {
             Ok(t) => {
@@ -705,64 +485,58 @@ impl SmbBackend {
         }
     }
 
-    /// Log on (with the password, as a guest, or with the Kerberos
-    /// ticket) and connect the main share.
-    fn logon_tree(&self, conn: &Conn, share: &str) -> Result<TreeH, SmbErr> {
-        match &conn.link {
-            Link::Ntlm {
-                connection,
-                session,
-            } => {
-                let unc = UncPath::new(&self.server).and_then(|u| u.with_share(share))?;
-                let identity = match &self.credentials {
-                    // The one place the password leaves capmedia: moved
-                    // into the SMB crate's own secret for the NTLM exchange.
-                    Some(c) => identity(&c.account.to_string(), c.password.expose().to_owned()),
-                    None => identity("", String::new()),
+    /// Log on (with the Kerberos ticket, the password, or as a guest) and
+    /// connect the main share.
+    fn logon_tree(&self, conn: &Conn, share: &str) -> Result<Tree, SmbErr> {
+        let mut done = conn.logon.lock().map_err(|_| {
+            SmbErr::Client(capmedia_smb2::Error::Io(io::Error::other(
+                "a thread panicked while logging on",
+            )))
+        })?;
+        if !*done {
+            if self.use_kerberos() {
+                let principal = self.kerberos.clone().flatten();
+                let mut ctx = capmedia_gssapi::ClientContext::new(
+                    "cifs",
+                    &self.server,
+                    principal.as_deref(),
+                    capmedia_gssapi::FLAG_MUTUAL | capmedia_gssapi::FLAG_INTEG,
+                )
+                .map_err(SmbErr::Ticket)?;
+                let mut gss = Gss {
+                    ctx: &mut ctx,
+                    failed: None,
                 };
-                let s = Arc::new(identity.and_then(|id| connection.authenticate(id))?);
-                let tree = s.tree_connect(&unc)?;
-                if let Ok(mut slot) = session.lock() {
-                    *slot = Some(s);
+                let r = conn.client.logon(&mut gss, false);
+                if let Some(e) = gss.failed {
+                    return Err(SmbErr::Ticket(e));
                 }
-                Ok(TreeH::Ntlm(Arc::new(tree)))
-            }
-            Link::Kerberos { client, logon } => {
-                let mut done = logon.lock().map_err(|_| {
-                    SmbErr::Own(capmedia_smb2::Error::Io(io::Error::other(
-                        "a thread panicked while logging on",
-                    )))
+                r.map_err(|e| match e.status() {
+                    Some(_) => SmbErr::Refused(e),
+                    None => SmbErr::Client(e),
                 })?;
-                if !*done {
-                    let principal = self.kerberos.clone().flatten();
-                    let mut ctx = capmedia_gssapi::ClientContext::new(
-                        "cifs",
-                        &self.server,
-                        principal.as_deref(),
-                        capmedia_gssapi::FLAG_MUTUAL | capmedia_gssapi::FLAG_INTEG,
-                    )
-                    .map_err(SmbErr::Ticket)?;
-                    let mut gss = Gss {
-                        ctx: &mut ctx,
-                        failed: None,
-                    };
-                    let r = client.logon(&mut gss);
-                    if let Some(e) = gss.failed {
-                        return Err(SmbErr::Ticket(e));
-                    }
-                    r.map_err(|e| match e.status() {
-                        Some(_) => SmbErr::Refused(e),
-                        None => SmbErr::Own(e),
-                    })?;
-                    *done = true;
-                }
-                Ok(TreeH::Kerberos(client.tree_connect(&self.server, share)?))
+            } else {
+                // The one place the password leaves capmedia: into sspi's
+                // own secret for the NTLM exchange. No account: an
+                // anonymous logon, which a DP that allows guests lets in.
+                let (user, password) = match &self.credentials {
+                    Some(c) => (c.account.to_string(), c.password.expose().to_owned()),
+                    None => (String::new(), String::new()),
+                };
+                let mut ntlm = Ntlm::new(&user, password).map_err(|e| {
+                    SmbErr::Client(capmedia_smb2::Error::Auth(format!("NTLM: {e}")))
+                })?;
+                conn.client
+                    .logon(&mut ntlm, self.credentials.is_none())
+                    .map_err(SmbErr::Client)?;
             }
+            *done = true;
         }
+        Ok(conn.client.tree_connect(&self.server, share)?)
     }
 
     /// Open `rel` (relative to the share root) on `share`.
-    fn open(&self, share: &str, rel: &[&str]) -> Result<(Arc<Conn>, Opened), BackendError> {
+    fn open(&self, share: &str, rel: &[&str]) -> Result<(Arc<Conn>, Handle), BackendError> {
         let (conn, tree) = self
             .tree(share, false)?
             .ok_or_else(|| BackendError::NoShare {
@@ -771,7 +545,7 @@ impl SmbBackend {
             })?;
         let path = rel.join("\\");
         match tree.open(&path) {
-            Ok(r) => Ok((conn, r)),
+            Ok(h) => Ok((conn, h)),
             Err(e) => {
                 let err = self.map_err(e, &self.unc_of(share, rel));
                 if matches!(err, BackendError::Transient(_)) {
@@ -792,9 +566,9 @@ impl SmbBackend {
 
     /// NT status and transport failures as the DP layer understands them.
     fn map_err(&self, e: impl Into<SmbErr>, what: &str) -> BackendError {
+        use capmedia_smb2::Error as E;
         let e = match e.into() {
-            SmbErr::Crate(e) => e,
-            SmbErr::Own(e) => return self.map_own_err(e, what),
+            SmbErr::Client(e) => e,
             SmbErr::Ticket(e) => return kerberos_error(e),
             SmbErr::Refused(e) => {
                 return BackendError::Kerberos(format!(
@@ -804,36 +578,6 @@ impl SmbBackend {
                 ))
             }
         };
-        let code = match &e {
-            ::smb::Error::ReceivedErrorMessage(c, _) | ::smb::Error::UnexpectedMessageStatus(c) => {
-                Some(*c)
-            }
-            _ => None,
-        };
-        if let Some(code) = code {
-            return self.map_status(code, e.to_string(), what);
-        }
-        match e {
-            ::smb::Error::IoError(_)
-            | ::smb::Error::TransportError(_)
-            | ::smb::Error::ConnectionStopped
-            | ::smb::Error::OperationTimeout(..)
-            | ::smb::Error::ChannelRecvError(_) => BackendError::Transient(format!("{what}: {e}")),
-            // NTLM refused before the server could say why (e.g. a guest
-            // session the server does not allow).
-            ::smb::Error::SspiError(_) | ::smb::Error::UnsupportedAuthenticationMechanism(_) => {
-                BackendError::Logon {
-                    account: self.account(),
-                    detail: e.to_string(),
-                }
-            }
-            e => BackendError::Other(format!("{what}: {e}")),
-        }
-    }
-
-    /// `capmedia-smb2`'s failures (the Kerberos logon's connection).
-    fn map_own_err(&self, e: capmedia_smb2::Error, what: &str) -> BackendError {
-        use capmedia_smb2::Error as E;
         if let Some(code) = e.status() {
             return self.map_status(code, e.to_string(), what);
         }
@@ -842,10 +586,16 @@ impl SmbBackend {
             E::TooManyEntries(n) => BackendError::Other(format!(
                 "{what} has more than {n} entries; no DP folder holds that many"
             )),
-            E::Auth(detail) => BackendError::Kerberos(format!(
+            E::Auth(detail) if self.use_kerberos() => BackendError::Kerberos(format!(
                 "the Kerberos logon to {what} as {} failed: {detail}",
                 self.account()
             )),
+            // NTLM refused before the server could say why (e.g. a guest
+            // session where an account was given).
+            E::Auth(detail) => BackendError::Logon {
+                account: self.account(),
+                detail,
+            },
             e => BackendError::Other(format!("{what}: {e}")),
         }
     }
@@ -923,7 +673,7 @@ impl SmbBackend {
     }
 
     /// Open blob `hash` on the first FileLib root holding it.
-    fn open_blob_file(&self, hash: &str) -> Result<Option<(Arc<Conn>, FileH)>, BackendError> {
+    fn open_blob_file(&self, hash: &str) -> Result<Option<(Arc<Conn>, Handle)>, BackendError> {
         let prefix = hash.get(..4).ok_or(BackendError::NotFound)?;
         for with_probed in [false, true] {
             let roots = self.filelib_roots(with_probed)?;
@@ -933,9 +683,9 @@ impl SmbBackend {
                 rel.push(prefix);
                 rel.push(hash);
                 match self.open(&root.share, &rel) {
-                    Ok((conn, Opened::File(f))) => return Ok(Some((conn, f))),
+                    Ok((conn, f)) if !f.is_dir() => return Ok(Some((conn, f))),
                     Ok((_, other)) => {
-                        other.close();
+                        let _ = other.close();
                         return Err(BackendError::Other(format!(
                             "{} is not a file",
                             self.unc_of(&root.share, &rel)
@@ -951,20 +701,11 @@ impl SmbBackend {
     }
 }
 
-/// What every open of the library asks for: read data and attributes,
-/// nothing that could change a file or conflict with another reader.
-fn read_access() -> FileAccessMask {
-    FileAccessMask::new()
-        .with_file_read_data(true)
-        .with_file_read_attributes(true)
-        .with_synchronize(true)
-}
-
 fn poisoned() -> BackendError {
     BackendError::Other("SMB connection state poisoned by a panicked thread".into())
 }
 
-/// The logon's security context for `capmedia-smb2`, keeping the
+/// The Kerberos logon's security context for `capmedia-smb2`, keeping the
 /// ticket's own error (no ticket, expired, no SPN...) to report it by name.
 struct Gss<'a> {
     ctx: &'a mut capmedia_gssapi::ClientContext,
@@ -994,21 +735,97 @@ fn kerberos_error(e: capmedia_gssapi::KerberosError) -> BackendError {
     BackendError::Kerberos(e.to_string())
 }
 
-/// The logon identity for the `smb` crate (as its `Client` makes it).
-fn identity(user: &str, password: String) -> Result<sspi::AuthIdentity, ::smb::Error> {
-    Ok(sspi::AuthIdentity {
-        username: sspi::Username::parse(user).map_err(|e| ::smb::Error::SspiError(e.into()))?,
-        password: sspi::Secret::from(password),
-    })
+/// The NTLM logon's security context for `capmedia-smb2`: `sspi`'s
+/// Negotiate (SPNEGO carrying NTLMv2) with the account and password, or
+/// an anonymous one. Complete once it has sent its last token (NTLM has no
+/// mutual authentication: the server's last token is not checked).
+struct Ntlm {
+    ssp: sspi::Negotiate,
+    cred: sspi::AcquireCredentialsHandleResult<Option<sspi::CredentialsBuffers>>,
+    done: bool,
 }
 
-/// One READ on its way: the range asked for, and the thread waiting for
-/// the answer (the crate's sync API blocks the caller until the answer
-/// arrives, so READs overlap on threads, all on the one connection).
+impl Ntlm {
+    fn new(user: &str, password: String) -> Result<Ntlm, sspi::Error> {
+        use sspi::{CredentialUse, Sspi as _};
+        let identity = sspi::AuthIdentity {
+            username: sspi::Username::parse(user).map_err(sspi::Error::from)?,
+            password: sspi::Secret::from(password),
+        };
+        let mut ssp = sspi::Negotiate::new_client(sspi::NegotiateConfig::new(
+            Box::new(sspi::ntlm::NtlmConfig::default()),
+            Some("ntlm,!kerberos,!pku2u".into()),
+            "capmedia".into(),
+        ))?;
+        let cred = ssp
+            .acquire_credentials_handle()
+            .with_credential_use(CredentialUse::Outbound)
+            .with_auth_data(&sspi::Credentials::AuthIdentity(identity))
+            .execute(&mut ssp)?;
+        Ok(Ntlm {
+            ssp,
+            cred,
+            done: false,
+        })
+    }
+}
+
+impl capmedia_smb2::SecurityContext for Ntlm {
+    fn step(&mut self, input: Option<&[u8]>) -> Result<Option<Vec<u8>>, String> {
+        use sspi::{
+            BufferType, ClientRequestFlags, DataRepresentation, SecurityBuffer, Sspi as _,
+            SspiImpl as _,
+        };
+        if self.done {
+            return Ok(None);
+        }
+        let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];
+        let mut inputs = input
+            .map(|t| vec![SecurityBuffer::new(t.to_vec(), BufferType::Token)])
+            .unwrap_or_default();
+        let mut builder = self
+            .ssp
+            .initialize_security_context()
+            .with_credentials_handle(&mut self.cred.credentials_handle)
+            .with_context_requirements(
+                ClientRequestFlags::MUTUAL_AUTH
+                    | ClientRequestFlags::INTEGRITY
+                    | ClientRequestFlags::USE_SESSION_KEY,
+            )
+            .with_target_data_representation(DataRepresentation::Native)
+            .with_output(&mut output);
+        if input.is_some() {
+            builder = builder.with_input(&mut inputs);
+        }
+        let result = self
+            .ssp
+            .initialize_security_context_impl(&mut builder)
+            .and_then(|mut g| g.resolve_to_result())
+            .map_err(|e| e.to_string())?;
+        self.done = result.status == sspi::SecurityStatus::Ok;
+        Ok(output.pop().map(|b| b.buffer).filter(|b| !b.is_empty()))
+    }
+
+    fn is_complete(&self) -> bool {
+        self.done
+    }
+
+    fn session_key(&self) -> Result<Vec<u8>, String> {
+        use sspi::Sspi as _;
+        self.ssp
+            .query_context_session_key()
+            .map(|k| k.session_key.as_ref().to_vec())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// One READ on its way: the range asked for, and its answer to come (or
+/// why it could not be asked). One dropped unanswered costs nothing: the
+/// client drops the answer when it comes.
 struct InFlight {
     offset: u64,
     len: usize,
-    answer: JoinHandle<(Vec<u8>, io::Result<usize>)>,
+    read: io::Result<PendingRead>,
 }
 
 /// A blob streamed by SMB READs, [`READS_IN_FLIGHT`] at a time, in order;
@@ -1020,9 +837,9 @@ struct SmbReader {
     backend: SmbBackend,
     /// The blob, if this is one (a small library file is not reopened).
     hash: Option<String>,
-    /// Keeps the connection (and its worker threads) alive while reading.
+    /// Keeps the connection (and its reader thread) alive while reading.
     conn: Arc<Conn>,
-    file: Arc<FileH>,
+    file: Handle,
     /// The next offset to ask for.
     ask: u64,
     /// The offset of the next byte handed out.
@@ -1044,7 +861,7 @@ impl SmbReader {
         backend: SmbBackend,
         hash: Option<&str>,
         conn: Arc<Conn>,
-        file: FileH,
+        file: Handle,
         pos: u64,
         end: u64,
     ) -> Self {
@@ -1052,7 +869,7 @@ impl SmbReader {
             backend,
             hash: hash.map(str::to_owned),
             conn,
-            file: Arc::new(file),
+            file,
             ask: pos,
             pos,
             end,
@@ -1073,36 +890,22 @@ impl SmbReader {
             let len = usize::try_from(self.end - self.ask)
                 .unwrap_or(usize::MAX)
                 .min(chunk);
-            let mut buf = self.spare.pop().unwrap_or_default();
-            buf.resize(len, 0);
-            let file = self.file.clone();
             let offset = self.ask;
-            let answer = std::thread::Builder::new()
-                .name("smb-read".into())
-                .spawn(move || {
-                    let r = match buf.get_mut(..len) {
-                        Some(b) => file.read_block(b, offset),
-                        None => Ok(0),
-                    };
-                    (buf, r)
-                })?;
-            self.inflight.push_back(InFlight {
-                offset,
-                len,
-                answer,
-            });
+            // `len` is at most READ_CHUNK.
+            let read = self
+                .file
+                .start_read(offset, u32::try_from(len).unwrap_or(u32::MAX))
+                .map_err(read_error);
+            self.inflight.push_back(InFlight { offset, len, read });
             self.ask += len as u64;
         }
         Ok(())
     }
 
-    /// Wait for every READ on its way and drop the answers.
+    /// Forget every READ on its way (their answers are dropped as they
+    /// come).
     fn drain(&mut self) {
-        while let Some(f) = self.inflight.pop_front() {
-            if let Ok((buf, _)) = f.answer.join() {
-                self.spare.push(buf);
-            }
-        }
+        self.inflight.clear();
         self.ask = self.pos;
     }
 
@@ -1115,12 +918,6 @@ impl SmbReader {
             return Err(why);
         };
         if let Some(notice) = &self.backend.on_retry {
-            let why = if why.to_string().contains(PENDING_REFUSED) {
-                "the DP answered a READ with STATUS_PENDING, which the SMB client cannot wait for"
-                    .to_string()
-            } else {
-                why.to_string()
-            };
             (notice.0)(&format!(
                 "reading blob {hash} from {}: {why}; reconnecting",
                 self.backend.server
@@ -1131,7 +928,7 @@ impl SmbReader {
         match self.backend.open_blob_file(&hash) {
             Ok(Some((conn, file))) => {
                 self.conn = conn;
-                self.file = Arc::new(file);
+                self.file = file;
                 Ok(())
             }
             Ok(None) => Err(io::Error::new(
@@ -1168,12 +965,11 @@ impl Read for SmbReader {
             let Some(next) = self.inflight.pop_front() else {
                 return Ok(0);
             };
-            let (data, got) = next.answer.join().unwrap_or_else(|_| {
-                (
-                    Vec::new(),
-                    Err(io::Error::other("an SMB READ thread panicked")),
-                )
-            });
+            let mut data = self.spare.pop().unwrap_or_default();
+            data.resize(next.len, 0);
+            let got = next
+                .read
+                .and_then(|r| r.wait_into(&mut data).map_err(read_error));
             match got {
                 Ok(n) => {
                     self.reconnects = 0;
@@ -1216,7 +1012,7 @@ impl Drop for SmbReader {
     fn drop(&mut self) {
         self.drain();
         if !self.conn.broken.load(Ordering::Relaxed) {
-            self.file.close();
+            let _ = self.file.close();
         }
     }
 }
@@ -1225,20 +1021,27 @@ impl Backend for SmbBackend {
     fn list(&self, lib: Lib, rel: &[&str]) -> Result<Vec<ListingEntry>, BackendError> {
         let path = self.lib_path(lib, rel);
         let shown = self.unc_of(&self.root.share, &path);
-        let (conn, res) = self.open(&self.root.share, &path)?;
-        let dir = match res {
-            Opened::Dir(d) => d,
-            other => {
-                other.close();
-                return Err(BackendError::Other(format!("{shown} is not a folder")));
-            }
-        };
+        let (conn, dir) = self.open(&self.root.share, &path)?;
+        if !dir.is_dir() {
+            let _ = dir.close();
+            return Err(BackendError::Other(format!("{shown} is not a folder")));
+        }
         let result = (|| {
             let mut out = Vec::new();
-            for (name, is_dir, size) in dir
-                .entries(MAX_LISTING_ENTRIES)
-                .map_err(|e| self.map_err(e, &shown))?
-            {
+            // Two more for `.` and `..`.
+            let entries = dir
+                .list(MAX_LISTING_ENTRIES.saturating_add(2))
+                .map_err(|e| self.map_err(e, &shown))?;
+            for DirEntry { name, is_dir, size } in entries {
+                if name == "." || name == ".." {
+                    continue;
+                }
+                if out.len() >= MAX_LISTING_ENTRIES {
+                    return Err(self.map_err(
+                        capmedia_smb2::Error::TooManyEntries(MAX_LISTING_ENTRIES),
+                        &shown,
+                    ));
+                }
                 check_name(&name).map_err(|r| BackendError::Unsafe {
                     name: name.clone(),
                     reason: r.into(),
@@ -1252,7 +1055,7 @@ impl Backend for SmbBackend {
             out.sort_by(|a, b| a.name.cmp(&b.name));
             Ok(out)
         })();
-        dir.close();
+        let _ = dir.close();
         if matches!(result, Err(BackendError::Transient(_))) {
             self.reset(&conn);
         }
@@ -1262,17 +1065,14 @@ impl Backend for SmbBackend {
     fn read_small(&self, lib: Lib, rel: &[&str], limit: u64) -> Result<Vec<u8>, BackendError> {
         let path = self.lib_path(lib, rel);
         let shown = self.unc_of(&self.root.share, &path);
-        let (conn, res) = self.open(&self.root.share, &path)?;
-        let file = match res {
-            Opened::File(f) => f,
-            other => {
-                other.close();
-                return Err(BackendError::Other(format!("{shown} is not a file")));
-            }
-        };
-        let len = file.len();
+        let (conn, file) = self.open(&self.root.share, &path)?;
+        if file.is_dir() {
+            let _ = file.close();
+            return Err(BackendError::Other(format!("{shown} is not a file")));
+        }
+        let len = file.size();
         if len > limit {
-            file.close();
+            let _ = file.close();
             return Err(BackendError::Other(format!(
                 "{shown} is larger than {limit} bytes"
             )));
@@ -1295,8 +1095,8 @@ impl Backend for SmbBackend {
     fn stat_blob(&self, hash: &str) -> Result<Option<u64>, BackendError> {
         match self.open_blob_file(hash)? {
             Some((_, f)) => {
-                let len = f.len();
-                f.close();
+                let len = f.size();
+                let _ = f.close();
                 Ok(Some(len))
             }
             None => Ok(None),
@@ -1305,7 +1105,7 @@ impl Backend for SmbBackend {
 
     fn open_blob(&self, hash: &str, offset: u64, len: Option<u64>) -> Result<Blob, BackendError> {
         let (conn, file) = self.open_blob_file(hash)?.ok_or(BackendError::NotFound)?;
-        let size = file.len();
+        let size = file.size();
         let end = match len {
             Some(n) => offset.saturating_add(n).min(size),
             None => size,

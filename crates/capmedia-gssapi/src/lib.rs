@@ -9,7 +9,8 @@
 //! Why the system library, and why opened at run time:
 //! - `sspi` (already in the tree for SMB's NTLM) has a Kerberos client, but
 //!   it logs on with a password or a smart card and does not read a ticket
-//!   cache; `smb`'s `kerberos` feature builds on it and adds `reqwest`.
+//!   cache (the `smb` crate's `kerberos` feature builds on it and adds
+//!   `reqwest`).
 //! - `libgssapi` / `cross-krb5` bind MIT GSSAPI at build time with
 //!   `bindgen`: libclang and `libkrb5-dev` on every build machine, and a
 //!   fresh `cargo build` (or `cargo xtask demo`) without them fails.

@@ -1,14 +1,17 @@
-//! A read-only SMB 2/3 client that logs on with a GSSAPI security context
-//! (Kerberos from the user's ticket cache): this crate's one job.
+//! A read-only SMB 3 client that logs on with whatever security context
+//! its caller brings (NTLM tokens from `sspi`, Kerberos from the user's
+//! ticket cache through GSSAPI): this crate's one job.
 //!
-//! Why by hand: the `smb` crate (smb-rs), which capmedia uses for NTLM,
+//! Why by hand: the `smb` crate (smb-rs), which capmedia used before,
 //! logs on only through `sspi` with a password (`Authenticator::build`
 //! takes an `sspi::AuthIdentity`, with no other hook), and `sspi` reads no
 //! ticket cache. Its transport cannot be intercepted either, since the
-//! signing key comes from `sspi`'s session key. The other SMB crates are
-//! async-only and would bring a second runtime. What a DP reader needs is
+//! signing key comes from `sspi`'s session key. It also could not wait for
+//! an interim STATUS_PENDING answer to a READ, and needed its transport
+//! replaced for throughput. The other SMB crates are async-only and would
+//! bring a second runtime. What a DP reader needs is
 //! small: NEGOTIATE (3.0, 3.0.2, 3.1.1 with SHA-512 pre-authentication
-//! integrity), SESSION_SETUP carrying the caller's tokens, AES-CMAC signing
+//! integrity), SESSION_SETUP carrying the caller's tokens, AES-GMAC or -CMAC signing
 //! with keys from the SP800-108 KDF ([MS-SMB2] 3.1.4.2), TREE_CONNECT,
 //! CREATE, QUERY_DIRECTORY, READ with several in flight, and CLOSE. That
 //! is what is here; the crypto comes from RustCrypto crates.
@@ -139,7 +142,9 @@ struct Answer {
 #[derive(Debug)]
 struct Session {
     id: u64,
-    signing: Signer,
+    /// `None` for a guest session, which has no key to sign with (a DP
+    /// that lets guests in has chosen so).
+    signing: Option<Signer>,
     /// The keys to encrypt with, if the server can.
     crypt: Option<Crypt>,
     /// The server wants every message of the session encrypted.
@@ -508,10 +513,14 @@ impl Pending {
         // On a signed session every answer is signed (or came encrypted,
         // its tag checked): an unsigned one, or one that does not match,
         // is not believed.
-        if let Some(s) = self.inner.session.get() {
+        if let Some(Session {
+            signing: Some(signing),
+            ..
+        }) = self.inner.session.get()
+        {
             if !answer.encrypted
                 && (answer.header.flags & wire::FLAG_SIGNED == 0
-                    || !s.signing.verify(&mut answer.msg))
+                    || !signing.verify(&mut answer.msg))
             {
                 return Err(Error::BadSignature(name));
             }
@@ -674,7 +683,11 @@ impl Client {
                 Some(c) if encrypt || s.encrypt_all => {
                     sealed = Some(c.seal(s.id, msg.clone())?);
                 }
-                _ => s.signing.sign(&mut msg),
+                _ => {
+                    if let Some(signing) = &s.signing {
+                        signing.sign(&mut msg);
+                    }
+                }
             }
         }
         if let Err(e) = send_frame(&mut stream, sealed.as_deref().unwrap_or(&msg)) {
@@ -707,10 +720,10 @@ impl Client {
         Ok(a)
     }
 
-    /// Log on with `ctx`'s tokens. Refuses guest and anonymous sessions
-    /// (a ticket that logs on as nobody is a failed logon), and sessions
-    /// that need encryption.
-    pub fn logon(&self, ctx: &mut dyn SecurityContext) -> Result<(), Error> {
+    /// Log on with `ctx`'s tokens. A guest or anonymous session is
+    /// refused unless `guest` (an account that logs on as nobody is a
+    /// failed logon); it is then unsigned, having no key.
+    pub fn logon(&self, ctx: &mut dyn SecurityContext, guest: bool) -> Result<(), Error> {
         if self.inner.session.get().is_some() {
             return Err(Error::Auth("already logged on".into()));
         }
@@ -755,10 +768,18 @@ impl Client {
                         ));
                     }
                     if flags & (wire::SESSION_FLAG_IS_GUEST | wire::SESSION_FLAG_IS_NULL) != 0 {
-                        return Err(Error::Auth(
-                            "the server logged the ticket on as a guest, not as its principal"
-                                .into(),
-                        ));
+                        if !guest {
+                            return Err(Error::Auth(
+                                "the server logged the account on as a guest, not as itself".into(),
+                            ));
+                        }
+                        let _ = self.inner.session.set(Session {
+                            id: session_id,
+                            signing: None,
+                            crypt: None,
+                            encrypt_all: false,
+                        });
+                        return Ok(());
                     }
                     let encrypt_all = flags & wire::SESSION_FLAG_ENCRYPT_DATA != 0;
                     let cipher = self.inner.negotiated.cipher;
@@ -807,7 +828,7 @@ impl Client {
                     });
                     let _ = self.inner.session.set(Session {
                         id: session_id,
-                        signing,
+                        signing: Some(signing),
                         crypt,
                         encrypt_all,
                     });
@@ -830,6 +851,16 @@ impl Client {
         let a = self.request(cmd::TREE_CONNECT, 0, &body, false)?;
         let flags = wire::parse_tree_connect(&a.msg)?;
         let encrypt = flags & wire::SHAREFLAG_ENCRYPT_DATA != 0;
+        let keyless = self
+            .inner
+            .session
+            .get()
+            .is_some_and(|s| s.signing.is_none());
+        if encrypt && keyless {
+            return Err(Error::Unsupported(format!(
+                "\\\\{server}\\{share} requires SMB encryption, which a guest session cannot do"
+            )));
+        }
         if encrypt && self.inner.negotiated.cipher.is_none() {
             return Err(Error::Unsupported(format!(
                 "\\\\{server}\\{share} requires SMB encryption but the server offered no \

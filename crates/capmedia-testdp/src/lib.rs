@@ -759,13 +759,8 @@ impl Samba {
   map to guest = never
   store dos attributes = no
   server min protocol = SMB2_10
-  # Reads answered synchronously: smbd's asynchronous reads send an interim
-  # STATUS_PENDING when a read takes over 0.5 ms (often, on a loaded
-  # machine), which the smb crate 0.11 cannot wait for on READ; capmedia-dp
-  # then reconnects and asks again (smb.rs), at most 3 times in a row, so
-  # frequent ones would fail a test for the crate's sake.
-  aio read size = 0
-  aio write size = 0
+  # smbd's default asynchronous reads stay on: a read that takes over
+  # 0.5 ms gets an interim STATUS_PENDING answer first, as a busy DP's do.
 "#
         );
         conf.push_str(extra);
