@@ -517,11 +517,13 @@ impl SmbBackend {
                 })?;
             } else {
                 // The one place the password leaves capmedia: into sspi's
-                // own secret for the NTLM exchange. No account: an
-                // anonymous logon, which a DP that allows guests lets in.
+                // own secret for the NTLM exchange. No account: `Guest`
+                // with no password (sspi makes no anonymous logon), which
+                // a DP that lets guests in (or maps unknown accounts to
+                // its guest) takes as a guest session.
                 let (user, password) = match &self.credentials {
                     Some(c) => (c.account.to_string(), c.password.expose().to_owned()),
-                    None => (String::new(), String::new()),
+                    None => ("Guest".to_owned(), String::new()),
                 };
                 let mut ntlm = Ntlm::new(&user, password).map_err(|e| {
                     SmbErr::Client(capmedia_smb2::Error::Auth(format!("NTLM: {e}")))

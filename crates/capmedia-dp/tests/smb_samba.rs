@@ -215,3 +215,36 @@ fn cancel_stops_an_smb_fetch() {
     assert!(matches!(err, DpError::Cancelled), "{err}");
     assert!(c.files.iter().all(|f| !cache.contains(f)));
 }
+
+/// A DP that lets guests read (`guest ok`): with no account the logon is
+/// anonymous, the session a guest's (unsigned: it has no key), and the
+/// library reads as with an account.
+#[test]
+fn a_dp_that_lets_guests_read_is_read_as_a_guest() {
+    let fx = fixture(false);
+    Samba::open_up(&fx.lib).unwrap();
+    let smb = Samba::start_with(
+        &[("SCCMContentLib$", &fx.lib)],
+        PASSWORD,
+        "  map to guest = bad user\n  guest ok = yes\n  guest account = daemon\n",
+    )
+    .unwrap();
+    let opts = DpOptions {
+        kerberos: false,
+        ..quick_opts()
+    };
+    let dp = Dp::open(&smb.url("SCCMContentLib$"), opts).unwrap();
+    let list = dp
+        .list_packages()
+        .unwrap_or_else(|e| panic!("{e}\n{}", smb.log()));
+    assert_eq!(list.len(), 2);
+    let boot = dp.resolve(&pid(BOOT)).unwrap();
+    let cache = ContentCache::open(fx.dir.path().join("cache")).unwrap();
+    let fetched = dp.fetch(&boot, &cache, &|_, _| {}).unwrap();
+    for f in &fetched {
+        assert_eq!(
+            fs::read(&f.local).unwrap(),
+            fx.read_src(BOOT, f.path.as_str())
+        );
+    }
+}

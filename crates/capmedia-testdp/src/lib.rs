@@ -598,8 +598,15 @@ impl Samba {
     /// with `password`. Every folder and its parents must be readable by
     /// that user (see [`Samba::open_up`]).
     pub fn start(shares: &[(&str, &Path)], password: &str) -> io::Result<Samba> {
+        Samba::start_with(shares, password, "")
+    }
+
+    /// [`Samba::start`] with more `[global]` lines (later lines win, and
+    /// share options there are every share's default: e.g. `map to guest =
+    /// bad user` and `guest ok = yes` for a DP that lets guests read).
+    pub fn start_with(shares: &[(&str, &Path)], password: &str, global: &str) -> io::Result<Samba> {
         let dir = tempfile::tempdir()?;
-        let (conf_path, port) = Samba::configure(dir.path(), shares, password)?;
+        let (conf_path, port) = Samba::configure_with(dir.path(), shares, password, global)?;
         Samba::spawn(dir, &conf_path, port, &[])
     }
 
