@@ -585,8 +585,9 @@ impl SmbBackend {
         }
         match e {
             e if e.is_transient() => BackendError::Transient(format!("{what}: {e}")),
-            E::TooManyEntries(n) => BackendError::Other(format!(
-                "{what} has more than {n} entries; no DP folder holds that many"
+            // (`.` and `..` are two of what the client counted.)
+            E::TooManyEntries(_) => BackendError::Other(format!(
+                "{what} has more than {MAX_LISTING_ENTRIES} entries; no DP folder holds that many"
             )),
             E::Auth(detail) if self.use_kerberos() => BackendError::Kerberos(format!(
                 "the Kerberos logon to {what} as {} failed: {detail}",
