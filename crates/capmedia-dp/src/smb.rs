@@ -4,8 +4,9 @@
 //!
 //! `capmedia-smb2` speaks the protocol (signing, encryption, several READs
 //! in flight on one connection); this module gives it the logon's tokens:
-//! NTLM from `sspi` with a password (or as a guest), or Kerberos from the
-//! ticket cache through `capmedia-gssapi`. Why not the `smb` crate, which
+//! NTLMv2 with a password (or as a guest), from the messages the HTTP
+//! backend sends too (`winauth.rs`), or Kerberos from the ticket cache
+//! through `capmedia-gssapi`. Why not the `smb` crate, which
 //! earlier versions used: it logs on only through `sspi` with a password
 //! (no Kerberos from a ticket cache), cannot wait for an interim
 //! STATUS_PENDING answer to a READ, and its transport needed replacing for
@@ -26,6 +27,7 @@ use std::time::Duration;
 use percent_encoding::percent_decode_str;
 
 use capmedia_smb2::{Client, DirEntry, Handle, PendingRead, Tree};
+use zeroize::Zeroizing;
 
 use crate::backend::{Backend, Blob, Lib};
 use crate::error::BackendError;
@@ -516,18 +518,25 @@ impl SmbBackend {
                     None => SmbErr::Client(e),
                 })?;
             } else {
-                // The one place the password leaves capmedia: into sspi's
-                // own secret for the NTLM exchange. No account: `Guest`
-                // with no password (sspi makes no anonymous logon), which
-                // a DP that lets guests in (or maps unknown accounts to
-                // its guest) takes as a guest session.
-                let (user, password) = match &self.credentials {
-                    Some(c) => (c.account.to_string(), c.password.expose().to_owned()),
-                    None => ("Guest".to_owned(), String::new()),
+                // No account: `Guest` with no password, which a DP that
+                // lets guests in (or maps unknown accounts to its guest)
+                // takes as a guest session.
+                let guest;
+                let creds = match &self.credentials {
+                    Some(c) => c.as_ref(),
+                    None => {
+                        guest = Credentials {
+                            account: crate::Account {
+                                user: "Guest".into(),
+                                domain: String::new(),
+                                upn: false,
+                            },
+                            password: crate::Secret::new(String::new()),
+                        };
+                        &guest
+                    }
                 };
-                let mut ntlm = Ntlm::new(&user, password).map_err(|e| {
-                    SmbErr::Client(capmedia_smb2::Error::Auth(format!("NTLM: {e}")))
-                })?;
+                let mut ntlm = Ntlm { creds, key: None };
                 conn.client
                     .logon(&mut ntlm, self.credentials.is_none())
                     .map_err(SmbErr::Client)?;
@@ -738,87 +747,41 @@ fn kerberos_error(e: capmedia_gssapi::KerberosError) -> BackendError {
     BackendError::Kerberos(e.to_string())
 }
 
-/// The NTLM logon's security context for `capmedia-smb2`: `sspi`'s
-/// Negotiate (SPNEGO carrying NTLMv2) with the account and password, or
-/// an anonymous one. Complete once it has sent its last token (NTLM has no
-/// mutual authentication: the server's last token is not checked).
-struct Ntlm {
-    ssp: sspi::Negotiate,
-    cred: sspi::AcquireCredentialsHandleResult<Option<sspi::CredentialsBuffers>>,
-    done: bool,
+/// The NTLM logon's security context for `capmedia-smb2`: raw NTLMSSP
+/// (NTLMv2, as SMB servers take it without SPNEGO around it) from the
+/// messages the HTTP backend also sends (`winauth.rs`, `ntlmclient`).
+/// Complete once it has answered the challenge: NTLM has no mutual
+/// authentication, so the server's last token is not checked.
+struct Ntlm<'a> {
+    creds: &'a Credentials,
+    key: Option<Zeroizing<Vec<u8>>>,
 }
 
-impl Ntlm {
-    fn new(user: &str, password: String) -> Result<Ntlm, sspi::Error> {
-        use sspi::{CredentialUse, Sspi as _};
-        let identity = sspi::AuthIdentity {
-            username: sspi::Username::parse(user).map_err(sspi::Error::from)?,
-            password: sspi::Secret::from(password),
-        };
-        let mut ssp = sspi::Negotiate::new_client(sspi::NegotiateConfig::new(
-            Box::new(sspi::ntlm::NtlmConfig::default()),
-            Some("ntlm,!kerberos,!pku2u".into()),
-            "capmedia".into(),
-        ))?;
-        let cred = ssp
-            .acquire_credentials_handle()
-            .with_credential_use(CredentialUse::Outbound)
-            .with_auth_data(&sspi::Credentials::AuthIdentity(identity))
-            .execute(&mut ssp)?;
-        Ok(Ntlm {
-            ssp,
-            cred,
-            done: false,
-        })
-    }
-}
-
-impl capmedia_smb2::SecurityContext for Ntlm {
+impl capmedia_smb2::SecurityContext for Ntlm<'_> {
     fn step(&mut self, input: Option<&[u8]>) -> Result<Option<Vec<u8>>, String> {
-        use sspi::{
-            BufferType, ClientRequestFlags, DataRepresentation, SecurityBuffer, Sspi as _,
-            SspiImpl as _,
-        };
-        if self.done {
-            return Ok(None);
+        match (input, &self.key) {
+            (_, Some(_)) => Ok(None),
+            (None, None) => {
+                crate::winauth::negotiate_message_with(crate::winauth::SMB_FLAGS).map(Some)
+            }
+            (Some(challenge), None) => {
+                let (msg, key) =
+                    crate::winauth::ntlm_answer(challenge, self.creds, crate::winauth::SMB_FLAGS)?;
+                self.key = Some(key);
+                Ok(Some(msg))
+            }
         }
-        let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];
-        let mut inputs = input
-            .map(|t| vec![SecurityBuffer::new(t.to_vec(), BufferType::Token)])
-            .unwrap_or_default();
-        let mut builder = self
-            .ssp
-            .initialize_security_context()
-            .with_credentials_handle(&mut self.cred.credentials_handle)
-            .with_context_requirements(
-                ClientRequestFlags::MUTUAL_AUTH
-                    | ClientRequestFlags::INTEGRITY
-                    | ClientRequestFlags::USE_SESSION_KEY,
-            )
-            .with_target_data_representation(DataRepresentation::Native)
-            .with_output(&mut output);
-        if input.is_some() {
-            builder = builder.with_input(&mut inputs);
-        }
-        let result = self
-            .ssp
-            .initialize_security_context_impl(&mut builder)
-            .and_then(|mut g| g.resolve_to_result())
-            .map_err(|e| e.to_string())?;
-        self.done = result.status == sspi::SecurityStatus::Ok;
-        Ok(output.pop().map(|b| b.buffer).filter(|b| !b.is_empty()))
     }
 
     fn is_complete(&self) -> bool {
-        self.done
+        self.key.is_some()
     }
 
     fn session_key(&self) -> Result<Vec<u8>, String> {
-        use sspi::Sspi as _;
-        self.ssp
-            .query_context_session_key()
-            .map(|k| k.session_key.as_ref().to_vec())
-            .map_err(|e| e.to_string())
+        self.key
+            .as_ref()
+            .map(|k| k.to_vec())
+            .ok_or_else(|| "no NTLM session key before the challenge is answered".into())
     }
 }
 

@@ -35,7 +35,7 @@ use base64::prelude::{Engine, BASE64_STANDARD};
 use ntlmclient::{Flags, Message, NegotiateMessage, TargetInfoType};
 use ureq::http::{Response, StatusCode};
 use ureq::{Agent, Body};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::BackendError;
 use crate::Credentials;
@@ -168,9 +168,18 @@ const NEGOTIATE_FLAGS: Flags = Flags::NEGOTIATE_UNICODE
     .union(Flags::NEGOTIATE_128BIT)
     .union(Flags::NEGOTIATE_56BIT);
 
+/// SMB's: also a session key to sign with (NTLMSSP_NEGOTIATE_SIGN). No
+/// key exchange: the exported session key is then NTLMv2's session base
+/// key ([MS-NLMP] 3.4.5.1), which `ntlmclient` computes.
+pub(crate) const SMB_FLAGS: Flags = NEGOTIATE_FLAGS.union(Flags::NEGOTIATE_SIGN);
+
 fn negotiate_message() -> Result<Vec<u8>, String> {
+    negotiate_message_with(NEGOTIATE_FLAGS)
+}
+
+pub(crate) fn negotiate_message_with(flags: Flags) -> Result<Vec<u8>, String> {
     Message::Negotiate(NegotiateMessage {
-        flags: NEGOTIATE_FLAGS,
+        flags,
         supplied_domain: String::new(),
         supplied_workstation: String::new(),
         os_version: Default::default(),
@@ -181,6 +190,16 @@ fn negotiate_message() -> Result<Vec<u8>, String> {
 
 /// The authenticate message (NTLMv2) answering `challenge` for `creds`.
 fn authenticate_message(challenge: &[u8], creds: &Credentials) -> Result<Vec<u8>, String> {
+    ntlm_answer(challenge, creds, NEGOTIATE_FLAGS).map(|(m, _)| m)
+}
+
+/// The authenticate message answering `challenge` for `creds` with the
+/// `offered` flags the server also set, and the session key it yields.
+pub(crate) fn ntlm_answer(
+    challenge: &[u8],
+    creds: &Credentials,
+    offered: Flags,
+) -> Result<(Vec<u8>, Zeroizing<Vec<u8>>), String> {
     let challenge = match Message::try_from(challenge) {
         Ok(Message::Challenge(c)) => c,
         Ok(other) => {
@@ -227,13 +246,18 @@ fn authenticate_message(challenge: &[u8], creds: &Credentials) -> Result<Vec<u8>
         password: creds.password.expose().to_owned(),
         domain,
     };
-    let response =
+    let mut response =
         ntlmclient::respond_challenge_ntlm_v2(challenge.challenge, &target_info, time, &nc);
-    let flags = (challenge.flags & NEGOTIATE_FLAGS) | Flags::NEGOTIATE_UNICODE;
+    // The session base key is the signing secret: ntlmclient would put it
+    // in the message's EncryptedRandomSessionKey field in the clear, where
+    // (with no key exchange) it does not belong at all.
+    let key = Zeroizing::new(std::mem::take(&mut response.session_key));
+    let flags = (challenge.flags & offered) | Flags::NEGOTIATE_UNICODE;
     let msg = response.to_message(&nc, "", flags).to_bytes();
     // ntlmclient keeps the password in a plain String: wipe our copy.
     nc.password.zeroize();
-    msg.map_err(|e| format!("building the NTLM authenticate message: {e}"))
+    msg.map(|m| (m, key))
+        .map_err(|e| format!("building the NTLM authenticate message: {e}"))
 }
 
 /// [`authenticate_message`] for a fixed account, for the fuzz target.

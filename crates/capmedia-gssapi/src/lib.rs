@@ -7,7 +7,7 @@
 //! ticket made from it, so no password has to be given to capmedia at all.
 //!
 //! Why the system library, and why opened at run time:
-//! - `sspi` (already in the tree for SMB's NTLM) has a Kerberos client, but
+//! - `sspi` (which the `smb` crate logged on with) has a Kerberos client, but
 //!   it logs on with a password or a smart card and does not read a ticket
 //!   cache (the `smb` crate's `kerberos` feature builds on it and adds
 //!   `reqwest`).

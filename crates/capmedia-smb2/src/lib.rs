@@ -1,6 +1,6 @@
 //! A read-only SMB 3 client that logs on with whatever security context
-//! its caller brings (NTLM tokens from `sspi`, Kerberos from the user's
-//! ticket cache through GSSAPI): this crate's one job.
+//! its caller brings (NTLM, Kerberos from the user's ticket cache through
+//! GSSAPI): this crate's one job.
 //!
 //! Why by hand: the `smb` crate (smb-rs), which capmedia used before,
 //! logs on only through `sspi` with a password (`Authenticator::build`
