@@ -30,12 +30,11 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
-
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use aes_gcm::aead::AeadInPlace as _;
 use aes_gcm::KeyInit as _;
@@ -77,7 +76,8 @@ pub enum Error {
     /// An answer's signature does not match: tampered, or the keys differ.
     #[error("the signature of the server's answer to {0} does not match")]
     BadSignature(&'static str),
-    /// Something this client does not do (encryption, old dialects).
+    /// Something this client does not do (an old dialect, a cipher it
+    /// lacks, encryption on a guest session).
     #[error("{0}")]
     Unsupported(String),
     /// A folder has more entries than the caller allows.
@@ -735,7 +735,7 @@ impl Client {
             .ok_or_else(|| Error::Auth("the security context made no first token".into()))?;
         let mut preauth = self.inner.preauth;
         let mut session_id = 0u64;
-        // A Kerberos logon takes one or two round trips; a few more are
+        // A Kerberos or NTLM logon takes one or two round trips; a few more are
         // allowed, not an endless exchange.
         for _ in 0..6 {
             let body = wire::session_setup(&token)?;
