@@ -43,8 +43,8 @@ use sha2::Digest as _;
 
 mod wire;
 
-use wire::{cmd, Header, HEADER_LEN};
-pub use wire::{parse_any, status, DirEntry};
+use wire::{cmd, status, Header, HEADER_LEN};
+pub use wire::{parse_any, DirEntry};
 
 /// The largest message accepted from a server: a READ answer of the
 /// largest READ asked for ([`MAX_READ`]) and its header, with room.
@@ -873,13 +873,6 @@ impl Client {
             encrypt,
         })
     }
-
-    /// Whether every message of the session travels encrypted (the
-    /// server's choice; a share may ask for it alone, see
-    /// [`Tree::encrypts`]).
-    pub fn encrypts(&self) -> bool {
-        self.inner.session.get().is_some_and(|s| s.encrypt_all)
-    }
 }
 
 fn send_frame(stream: &mut TcpStream, msg: &[u8]) -> io::Result<()> {
@@ -916,11 +909,6 @@ pub struct Tree {
 }
 
 impl Tree {
-    /// Whether messages to this share travel encrypted.
-    pub fn encrypts(&self) -> bool {
-        self.encrypt || self.client.encrypts()
-    }
-
     /// Open `path` (`\`-separated, relative to the share) for reading.
     pub fn open(&self, path: &str) -> Result<Handle, Error> {
         let a = self

@@ -10,7 +10,6 @@ pub const HEADER_LEN: usize = 64;
 pub mod cmd {
     pub const NEGOTIATE: u16 = 0;
     pub const SESSION_SETUP: u16 = 1;
-    pub const LOGOFF: u16 = 2;
     pub const TREE_CONNECT: u16 = 3;
     pub const CREATE: u16 = 5;
     pub const CLOSE: u16 = 6;
@@ -21,7 +20,6 @@ pub mod cmd {
         match c {
             NEGOTIATE => "NEGOTIATE",
             SESSION_SETUP => "SESSION_SETUP",
-            LOGOFF => "LOGOFF",
             TREE_CONNECT => "TREE_CONNECT",
             CREATE => "CREATE",
             CLOSE => "CLOSE",
@@ -167,7 +165,6 @@ pub fn parse_header(msg: &[u8]) -> Result<Header, Error> {
 }
 
 /// A request's header; the signature is filled in when it is signed.
-#[allow(clippy::too_many_arguments)]
 pub fn header(
     command: u16,
     credit_charge: u16,
@@ -255,8 +252,6 @@ pub fn negotiate(client_guid: [u8; 16], salt: [u8; 32]) -> Vec<u8> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Negotiated {
     pub dialect: u16,
-    pub security_mode: u16,
-    pub capabilities: u32,
     pub max_transact: u32,
     pub max_read: u32,
     /// The server's first security token (SPNEGO's mechanism list).
@@ -289,8 +284,6 @@ pub fn parse_negotiate(msg: &[u8]) -> Result<Negotiated, Error> {
     };
     Ok(Negotiated {
         dialect,
-        security_mode: u16_at(b, 2)?,
-        capabilities,
         max_transact: u32_at(b, 28)?,
         max_read: u32_at(b, 32)?,
         token: slice_at(msg, off, len)?.to_vec(),

@@ -851,6 +851,27 @@ impl Samba {
         format!("smb://{SMB_KRB_HOST}:{}/{share}", self.port)
     }
 
+    /// A client `smb.conf` in this server's folder (its cache, lock, state
+    /// and private folders there too), for `smbclient -s`: so that Samba's
+    /// client reads nothing of the system's Samba.
+    pub fn smbclient_conf(&self) -> io::Result<PathBuf> {
+        let d = self.dir.path().join("client");
+        for sub in ["cache", "lock", "state", "private"] {
+            fs::create_dir_all(d.join(sub))?;
+        }
+        let dd = d.display();
+        let conf = d.join("smb.conf");
+        fs::write(
+            &conf,
+            format!(
+                "[global]\n  client min protocol = SMB2_10\n  cache directory = {dd}/cache\n  \
+                 lock directory = {dd}/lock\n  state directory = {dd}/state\n  \
+                 private dir = {dd}/private\n"
+            ),
+        )?;
+        Ok(conf)
+    }
+
     /// Run Samba's `smbclient` (Debian `smbclient`) on `share` with
     /// Kerberos only (`--use-kerberos=required`), the tickets in `ccache`
     /// and `kdc`'s configuration, and run `commands` (`-c`), e.g. `ls`.
@@ -867,20 +888,7 @@ impl Samba {
         commands: &str,
     ) -> io::Result<std::process::Output> {
         let smbclient = samba_tool("smbclient", "smbclient")?;
-        let d = self.dir.path().join("client");
-        for sub in ["cache", "lock", "state", "private"] {
-            fs::create_dir_all(d.join(sub))?;
-        }
-        let dd = d.display();
-        let conf = d.join("smb.conf");
-        fs::write(
-            &conf,
-            format!(
-                "[global]\n  client min protocol = SMB2_10\n  cache directory = {dd}/cache\n  \
-                 lock directory = {dd}/lock\n  state directory = {dd}/state\n  \
-                 private dir = {dd}/private\n"
-            ),
-        )?;
+        let conf = self.smbclient_conf()?;
         Command::new(smbclient)
             .arg("-s")
             .arg(&conf)

@@ -476,24 +476,12 @@ fn dp_smb_kerberos(ctx: &Ctx) -> Result<Pair> {
     );
     // smbclient uses Kerberos only for a name (not an address, nor
     // localhost): the KDC also knows cifs/capmedia-smb, reached at -I.
-    let client_dir = ctx.work.join("smbclient-conf");
-    for sub in ["cache", "lock", "state", "private"] {
-        std::fs::create_dir_all(client_dir.join(sub))?;
-    }
-    let cd = client_dir.display();
-    std::fs::write(
-        client_dir.join("smb.conf"),
-        format!(
-            "[global]\n  client min protocol = SMB3\n  cache directory = {cd}/cache\n  \
-             lock directory = {cd}/lock\n  state directory = {cd}/state\n  \
-             private dir = {cd}/private\n"
-        ),
-    )?;
+    let client_conf = smb.smbclient_conf()?;
     let smbclient = format!(
         "cd {} && {env} smbclient -s {} '//{}/SCCMContentLib$' -I 127.0.0.1 -p {} -N \
          --use-kerberos=required -D FileLib -c 'prompt; recurse; mget *' >/dev/null",
         q(out.join("smbclient")),
-        q(client_dir.join("smb.conf")),
+        q(&client_conf),
         capmedia_testdp::SMB_KRB_ALIAS,
         smb.port()
     );
